@@ -1,0 +1,81 @@
+"""PreAct ResNet-18 as in the mixup paper's code, with dropout between the two convolutions of
+each block, a width multiplier, and input normalisation inside the model (inputs in [0, 1])."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        # The paper puts dropout after the ReLU that sits between the two convolutions.
+        self.dropout = nn.Dropout(p=dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.shortcut: nn.Module | None = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return out + shortcut
+
+
+class PreActResNet(nn.Module):
+    def __init__(
+        self,
+        num_blocks: Sequence[int] = (2, 2, 2, 2),
+        num_classes: int = 10,
+        width: int = 64,
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.25, 0.25, 0.25),
+    ) -> None:
+        super().__init__()
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError("mean and std need one value per input channel")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        layers = []
+        in_planes = width
+        for i, n in enumerate(num_blocks):
+            planes = width * 2**i
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                layers.append(PreActBlock(in_planes, planes, stride, dropout))
+                in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalising inside the model lets attacks work directly on [0, 1] images.
+        out = self.conv1((x - self.mean) / self.std)
+        out = self.layers(out)
+        # Adaptive pooling equals the reference avg_pool2d(4) on 32x32 inputs and also fits 28x28.
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+def preact_resnet18(
+    num_classes: int = 10,
+    width: int = 64,
+    in_channels: int = 3,
+    dropout: float = 0.0,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.25, 0.25, 0.25),
+) -> PreActResNet:
+    return PreActResNet((2, 2, 2, 2), num_classes, width, in_channels, dropout, mean, std)
