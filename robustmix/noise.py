@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{run}: finished earlier (best error {100 * s['best_test_error']:.1f}%, "
                   f"last {100 * s['last_test_error']:.1f}%); --force retrains", flush=True)
             continue
-        start_run(run, cfg, device, fresh=action in ("new", "force"))
+        start_run(run, cfg, device, fresh=action in ("new", "force"),
+                  data={"source": str(Path(ds.source).resolve()), "description": ds.description})
         verb = "resuming" if action == "resume" else "training"
         print(f"{verb} {run}", flush=True)
         s = train_run(cfg, ds, run, device, show_progress=not args.quiet)

@@ -120,12 +120,19 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
     return run, ("done" if is_finished(run) else "resume")
 
 
-def start_run(run: Path, cfg: TrainConfig, device: torch.device, fresh: bool) -> None:
+def start_run(run: Path, cfg: TrainConfig, device: torch.device, fresh: bool,
+              data: dict | None = None) -> None:
+    """Create (or, with fresh, recreate) the run directory and its config.json.
+
+    data records where the images came from ({"source": path, "description": ...}) so later
+    stages (attacks) can find the same test set.
+    """
     if fresh and run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True, exist_ok=True)
     if fresh or not (run / CONFIG).exists():
-        write_json(run / CONFIG, {"train": cfg.to_dict(), "env": environment(device)})
+        write_json(run / CONFIG, {"train": cfg.to_dict(), "env": environment(device),
+                                  "data": data or {}})
 
 
 def finished_runs(paths: list[Path]) -> list[Path]:

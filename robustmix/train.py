@@ -352,7 +352,7 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "last_train_acc_clean": float(last["train_acc_clean"]),
         "last_memorised": float(last["memorised"]),
         "actual_noise_rate": labels.noise_rate, "train_images": len(labels.index),
-        "test_images": int(cfg.test_n or len(ds.y_test)),
+        "test_images": int(min(cfg.test_n or len(ds.y_test), len(ds.y_test))),
         "train_seconds": float(metrics["train_seconds"].sum()),
         "total_seconds": float(metrics["seconds"].sum()),
         "images_per_second": float(len(labels.index) * len(metrics) / metrics["train_seconds"].sum()),
