@@ -275,17 +275,9 @@ class Trainer:
                "images_per_second": seen / train_seconds}
         return row
 
-    @torch.no_grad()
     def predict(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.model.eval()
-        bs = 4096 if self.device.type == "cuda" else 1000
-        logits = []
-        for s in range(0, len(x_uint8), bs):
-            with autocast(self.device, self.cfg.precision):
-                xb = plain_images(x_uint8[s:s + bs]).contiguous(memory_format=torch.channels_last)
-                logits.append(self.model(xb).float())
-        out = torch.cat(logits)
-        return out.argmax(1), out
+        logits = predict_logits(self.model, x_uint8, self.device, self.cfg.precision)
+        return logits.argmax(1), logits
 
     def evaluate(self) -> dict:
         pred, logits = self.predict(self.x_test)
@@ -304,6 +296,26 @@ class Trainer:
     def state(self, epoch: int, best: tuple[float, int]) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "epoch": epoch, "best_acc": best[0], "best_epoch": best[1]}
+
+
+def eval_batch_size(device: torch.device) -> int:
+    return 4096 if device.type == "cuda" else 1000
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
+                   precision: str) -> torch.Tensor:
+    """fp32 logits of the model in eval mode for uint8 N x H x W x C images (or float N x C x H x W
+    images in [0, 1]), in batches of eval_batch_size, exactly as training evaluates."""
+    model.eval()
+    bs = eval_batch_size(device)
+    out = []
+    for s in range(0, len(x), bs):
+        xb = x[s:s + bs].to(device)
+        xb = plain_images(xb) if xb.dtype == torch.uint8 else xb
+        with autocast(device, precision):
+            out.append(model(xb.contiguous(memory_format=torch.channels_last)).float())
+    return torch.cat(out)
 
 
 def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
