@@ -39,6 +39,7 @@ from robustmix.runs import device_name
 from robustmix.train import (
     CIFAR_STATS,
     Trainer,
+    autocast,
     make_labels,
     predict_logits,
     resolve_device,
@@ -140,9 +141,9 @@ def time_train(ds: Dataset, width: int, batch: int, n: int, device, precision: s
     trainer.train_epoch(0)  # warm-up
     sync(device)
     t = time.perf_counter()
-    row = trainer.train_epoch(1)
+    trainer.train_epoch(1)
     sync(device)
-    return {"seconds": time.perf_counter() - t, "images": row["train_seconds"] and len(trainer.labels.index)}
+    return {"seconds": time.perf_counter() - t, "images": len(trainer.labels.index)}
 
 
 def time_eval(ds: Dataset, width: int, device, precision: str, workers: int, reference: bool) -> dict:
@@ -166,39 +167,83 @@ def time_eval(ds: Dataset, width: int, device, precision: str, workers: int, ref
     return {"seconds": time.perf_counter() - t, "images": n}
 
 
-def time_attacks(width: int, device, precision: str, n: int, batch: int, n_eps: int) -> list[dict]:
-    """FGSM sweep and I-FGSM, robustmix against torchattacks, on the same model and images."""
-    import torchattacks
-
-    from robustmix import attacks
+def time_attacks(width: int, device, precision: str, n: int, batch: int, eps255: list[float],
+                 steps: int, repeats: int, attacks=("fgsm", "ifgsm")) -> list[dict]:
+    """robustmix's attacks against torchattacks looped per ε, interleaved, fastest of repeats
+    (functions shared with experiments/bench_fgsm.py)."""
+    from bench_fgsm import loop_torchattacks, ours, timed_pair
 
     torch.manual_seed(0)
-    model = preact_resnet18(width=width).to(device).to(memory_format=torch.channels_last).eval()
-    x = torch.rand(n, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (n,), device=device)
-    eps = [e / 255 for e in (0, 1, 2, 3, 4, 6, 8, 16, 24, 32)[:n_eps]]
+    model = preact_resnet18(10, width).to(device).to(memory_format=torch.channels_last).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).to(device)
+    y = torch.randint(0, 10, (n,), generator=g).to(device)
+    eps = [e / 255 for e in eps255]
+    ours("fgsm", model, x[:batch], y[:batch], eps[:1], batch, 1, precision, device)  # warm-up
     rows = []
+    for name in attacks:
+        common = (name, model, x, y, eps, batch, steps, precision, device)
+        (t_ours, c_ours), (t_ref, c_ref) = timed_pair(repeats, device, (ours, common),
+                                                      (loop_torchattacks, common))
+        task = f"{name} sweep, {len(eps)} eps" + (f", {steps} steps" if name == "ifgsm" else "")
+        for impl, t in (("reference", t_ref), ("robustmix", t_ours)):
+            rows.append({"task": task, "impl": impl if impl == "robustmix" else "torchattacks loop",
+                         "seconds": t, "images": n, "same_result": c_ours == c_ref})
+    return rows
 
-    def evaluate(xa, ya):
-        with torch.no_grad():
-            return (predict_logits(model, xa, device, precision).argmax(1) == ya).sum().item()
 
-    # torchattacks computes in fp32: both sides run fp32 for the attack comparison.
-    sync(device)
-    t = time.perf_counter()
-    for e in eps:
-        atk = torchattacks.FGSM(model, eps=e)
-        for s in range(0, n, batch):
-            evaluate(atk(x[s:s + batch], y[s:s + batch]), y[s:s + batch])
-    sync(device)
-    rows.append({"task": f"fgsm sweep ({len(eps)} eps)", "impl": "torchattacks", "seconds": time.perf_counter() - t, "images": n})
-    t = time.perf_counter()
-    for s in range(0, n, batch):
-        advs = attacks.fgsm_sweep(model, x[s:s + batch], y[s:s + batch], eps)
-        for xa in advs.values() if isinstance(advs, dict) else advs:
-            evaluate(xa, y[s:s + batch])
-    sync(device)
-    rows.append({"task": f"fgsm sweep ({len(eps)} eps)", "impl": "robustmix", "seconds": time.perf_counter() - t, "images": n})
+def time_step_scaling(device, precision: str, widths, batches) -> list[dict]:
+    """Images/s of robustmix's training step on a ready batch, across width and batch size."""
+    rows = []
+    for width in widths:
+        for batch in batches:
+            model = preact_resnet18(width=width).to(device).to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            x = torch.rand(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+            y = torch.randint(0, 10, (batch,), device=device)
+
+            def step(model=model, opt=opt, x=x, y=y):
+                with autocast(device, precision):
+                    loss = F.cross_entropy(model(x).float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+            for _ in range(2):
+                step()
+            sync(device)
+            k = max(2, 2048 // batch) if device.type == "cpu" else 20
+            t = time.perf_counter()
+            for _ in range(k):
+                step()
+            sync(device)
+            rows.append({"task": "train step scaling", "impl": "robustmix", "width": width,
+                         "batch": batch, "seconds": time.perf_counter() - t, "images": k * batch})
+    return rows
+
+
+def bf16_accuracy(args, device) -> list[dict]:
+    """Test accuracy of the same short real-data run in fp32 and in bf16."""
+    try:
+        ds = load_dataset("cifar10", args.data)
+    except Exception as e:  # noqa: BLE001 - no data means no accuracy check, not a failed bench
+        print(f"bf16 accuracy check skipped: {e}")
+        return []
+    import tempfile
+
+    rows = []
+    for precision in ("fp32", "bf16"):
+        cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=1.0, width=args.width,
+                          epochs=args.acc_epochs, train_subset=args.acc_n, test_n=2000,
+                          train_eval_n=100, precision=precision)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            s = train_run(cfg, ds, Path(tmp), device, show_progress=False)
+        rows.append({"task": f"short run accuracy ({args.acc_n} images, {args.acc_epochs} epochs, "
+                     "mixup a=1, 2000 test images)", "impl": f"robustmix {precision}",
+                     "seconds": time.perf_counter() - t, "images": args.acc_n * args.acc_epochs,
+                     "test_acc_best": 1 - s["best_test_error"], "test_acc_last": 1 - s["last_test_error"]})
+        print(f"{precision}: last test accuracy {1 - s['last_test_error']:.3f}", flush=True)
     return rows
 
 
@@ -208,36 +253,71 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--width", type=int, default=16, help="network width (quick profile: 16, paper: 64)")
     p.add_argument("--batch", type=int, default=128, help="training batch size")
-    p.add_argument("--train-n", type=int, default=5000, help="training images timed per epoch")
+    p.add_argument("--train-n", type=int, default=4000, help="training images per timed epoch")
     p.add_argument("--attack-n", type=int, default=1000, help="images for the attack timings")
+    p.add_argument("--steps", type=int, default=10, help="I-FGSM steps")
+    p.add_argument("--repeats", type=int, default=2, help="timings per measurement; the fastest is kept")
     p.add_argument("--data", default=None, help="CIFAR-10 path for the bf16 accuracy check "
                    "(default: the usual locations; skipped when none is found)")
+    p.add_argument("--acc-n", type=int, default=2000, help="training images of the accuracy check")
+    p.add_argument("--acc-epochs", type=int, default=15, help="epochs of the accuracy check")
     p.add_argument("--precision", default="auto", help="robustmix precision: auto, fp32 or bf16")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks"), help="output folder")
-    p.add_argument("--skip-scaling", action="store_true", help="skip the scaling measurements")
-    p.add_argument("--skip-accuracy", action="store_true", help="skip the bf16 accuracy check")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: train, eval, "
+                   "attacks, scaling, accuracy")
     args = p.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ds = synthetic_dataset(max(args.train_n, 1000), 10000)
-    rows = []
+    command = " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    print(f"bench: {device_name(device)}, width {args.width}, batch {args.batch}, robustmix "
+          f"precision {precision}, {workers} DataLoader workers", flush=True)
+    rows: list[dict] = []
 
-    def add(task, impl, r, **extra):
-        rows.append({"task": task, "impl": impl, "seconds": r["seconds"], "images": r["images"],
-                     "images_per_second": r["images"] / r["seconds"], "peak_mb": peak_mb(device), **extra})
-        print(f"{task:<28} {impl:<13} {r['images'] / r['seconds']:>9.0f} img/s", flush=True)
+    def add(r: dict) -> None:
+        r.setdefault("width", args.width)
+        r.setdefault("batch", args.batch)
+        r["images_per_second"] = r["images"] / r["seconds"]
+        r["peak_mb"] = peak_mb(device)
+        rows.append(r)
+        print(f"{r['task']:<40} {r['impl']:<18} w{r['width']:<3} b{r['batch']:<4} "
+              f"{r['images_per_second']:>9.0f} img/s", flush=True)
 
-    for ref in (True, False):
-        add("train epoch", "reference" if ref else "robustmix",
-            time_train(ds, args.width, args.batch, args.train_n, device, precision, 1.0, workers, ref))
-    for ref in (True, False):
-        add("test evaluation", "reference" if ref else "robustmix",
-            time_eval(ds, args.width, device, precision, workers, ref))
-    for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, 8):
-        add(r["task"], r["impl"], r)
-    df = pd.DataFrame(rows)
-    write(df, device, precision, args, " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+    def best_of(fn, *a):
+        return min((fn(*a) for _ in range(args.repeats)), key=lambda r: r["seconds"])
+
+    if "train" not in skip:
+        for impl, prec, ref in (("reference", "fp32", True), ("robustmix fp32", "fp32", False),
+                                ("robustmix", precision, False)):
+            r = best_of(time_train, ds, args.width, args.batch, args.train_n, device, prec, 1.0, workers, ref)
+            add({"task": "train epoch (mixup)", "impl": impl, **r})
+        for n in (1000, 2000, 4000):
+            if n <= len(ds.y_train):
+                r = time_train(ds, args.width, args.batch, n, device, precision, 1.0, workers, False)
+                add({"task": f"train epoch, {n} images", "impl": "robustmix", **r})
+    if "eval" not in skip:
+        for impl, ref in (("reference", True), ("robustmix", False)):
+            add({"task": "test evaluation (10,000)", "impl": impl,
+                 **best_of(time_eval, ds, args.width, device, precision, workers, ref)})
+    if "attacks" not in skip:
+        eps8 = [1, 2, 3, 4, 6, 8, 12, 16]
+        for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8, args.steps,
+                              args.repeats):
+            add(r)
+        for k in (1, 2, 4):
+            for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8[:k],
+                                  args.steps, 1, attacks=("fgsm",)):
+                add(r)
+    if "scaling" not in skip:
+        widths = (8, 16, 32) if device.type == "cpu" else (16, 32, 64)
+        for r in time_step_scaling(device, precision, widths, (64, 128, 256)):
+            add(r)
+    if "accuracy" not in skip:
+        for r in bf16_accuracy(args, device):
+            add(r)
+    write(pd.DataFrame(rows), device, precision, args, command)
     return 0
 
 
@@ -245,11 +325,36 @@ def write(df: pd.DataFrame, device, precision: str, args, command: str) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "-")
     df.to_csv(args.out / f"{name}.csv", index=False)
-    lines = [f"# robustmix benchmark: {device_name(device)}", "",
-             f"- date: {dt.date.today()}, command: `{command}`",
-             f"- torch {torch.__version__}, python {platform.python_version()}, precision {precision}",
-             "", df.to_markdown(index=False) if hasattr(df, "to_markdown") else df.to_string()]
-    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    lines = [f"# robustmix speed benchmark: {device_name(device)}", "",
+             f"- date: {dt.date.today()}; command: `{command}`",
+             f"- torch {torch.__version__}, torchvision {__import__('torchvision').__version__}, "
+             f"torchattacks {__import__('torchattacks').__version__}, python {platform.python_version()}",
+             f"- robustmix precision: {precision}; reference loop: fp32, NCHW, PIL transforms, "
+             "DataLoader with one worker per core; peak_mb: process peak RSS on CPU, "
+             "peak allocated GPU memory on CUDA", ""]
+    ratios = []
+    for task, g in df.groupby("task", sort=False):
+        ref = g[g["impl"].isin(["reference", "torchattacks loop"])]
+        if len(ref):
+            base = ref["images_per_second"].iloc[0]
+            for _, r in g.iterrows():
+                if r["impl"] not in ("reference", "torchattacks loop"):
+                    ratios.append(f"| {task} | {r['impl']} | {r['images_per_second']:.0f} | "
+                                  f"{base:.0f} | {r['images_per_second'] / base:.2f}x |")
+    if ratios:
+        lines += ["## Against the reference", "", "| task | robustmix | img/s | reference img/s | ratio |",
+                  "|---|---|---|---|---|", *ratios, ""]
+    lines += ["## All measurements", "", table_md(df), ""]
+    (args.out / f"{name}.md").write_text("\n".join(lines))
+    print(f"wrote {args.out / name}.md and .csv")
+
+
+def table_md(df: pd.DataFrame) -> str:
+    cols = [c for c in df.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        out.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -312,10 +312,10 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
 def compute(args, g: Group, device: torch.device, device_label: str) -> None:
     from tqdm.auto import tqdm
 
-    from .attacks import Target, make_attack, robust_accuracy
+    from .attacks import Target, default_stack, make_attack, robust_accuracy
 
     src = g.source
-    stack = max(1, 2048 // args.batch) if device.type == "cuda" else 1
+    stack = default_stack(device, args.batch)
     step = None if args.step_size is None else args.step_size / 255
     atk = make_attack(g.attack, src.model, src.precision, args.steps, step, stack)
     tgts = [Target(t.model, t.precision) for t in g.targets]

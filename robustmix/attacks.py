@@ -51,6 +51,12 @@ def check_perturbation(adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Te
         raise AssertionError("adversarial images outside [0, 1]")
 
 
+def check_eps(eps: Sequence[float]) -> None:
+    bad = [e for e in eps if not 0.0 <= e <= 1.0]
+    if bad:
+        raise ValueError(f"ε must lie in [0, 1] (image units), got {bad[0]}")
+
+
 class Attack:
     """Shared part of the attacks: the model, the precision, and the input gradient's sign."""
 
@@ -98,6 +104,7 @@ class FGSM(Attack):
     name = "fgsm"
 
     def sweep(self, x, y, eps):
+        check_eps(eps)
         x, y = x.to(self.device), y.to(self.device)
         sign, _ = self.gradient_sign(x, y)
         return [self.apply(x, sign, e) for e in eps]
@@ -139,11 +146,12 @@ class IFGSM(Attack):
         return self.steps, (eps / self.steps if self.step_size is None else self.step_size)
 
     def sweep(self, x, y, eps):
+        check_eps(eps)
         x, y = x.to(self.device), y.to(self.device)
         out: dict[int, torch.Tensor] = {}
-        todo = [i for i, e in enumerate(eps) if e > 0]
+        todo = [i for i, e in enumerate(eps) if e != 0]
         for i, e in enumerate(eps):
-            if e <= 0:  # nothing to perturb; torchattacks would return x unchanged too
+            if e == 0:  # nothing to perturb; torchattacks would return x unchanged too
                 out[i] = x.detach().clone()
         k = len(todo) if not self.stack else max(1, self.stack)
         for s in range(0, len(todo), max(k, 1)):
@@ -167,6 +175,12 @@ class IFGSM(Attack):
             adv = torch.clamp(torch.minimum(torch.maximum(adv + a * sign, lower), upper), max=1)
         check_perturbation(adv, ori, e)
         return list(adv.chunk(k))
+
+
+def default_stack(device: torch.device, batch: int) -> int:
+    """ε copies stacked per I-FGSM pass: up to ~2048 images on a GPU, where bigger batches fill
+    the device; 1 on a CPU, which is busy at any batch size and only pays in memory."""
+    return max(1, 2048 // batch) if torch.device(device).type == "cuda" else 1
 
 
 def make_attack(name: str, model: nn.Module, precision: str = "fp32", steps: int = DEFAULT_STEPS,

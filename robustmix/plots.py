@@ -104,7 +104,7 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(10, 4.4))
     axes = fig.subplots(1, 2, sharey=True)
-    handles, has_paper = [], False
+    handles, has_paper, drawn = [], False, set()
     for ax, which, title in ((axes[0], "best", "best epoch"), (axes[1], "last", "last epoch")):
         for c in conditions:
             for m in _methods(table[table["condition"] == c]):
@@ -119,7 +119,8 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
                     handles.append(h)
                 py = d[f"paper_{which}_acc"].to_numpy()
                 ok = np.isfinite(py)
-                if ok.any() and c == conditions[0]:
+                if ok.any() and (which, m) not in drawn:  # once per method, whatever the condition
+                    drawn.add((which, m))
                     has_paper = True
                     ax.plot(x[ok], py[ok], linestyle="none", marker=method_marker(m),
                             markerfacecolor="none", markeredgecolor=method_color(m), markersize=8)
@@ -132,8 +133,9 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
     if has_paper:
         handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
                               markeredgecolor="black", label="open markers: paper, Table 2"))
-    _legend_below(fig, handles, 5)
-    fig.subplots_adjust(bottom=0.25 + 0.04 * (len(handles) // 5))
+    ncol = 5 if len(conditions) == 1 else 3
+    _legend_below(fig, handles, ncol)
+    fig.subplots_adjust(bottom=0.25 + 0.045 * (len(handles) // ncol))
     return save(fig, stem)
 
 

@@ -229,6 +229,8 @@ def reading(noise: pd.DataFrame, memo: pd.DataFrame, attack: pd.DataFrame,
                            f"{' < '.join(name(x) for x in ours)} ({agree} of {total} pairs agree).")
     # memorisation, from the best epoch to the last
     for _, r in memo[memo["method"].isin(["erm", "mixup"])].iterrows():
+        if not (_isnum(r["train_acc_noisy_change"]) and _isnum(r["test_acc_change"])):
+            continue  # metrics.csv without training accuracies: nothing to say
         at = f"{name(r['method'])} at {fmt_ratio(r['ratio'])} noise" + (
             f" ({r['condition']})" if many else "")
         up = r["train_acc_noisy_change"] > THRESHOLD
@@ -305,6 +307,30 @@ def caveats(runs: pd.DataFrame, noise: pd.DataFrame, sweep: pd.DataFrame) -> lis
 
 
 # --------------------------------------------------------------------------- the report
+
+
+def attack_settings(attacks: pd.DataFrame, checkpoint: str) -> str:
+    """Steps, step sizes, images and black-box sources of the attack rows reported."""
+    a = attacks[attacks["checkpoint"] == checkpoint]
+    parts = []
+    for atk, g in a.groupby("attack", sort=True):
+        steps = sorted({int(x) for x in g["steps"].dropna()})
+        label = atk.upper().replace("IFGSM", "I-FGSM")
+        if steps:
+            per = (g["step_size"] - g["eps"] / g["steps"]).abs().max()
+            size = (" of ε/steps" if _isnum(per) and per < 1e-6 else
+                    f" of {', '.join(f'{x:g}' for x in sorted(set(g['step_size'].dropna())))}/255")
+            label += f" ({'/'.join(map(str, steps))} step{'s' if steps != [1] else ''}"
+            label += (size if steps != [1] else "") + ")"
+        parts.append(label)
+    n = sorted({int(x) for x in a["n"].dropna()})
+    srcs = sorted(set(a.loc[a["mode"] == "black-box", "source"]))
+    text = ", ".join(parts)
+    if n:
+        text += f"; {'/'.join(map(str, n))} test images per attacked model"
+    if srcs:
+        text += f"; black-box examples crafted on {', '.join(f'`{s}`' for s in srcs)}"
+    return text
 
 
 def _git_toplevel() -> Path | None:
@@ -405,7 +431,8 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
            f"{', '.join(f'`{c}`' for c in prov['git_commit'])}",
            f"- Report generated: {now} by robustmix commit `{git_commit()}`",
            f"- Attack results: {checkpoint} checkpoint"
-           + ("" if not attack.empty else " — none found (no attack.csv with such rows)"),
+           + (f"; {attack_settings(res.attacks, checkpoint)}" if not attack.empty
+              else " — none found (no attack.csv with such rows)"),
            f"- Regenerate (from {where}):", "", "```", command, "```", ""]
     if res.skipped:
         md += ["Left out:", "", *[f"- {s}" for s in res.skipped], ""]

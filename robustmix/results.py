@@ -2,8 +2,7 @@
 
 Everything here reads run directories (config.json, metrics.csv, summary.json, attack.csv) and
 never trains or attacks. Errors and accuracies are fractions on disk; every table built here
-gives them in percent (columns ending in `_pct` or named `*_error`/`*_acc`), rounded to 3
-decimals so that the CSV files stay small and stable.
+gives them in percent (rounded to 3 decimals, so that the CSV files stay small and stable).
 
 Vocabulary:
   condition  runs that may be compared directly: same dataset, noise type, profile, epochs,
@@ -191,15 +190,16 @@ def read_attacks(run: Path) -> pd.DataFrame:
         raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: not a robustmix attack file")
     defaults = {"checkpoint": "last", "mode": "white-box", "source": Path(run).name,
                 "steps": np.nan, "step_size": np.nan, "n": np.nan, "correct": np.nan,
-                "seconds": np.nan, "date": ""}
+                "seconds": np.nan, "precision": "", "date": ""}
     for col, v in defaults.items():
         if col not in a.columns:
             a[col] = v
     a["source"] = a["source"].fillna(Path(run).name).astype(str)
+    a["date"] = a["date"].fillna("").astype(str)
     a["accuracy"] = (100 * a["accuracy"].astype(float)).round(ROUND)
     a["eps"] = a["eps"].astype(float)
     return a[["checkpoint", "mode", "source", "attack", "eps", "steps", "step_size", "n", "correct",
-              "accuracy", "seconds", "date"]]
+              "accuracy", "seconds", "precision", "date"]]
 
 
 def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
@@ -260,12 +260,23 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     if attacks:
         at = pd.concat(attacks, ignore_index=True)
         at = keys.merge(at, on="path", how="inner")
+        # attack.csv keys rows by steps, step size, n and precision too: where one measurement
+        # was repeated with other such settings, the most recent row stands for it.
+        at["_order"] = range(len(at))
+        at = at.sort_values(["date", "_order"], kind="stable", na_position="first")
+        same = ["path", "checkpoint", "mode", "source", "attack", "eps"]
+        old = at.duplicated(subset=same, keep="last")
+        if old.any():
+            notes.append(f"{int(old.sum())} attack row(s) superseded by a later measurement of "
+                         "the same run, attack, mode, source and ε (other steps, n or precision) "
+                         "left out")
+        at = at.loc[~old].sort_values("_order").drop(columns="_order").reset_index(drop=True)
         names = dict(zip(runs["run"], runs["method"], strict=True))
         at["source_method"] = [names.get(s, _method_from_name(s)) for s in at["source"]]
     else:
         at = pd.DataFrame(columns=[*keys.columns, "checkpoint", "mode", "source", "attack", "eps",
                                    "steps", "step_size", "n", "correct", "accuracy", "seconds",
-                                   "date", "source_method"])
+                                   "precision", "date", "source_method"])
     return Results(runs=runs, metrics=mt, attacks=at, skipped=notes)
 
 
