@@ -1,0 +1,136 @@
+"""Study files: validation before any work, and a killed study that resumes without redoing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import snapshot
+
+from robustmix import study, train
+from robustmix.cli import run_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_study(tmp: Path, data: Path, body: str = "", attack: bool = True) -> Path:
+    text = f"""
+name = "tiny"
+out = "{tmp / 'runs'}"
+report = "{tmp / 'report'}"
+
+[data]
+dataset = "cifar10"
+path = "{data}"
+
+[train]
+profile = "quick"
+ratios = [0.5]
+seeds = [0]
+epochs = 1
+width = 4
+train_subset = 60
+precision = "fp32"
+device = "cpu"
+
+[methods.erm]
+[methods.mixup]
+alpha = [1.0]
+{body}
+"""
+    if attack:
+        text += """
+[attack]
+attacks = ["fgsm", "ifgsm"]
+eps = [0, 8]
+steps = 2
+source = { ratio = 0.5, method = "erm" }
+"""
+    path = tmp / "study.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("extra, key", [
+    ("[extra]\nfoo = 1", "extra"),
+    ("[methods.mixup_dropout]\nalpha = [1.0]\nbeta = [2]", "methods.mixup_dropout.beta"),
+    ("[methods.dropout]\ndropout = [1.5]", "methods.dropout"),
+    ("[methods.nonsense]", "methods.nonsense"),
+])
+def test_bad_study_file_is_rejected_naming_the_key(tmp_path, tiny, extra, key):
+    path = write_study(tmp_path, tiny.pickles, extra, attack=False)
+    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert key in lines[0]
+    assert not (tmp_path / "runs").exists(), "no work may start before the file is valid"
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("ratios = [0.5]", "ratio = [0.5]", "train.ratio"),
+    ("seeds = [0]", 'seeds = "0"', "train.seeds"),
+    ('dataset = "cifar10"', 'dataset = "mnist"', "data.dataset"),
+    ("epochs = 1", "epochs = 1.5", "train.epochs"),
+])
+def test_bad_keys_in_known_sections(tmp_path, tiny, old, new, key):
+    path = write_study(tmp_path, tiny.pickles, attack=False)
+    path.write_text(path.read_text().replace(old, new))
+    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert key in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_impossible_values_are_rejected(tmp_path, tiny):
+    path = write_study(tmp_path, tiny.pickles, attack=False)
+    path.write_text(path.read_text().replace("ratios = [0.5]", "ratios = [0.5, 1.5]"))
+    with pytest.raises(Exception, match="train.ratios"):
+        study.load_study(path)
+
+
+def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monkeypatch):
+    path = write_study(tmp_path, tiny.pickles)
+    real = train.train_run
+    calls = []
+
+    def killed_on_second(*a, **k):
+        calls.append(a[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_run", killed_on_second)
+    assert run_main(study.main, [str(path), "--quiet"]) == 130
+    runs = sorted((tmp_path / "runs").iterdir())
+    finished = [r for r in runs if (r / "summary.json").exists()]
+    assert len(finished) == 1
+    before = snapshot(finished[0])
+
+    monkeypatch.setattr(train, "train_run", real)
+    retrained = []
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: retrained.append(a[2]) or real(*a, **k))
+    assert run_main(study.main, [str(path), "--quiet"]) == 0
+    assert [p.name for p in retrained] == [calls[1].name], "only the killed run is trained again"
+    after = snapshot(finished[0])
+    assert {k: v for k, v in after.items() if "attack.csv" not in k} == before
+    all_runs = sorted((tmp_path / "runs").iterdir())
+    assert len(all_runs) == 2 and all((r / "summary.json").exists() for r in all_runs)
+    # attacks and the report followed training
+    for r in all_runs:
+        df = pd.read_csv(r / "attack.csv")
+        assert set(df["attack"]) == {"fgsm", "ifgsm"}
+        assert set(df["mode"]) >= {"white-box"}
+    assert (tmp_path / "report" / "report.md").exists()
+
+    # a third run does nothing new: no training, attack rows unchanged
+    snap = snapshot(tmp_path / "runs")
+    retrained.clear()
+    assert run_main(study.main, [str(path), "--quiet"]) == 0
+    assert retrained == []
+    assert snapshot(tmp_path / "runs") == snap
