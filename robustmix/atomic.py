@@ -34,7 +34,8 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    # allow_nan=False: strict JSON readers reject NaN, so a NaN here is a bug to surface.
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | Path, df) -> None:

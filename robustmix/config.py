@@ -112,6 +112,8 @@ class TrainConfig:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.smoothing < 1.0:
             raise UsageError(f"label smoothing must be in [0, 1), got {self.smoothing}")
+        if self.noise == "asym" and self.dataset != "cifar10":
+            raise UsageError(f"asymmetric noise is defined for cifar10 only, not {self.dataset}")
         if self.knn_k < 1:
             raise UsageError(f"--k must be at least 1, got {self.knn_k}")
         if self.epochs < 1:

@@ -87,7 +87,7 @@ def configs_from_args(args, device: torch.device) -> list[TrainConfig]:
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown or not args.methods:
         raise UsageError(f"unknown method {', '.join(unknown) or '(none)'} (choose from {', '.join(METHODS)})")
-    cfgs = []
+    cfgs: list[TrainConfig] = []
     for ratio in args.ratio:
         for method in args.methods:
             for seed in args.seed:
@@ -99,6 +99,8 @@ def configs_from_args(args, device: torch.device) -> list[TrainConfig]:
                 if args.train_subset is not None:
                     cfgs[-1].train_subset = args.train_subset or None
                     cfgs[-1].validate()
+                if any(c.run_name == cfgs[-1].run_name for c in cfgs[:-1]):
+                    cfgs.pop()  # a repeated value (--seed 0 0) names the same run once
     return cfgs
 
 

@@ -107,12 +107,17 @@ def describe_difference(old: dict, new: dict) -> str:
 
 
 def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create output directory {out}: {e.strerror}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"output directory {out} is not writable")
+    """Fail early if out cannot be created or written; creates nothing (runs make their own
+    directories), so a command rejected later leaves no trace."""
+    existing = Path(out)
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create output directory {out}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {out} is not writable ({existing} is read-only)")
 
 
 def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import save_torch, write_csv, write_json
+from .atomic import atomic_write, save_torch, write_csv, write_json
 from .config import TrainConfig
 from .data import Dataset
 from .errors import UsageError
@@ -208,7 +208,11 @@ class Trainer:
         self.y_eval_noisy = torch.from_numpy(labels.noisy[ev]).to(device)
         self.y_eval_clean = torch.from_numpy(labels.clean[ev]).to(device)
         self.knn = self._knn_table() if METHODS[cfg.method].partner == "knn" else None
-        self.model = build_model(cfg, ds).to(device).to(memory_format=torch.channels_last)
+        # Initial weights come from the run's seed alone, whatever ran before in this process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg, ds)
+        self.model = model.to(device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
 
@@ -220,9 +224,7 @@ class Trainer:
                 return table
         table = knn_table(self.ds.x_train[self.labels.index], self.labels.noisy, self.cfg.knn_k)
         if path is not None:
-            from .atomic import atomic_write
-
-            atomic_write(path, lambda p: np.save(open(p, "wb"), table))
+            atomic_write(path, lambda p: np.save(p, table, allow_pickle=False))
         return table
 
     def batch_tensors(self, plan: BatchPlan) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,7 +364,8 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "last_test_error": float(last["test_error"]), "last_epoch": int(last["epoch"]),
         "last_train_acc_noisy": float(last["train_acc_noisy"]),
         "last_train_acc_clean": float(last["train_acc_clean"]),
-        "last_memorised": float(last["memorised"]),
+        # No corrupted labels (ratio 0) means nothing to memorise: None, not NaN, in JSON.
+        "last_memorised": None if pd.isna(last["memorised"]) else float(last["memorised"]),
         "actual_noise_rate": labels.noise_rate, "train_images": len(labels.index),
         "test_images": int(min(cfg.test_n or len(ds.y_test), len(ds.y_test))),
         "train_seconds": float(metrics["train_seconds"].sum()),

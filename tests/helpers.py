@@ -1,0 +1,161 @@
+"""Builders of tiny synthetic datasets in every format robustmix reads.
+
+Images carry a learnable class signal (a per-class colour plus pixel noise), so a tiny network
+learns them within a few epochs. Arrays are uint8 N x H x W x C, grouped by class and, within a
+class, in file-name order: the order the image-folder loaders produce, so the same images written
+in every format must decode to equal arrays.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from robustmix.data import CIFAR10_CLASSES, FASHION_FILES
+
+# One clearly distinct RGB colour per CIFAR-10 class.
+PALETTE = np.array([
+    [220, 40, 40], [40, 200, 40], [40, 60, 220], [230, 220, 40], [200, 40, 210],
+    [40, 210, 220], [245, 245, 245], [20, 20, 20], [240, 140, 30], [120, 120, 120],
+], dtype=np.int16)
+
+
+def class_images(n_per_class: int, seed: int, size: int = 32, channels: int = 3,
+                 noise: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """n_per_class images of each of the ten classes, grouped by class."""
+    rng = np.random.default_rng(seed)
+    n = 10 * n_per_class
+    y = np.repeat(np.arange(10), n_per_class).astype(np.int64)
+    if channels == 3:
+        base = PALETTE[y][:, None, None, :]
+    else:  # grey levels 10, 35, ..., 235
+        base = (10 + 25 * y).astype(np.int16)[:, None, None, None]
+    x = base + rng.integers(-noise, noise + 1, size=(n, size, size, channels))
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+@dataclass
+class Arrays:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"x_train": self.x_train, "y_train": self.y_train,
+                "x_test": self.x_test, "y_test": self.y_test}
+
+
+def cifar_arrays(train_per_class: int = 20, test_per_class: int = 5, seed: int = 0,
+                 size: int = 32) -> Arrays:
+    x_tr, y_tr = class_images(train_per_class, seed, size)
+    x_te, y_te = class_images(test_per_class, seed + 1, size)
+    return Arrays(x_tr, y_tr, x_te, y_te)
+
+
+def fashion_arrays(train_per_class: int = 12, test_per_class: int = 4, seed: int = 5) -> Arrays:
+    x_tr, y_tr = class_images(train_per_class, seed, 28, 1)
+    x_te, y_te = class_images(test_per_class, seed + 1, 28, 1)
+    return Arrays(x_tr, y_tr, x_te, y_te)
+
+
+# --- CIFAR-10 pickles ------------------------------------------------------------------------
+
+def _pickle_batch(x: np.ndarray, y: np.ndarray) -> bytes:
+    """One CIFAR-10 batch: b"data" uint8 (N, 3072) with each row the CHW image, b"labels" list."""
+    data = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(len(x), 3 * 32 * 32)
+    return pickle.dumps({b"batch_label": b"synthetic", b"data": data,
+                         b"labels": [int(v) for v in y], b"filenames": []})
+
+
+def write_cifar_pickles(parent: Path, a: Arrays) -> Path:
+    """parent/cifar-10-batches-py with data_batch_1..5, test_batch and batches.meta."""
+    folder = Path(parent) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(np.array_split(np.arange(len(a.y_train)), 5), start=1):
+        (folder / f"data_batch_{i}").write_bytes(_pickle_batch(a.x_train[part], a.y_train[part]))
+    (folder / "test_batch").write_bytes(_pickle_batch(a.x_test, a.y_test))
+    (folder / "batches.meta").write_bytes(pickle.dumps(
+        {b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072}))
+    return folder
+
+
+def write_targz(src: Path, dest: Path, arcname: str | None = None) -> Path:
+    """A .tar.gz of the folder src, stored under arcname (default: the folder's name)."""
+    with tarfile.open(dest, "w:gz") as tar:
+        tar.add(src, arcname=arcname or Path(src).name)
+    return dest
+
+
+# --- image folders -----------------------------------------------------------------------------
+
+def encode_image(img: np.ndarray, ext: str = ".png") -> bytes:
+    buf = io.BytesIO()
+    im = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+    if ext == ".png":
+        im.save(buf, format="PNG")
+    else:
+        im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def write_image_folder(root: Path, a: Arrays, ext: str = ".png",
+                       classes: tuple[str, ...] = CIFAR10_CLASSES) -> Path:
+    """root/train/<class>/NNNNN.png and root/test/<class>/NNNNN.png."""
+    root = Path(root)
+    for split, x, y in (("train", a.x_train, a.y_train), ("test", a.x_test, a.y_test)):
+        for i, (img, label) in enumerate(zip(x, y, strict=True)):
+            d = root / split / classes[int(label)]
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{i:05d}{ext}").write_bytes(encode_image(img, ext))
+    return root
+
+
+# --- Fashion-MNIST IDX ---------------------------------------------------------------------------
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.tobytes()
+
+
+def write_fashion(folder: Path, a: Arrays, compress: bool = True) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    content = {"x_train": a.x_train[..., 0], "y_train": a.y_train,
+               "x_test": a.x_test[..., 0], "y_test": a.y_test}
+    for key, stem in FASHION_FILES.items():
+        raw = idx_bytes(content[key])
+        if compress:
+            (folder / (stem + ".gz")).write_bytes(gzip.compress(raw, mtime=0))
+        else:
+            (folder / stem).write_bytes(raw)
+    return folder
+
+
+# --- tree snapshots ------------------------------------------------------------------------------
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root with, for files, size, mtime and content hash: to prove nothing changed."""
+    root = Path(root)
+    out: dict[str, tuple] = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root)] = ("dir",)
+        for f in filenames:
+            p = Path(dirpath) / f
+            st = p.stat()
+            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns,
+                                             hashlib.sha256(p.read_bytes()).hexdigest())
+    return out

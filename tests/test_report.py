@@ -1,0 +1,237 @@
+"""The report: every figure and table is written, its numbers match the fixture, links resolve,
+it is fast, and bad input is one line with exit status 2."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_fixtures import EPS, PAPER, SPECS, expected_attack_accuracy, write_fixture
+
+from robustmix import plots, report
+from robustmix import results as R
+from robustmix.cli import run_main
+from robustmix.mixup import METHODS
+
+FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
+TABLES = ("table_noise", "table_memorisation", "table_attack", "table_ablation", "table_sweep",
+          "table_runs")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The fixture runs and the report written from them, through the command-line entry
+    point's wrapper (run_main: UsageError -> exit 2), in this process to keep the tests fast."""
+    tmp = tmp_path_factory.mktemp("report")
+    root = tmp / "runs"
+    write_fixture(root)
+    notes = tmp / "notes.md"
+    notes.write_text("Hand-written note: the fixture is synthetic.\n")
+    out = tmp / "out"
+    t0 = time.perf_counter()
+    rc = run_main(report.main, [str(root), "--out", str(out), "--title", "Fixture report",
+                                "--notes", str(notes)])
+    return {"root": root, "out": out, "rc": rc, "seconds": time.perf_counter() - t0}
+
+
+def _close(a, b, tol=1e-3) -> bool:
+    return abs(float(a) - float(b)) <= tol
+
+
+def _expected_settings() -> dict:
+    """(ratio, method) -> (alpha, dropout, [best errors], [last errors]) at the best setting."""
+    groups: dict = {}
+    for s in SPECS:
+        groups.setdefault((s.ratio, s.method), {}).setdefault((s.alpha, s.dropout), []).append(s)
+    out = {}
+    for key, settings in groups.items():
+        def mean_best(item):
+            return statistics.mean(100 * (1 - s.peak) for s in item[1])
+        (alpha, dropout), specs = min(settings.items(), key=mean_best)
+        out[key] = (alpha, dropout, [100 * (1 - s.peak) for s in specs],
+                    [100 * (1 - s.final) for s in specs])
+    return out
+
+
+def test_command_line_writes_every_figure_and_table(built):
+    out = built["out"]
+    assert built["rc"] == 0
+    for f in FIGS:
+        for ext in ("png", "pdf", "csv"):
+            assert (out / f"{f}.{ext}").stat().st_size > 0, f"{f}.{ext}"
+        assert (out / f"{f}.pdf").read_bytes()[:4] == b"%PDF"
+    for t in TABLES:
+        assert (out / f"{t}.csv").stat().st_size > 0, t
+    assert (out / "report.md").exists()
+    from PIL import Image
+
+    with Image.open(out / "fig_noise.png") as im:
+        assert round(im.info["dpi"][0]) >= 150
+    assert not list(out.glob("*.pt")) and not list(out.glob(".*.tmp"))
+    assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000  # small enough to commit
+
+
+def test_report_runs_in_under_30_seconds(built):
+    assert built["seconds"] < 30, built["seconds"]
+
+
+def test_noise_table_matches_fixture_and_paper(built):
+    t = pd.read_csv(built["out"] / "table_noise.csv")
+    expected = _expected_settings()
+    assert len(t) == len(expected)
+    for _, r in t.iterrows():
+        alpha, dropout, best, last = expected[(r["ratio"], r["method"])]
+        assert (r["alpha"], r["dropout"]) == (alpha, dropout)
+        assert r["n_seeds"] == len(best)
+        assert _close(r["best_error_mean"], statistics.mean(best))
+        assert _close(r["last_error_mean"], statistics.mean(last))
+        if len(best) > 1:
+            assert _close(r["best_error_std"], statistics.stdev(best))
+            assert _close(r["last_error_std"], statistics.stdev(last))
+        else:
+            assert pd.isna(r["best_error_std"])
+        ref = PAPER.get((r["ratio"], r["method"]))
+        if ref is None:
+            assert pd.isna(r["paper_best_error"]) and pd.isna(r["best_diff"])
+        else:
+            assert _close(r["paper_best_error"], ref[0]) and _close(r["paper_last_error"], ref[1])
+            assert _close(r["best_diff"], statistics.mean(best) - ref[0])
+            assert _close(r["last_diff"], statistics.mean(last) - ref[1])
+    # the two-seed ERM at 50%: (45, 43) best error, (60, 56) last error
+    erm = t[(t["ratio"] == 0.5) & (t["method"] == "erm")].iloc[0]
+    assert (erm["n_seeds"], erm["best_error_mean"], erm["last_error_mean"]) == (2, 44.0, 58.0)
+    assert _close(erm["best_error_std"], 2 ** 0.5) and _close(erm["best_diff"], 44.0 - 18.8)
+    fig = pd.read_csv(built["out"] / "fig_noise.csv")
+    assert _close(fig.loc[(fig["ratio"] == 0.5) & (fig["method"] == "erm"), "best_acc_mean"].iloc[0], 56.0)
+
+
+def test_sweep_and_ablation_tables(built):
+    sweep = pd.read_csv(built["out"] / "table_sweep.csv")
+    assert set(zip(sweep["method"], sweep["alpha"], sweep["best"], strict=True)) == {
+        ("mixup", 8.0, False), ("mixup", 32.0, True)}
+    assert set(sweep["ratio"]) == {0.5}
+    abl = pd.read_csv(built["out"] / "table_ablation.csv")
+    assert set(abl["ratio"]) == {0.5}
+    assert set(abl["method"]) == {"erm", "mixup", "mixup_same_class"}
+    row = abl[abl["method"] == "mixup_same_class"].iloc[0]
+    assert bool(row["ablation"]) and _close(row["best_error_mean"], 42.0)
+    assert _close(row["last_error_mean"], 48.0)
+
+
+def test_attack_table_matches_fixture(built):
+    t = pd.read_csv(built["out"] / "table_attack.csv")
+    assert set(t["mode"]) == {"white-box", "black-box"} and set(t["attack"]) == {"fgsm", "ifgsm"}
+    assert sorted(set(t["eps"])) == list(EPS)
+    settings = {(s.ratio, s.method, s.alpha, s.dropout) for s in SPECS}
+    assert len(t) == len(settings) * 2 * 2 * len(EPS)
+    for _, r in t.iterrows():
+        specs = [s for s in SPECS if (s.ratio, s.method, s.alpha, s.dropout)
+                 == (r["ratio"], r["method"], r["alpha"], r["dropout"])]
+        accs = [expected_attack_accuracy(s, r["attack"], r["mode"], r["eps"]) for s in specs]
+        assert _close(r["accuracy_mean"], statistics.mean(accs)), r.to_dict()
+        if len(accs) > 1:
+            assert _close(r["accuracy_std"], statistics.stdev(accs))
+        assert r["n_runs"] == len(specs)
+        assert r["sources"] == ("itself" if r["mode"] == "white-box" else "erm")
+    # the figure draws one setting per method: mixup at 50% at its best α (32)
+    fig = pd.read_csv(built["out"] / "fig_attack.csv")
+    assert set(fig.loc[(fig["ratio"] == 0.5) & (fig["method"] == "mixup"), "alpha"]) == {32.0}
+
+
+def test_curves_and_memorisation_match_fixture(built):
+    c = pd.read_csv(built["out"] / "fig_curves.csv")
+    erm = c[(c["ratio"] == 0.5) & (c["method"] == "erm")].set_index("epoch")
+    assert (erm["n_seeds"] == 2).all() and len(erm) == 6
+    s0, s1 = (s for s in SPECS if s.ratio == 0.5 and s.method == "erm")
+    # epoch 2 is seed 0's peak; seed 1 peaks at epoch 3, half way up from peak - 0.3
+    assert _close(erm.loc[2, "test_acc"], 100 * (s0.peak + s1.peak - 0.15) / 2)
+    m = pd.read_csv(built["out"] / "table_memorisation.csv")
+    r = m[(m["ratio"] == 0.5) & (m["method"] == "erm")].iloc[0]
+    assert _close(r["test_acc_best"], 100 * (s0.peak + s1.peak) / 2)
+    assert _close(r["test_acc_last"], 100 * (s0.final + s1.final) / 2)
+    assert _close(r["train_acc_noisy_last"], 100 * (s0.noisy_final + s1.noisy_final) / 2)
+
+
+def test_report_md_links_and_contents(built):
+    out = built["out"]
+    md = (out / "report.md").read_text()
+    links = set(re.findall(r"\]\(([^)]+)\)", md))
+    assert links, "no links"
+    for link in links:
+        assert (out / link).is_file(), link
+    written = {p.name for p in out.iterdir() if p.name != "report.md"}
+    assert written <= links, written - links
+    assert md.startswith("# Fixture report")
+    for text in ("CIFAR-10, synthetic fixture", "Fixture CPU, 2 threads", "0123456789abcdef",
+                 "Hand-written note: the fixture is synthetic.", "python -m robustmix.report",
+                 "--notes", "width 16, 5000 training images, 6 epochs", "2500 test images",
+                 "Report generated: 20", "FGSM (1 step), I-FGSM (10 steps", "superseded"):
+        assert text in md, text
+    # the generated reading states what the numbers say
+    assert "At 20% noise, mixup's last-epoch test error is lower than ERM's: 23.0% vs 40.0%" in md
+    assert re.search(r"ERM at 50% noise: from its best epoch \(2\.5\).*pattern of memorising", md)
+    assert "best-epoch ordering (mixup < mixup + dropout < ERM + dropout < ERM" in md
+    assert "with a single seed" in md
+
+
+def test_method_colours_cover_every_method():
+    assert set(METHODS) <= set(plots.METHOD_COLORS) and set(METHODS) <= set(plots.METHOD_MARKERS)
+    assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
+
+
+def test_checkpoint_selects_attack_rows(tmp_path):
+    write_fixture(tmp_path / "runs", unfinished=False)
+    res = R.load_results([tmp_path / "runs"])
+    spec = next(s for s in SPECS if (s.ratio, s.method) == (0.2, "mixup"))
+    for checkpoint in ("last", "best"):
+        t = R.attack_table(res.attacks, checkpoint)
+        r = t[(t["ratio"] == 0.2) & (t["method"] == "mixup") & (t["attack"] == "fgsm")
+              & (t["mode"] == "white-box") & (t["eps"] == 8.0)].iloc[0]
+        assert _close(r["accuracy_mean"],
+                      expected_attack_accuracy(spec, "fgsm", "white-box", 8.0, checkpoint))
+
+
+def test_stale_files_removed_and_unfinished_run_left_out(tmp_path, capsys):
+    """A report without attacks or ablations, written over an older one, removes the older
+    figures and tables; an unfinished run named directly is left out with a note."""
+    specs = [s for s in SPECS if s.method in ("erm", "mixup") and s.alpha != 8.0]
+    root = tmp_path / "runs"
+    write_fixture(root, specs=specs, attacks=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [f"{f}.{e}" for f in ("fig_attack", "fig_ablation") for e in ("png", "pdf", "csv")]
+    stale += ["table_attack.csv", "table_ablation.csv", "table_sweep.csv"]
+    for n in [*stale, "mine.txt"]:
+        (out / n).write_text("old")
+    unfinished = next(p for p in root.iterdir() if not (p / "summary.json").exists())
+    assert report.main([str(root), str(unfinished), "--out", str(out)]) == 0
+    assert "not finished" in capsys.readouterr().err
+    assert not [n for n in stale if (out / n).exists()]
+    assert (out / "mine.txt").exists()  # only the report's own files are removed
+    md = (out / "report.md").read_text()
+    assert "fig_attack" not in md and "no run has an attack.csv yet" in md
+    assert "not finished" in md
+    for link in re.findall(r"\]\(([^)]+)\)", md):
+        assert (out / link).is_file(), link
+
+
+@pytest.mark.parametrize("args", [
+    ["missing-folder"],
+    ["{empty}"],
+    ["{runs}", "--notes", "no-such-notes.md"],
+    ["{runs}", "--checkpoint", "middle"],
+    [],
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args):
+    (tmp_path / "empty").mkdir()
+    write_fixture(tmp_path / "runs", specs=SPECS[:1], attacks=False, unfinished=False)
+    argv = [a.format(empty=tmp_path / "empty", runs=tmp_path / "runs") for a in args]
+    argv = [a if a.startswith("-") or Path(a).is_absolute() or a in ("middle",) else str(tmp_path / a)
+            for a in argv]
+    assert run_main(report.main, [*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
