@@ -521,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = R.load_results(args.runs)
     R.warn(res.skipped)
     check_writable(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", "-m", "robustmix.report", *argv])
     written = write_report(res, args.out, title=args.title, notes=notes,
                            checkpoint=args.checkpoint, command=command)

@@ -184,6 +184,11 @@ def epoch_plans(cfg: TrainConfig, epoch: int, noisy: np.ndarray, knn: np.ndarray
     return plans
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append .npy to a path
+        np.save(f, array, allow_pickle=False)
+
+
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * 0.1 ** sum(epoch >= m for m in cfg.milestones)
 
@@ -224,7 +229,7 @@ class Trainer:
                 return table
         table = knn_table(self.ds.x_train[self.labels.index], self.labels.noisy, self.cfg.knn_k)
         if path is not None:
-            atomic_write(path, lambda p: np.save(p, table, allow_pickle=False))
+            atomic_write(path, lambda p: _save_npy(p, table))
         return table
 
     def batch_tensors(self, plan: BatchPlan) -> tuple[torch.Tensor, torch.Tensor]:
