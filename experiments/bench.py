@@ -272,6 +272,7 @@ def main(argv=None) -> int:
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ds = synthetic_dataset(max(args.train_n, 1000), 10000)
     command = " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = f"(in {Path.cwd().name}/) {command}"
     print(f"bench: {device_name(device)}, width {args.width}, batch {args.batch}, robustmix "
           f"precision {precision}, {workers} DataLoader workers", flush=True)
     rows: list[dict] = []
