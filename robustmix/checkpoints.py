@@ -1,4 +1,4 @@
-"""Loading what training stored: a run's model from its checkpoint, and its dataset."""
+"""Loading what training stored: a run's model from its checkpoint."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .data import Dataset, load_dataset
 from .errors import UsageError
 from .models import PreActResNet, preact_resnet18
-from .runs import BEST, CONFIG, LAST, load_train_config, read_json
+from .runs import BEST, CONFIG, LAST, load_train_config
 
 CHECKPOINTS = {"last": LAST, "best": BEST}
 
@@ -46,12 +45,3 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
     model.to(device).to(memory_format=torch.channels_last).eval()
     return model, cfg
 
-
-def run_dataset(run: Path, data: str | Path | None = None) -> Dataset:
-    """The dataset a run was trained on: data if given, else the source its config recorded,
-    else the default location."""
-    cfg = load_train_config(run)
-    if data is None:
-        source = read_json(Path(run) / CONFIG).get("data", {}).get("source")
-        data = source if source and Path(source).exists() else None
-    return load_dataset(cfg.dataset, data)

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from . import __version__
@@ -166,6 +165,3 @@ def finished_runs(paths: list[Path]) -> list[Path]:
             found.extend(inner)
     return found
 
-
-def load_metrics(run: Path) -> pd.DataFrame:
-    return pd.read_csv(Path(run) / METRICS)
