@@ -32,20 +32,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from robustmix.config import make_config
-from robustmix.data import Dataset, load_dataset
-from robustmix.models import preact_resnet18
-from robustmix.runs import device_name
-from robustmix.train import (
-    CIFAR_STATS,
-    Trainer,
-    autocast,
-    make_labels,
-    predict_logits,
-    resolve_device,
-    resolve_precision,
-    train_run,
-)
+from robustmix.data.datasets import Dataset, load_dataset
+from robustmix.evaluation.device import autocast, resolve_device, resolve_precision
+from robustmix.evaluation.predict import predict_logits
+from robustmix.runs.provenance import device_name
+from robustmix.training.config import make_config
+from robustmix.training.labels import make_labels
+from robustmix.training.models import CIFAR_STATS, preact_resnet18
+from robustmix.training.trainer import Trainer, train_run
 
 
 def synthetic_dataset(n_train: int, n_test: int) -> Dataset:

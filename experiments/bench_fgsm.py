@@ -21,19 +21,13 @@ import torch
 import torchattacks
 
 from robustmix.atomic import write_csv
-from robustmix.attacks import (
-    FGSM,
-    IFGSM,
-    Target,
-    count_correct,
-    default_stack,
-    float_images,
-    robust_accuracy,
-)
+from robustmix.attacks.fgsm import FGSM, IFGSM, default_stack
+from robustmix.attacks.sweep import Target, count_correct, robust_accuracy
 from robustmix.cli import csv_list
-from robustmix.models import preact_resnet18
-from robustmix.runs import device_name
-from robustmix.train import autocast, resolve_device, resolve_precision
+from robustmix.evaluation.device import autocast, resolve_device, resolve_precision
+from robustmix.evaluation.images import float_images
+from robustmix.runs.provenance import device_name
+from robustmix.training.models import preact_resnet18
 
 EPS = [1, 2, 3, 4, 6, 8, 12, 16]  # eight budgets in /255 units
 

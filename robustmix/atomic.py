@@ -9,10 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 
 def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> None:
-    """Call writer(tmp_path) and then rename tmp_path onto path."""
+    """Call writer(tmp_path) and then rename tmp_path onto path.
+
+    An unwritable destination (no permission, read-only filesystem, disk full) is a UsageError,
+    one line for the user, and the old file, if any, is left as it was.
+    """
     path = Path(path)
+    try:
+        _atomic_write(path, writer)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)

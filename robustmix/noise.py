@@ -1,39 +1,22 @@
 """`python -m robustmix.noise --ratio 0.5`: train methods on label-noisy data and compare with
-Table 2 of the mixup paper."""
+Table 2 of the mixup paper. Parses, validates and prints; training is robustmix.studies.local's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import torch
-
-from . import paper
 from .cli import Parser, csv_list, entry
-from .config import PROFILES, TrainConfig, make_config
-from .data import DATASETS, load_dataset
+from .data.classes import DATASETS
+from .data.labelnoise import NOISE_TYPES
 from .errors import UsageError
-from .labelnoise import NOISE_TYPES
-from .mixup import METHODS, PAPER_METHODS
-from .runs import check_writable, device_name, plan_run, read_json, start_run
-from .train import resolve_device, resolve_precision, train_run
+from .training.config import PROFILES, TrainConfig, make_config
+from .training.methods import METHODS, PAPER_METHODS
 
-# Rough training throughput (images/s) for the width-16 network; cost grows with width².
-# CPU figures were measured on this project's 2-core development machine; the CUDA one is the
-# H100 goal of issue 6, not yet a measurement.
-THROUGHPUT = {("cpu", "bf16"): 1250.0, ("cpu", "fp32"): 650.0,
-              ("cuda", "bf16"): 20000.0 * 16, ("cuda", "fp32"): 8000.0 * 16}
-
-
-def estimate_seconds(cfgs: list[TrainConfig], device: torch.device) -> float:
-    total = 0.0
-    for c in cfgs:
-        speed = THROUGHPUT[(device.type, c.precision)] * (16 / c.width) ** 2
-        n_train = c.train_subset or 50000
-        n_eval = (c.test_n or 10000) + c.train_eval_n
-        total += c.epochs * (n_train + n_eval / 3) / speed  # evaluation costs about 1/3 of a step
-    return total
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
 
 
 def build_parser() -> Parser:
@@ -74,13 +57,14 @@ def build_parser() -> Parser:
     p.add_argument("--train-subset", type=int, default=None,
                    help="override the profile's training subset size (0 = all)")
     p.add_argument("--force", action="store_true", help="retrain runs that already exist")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for runs another process is training instead of skipping them")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-def configs_from_args(args, device: torch.device) -> list[TrainConfig]:
+def configs_from_args(args, device: torch.device, precision: str) -> list[TrainConfig]:
     profile = args.profile if args.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
-    precision = resolve_precision(args.precision, device)
     for r in args.ratio:
         if not 0.0 <= r <= 1.0:
             raise UsageError(f"--ratio {r} is outside [0, 1]")
@@ -105,10 +89,16 @@ def configs_from_args(args, device: torch.device) -> list[TrainConfig]:
 
 
 def results_table(runs: list[Path]) -> pd.DataFrame:
+    import pandas as pd
+
+    from .reporting import paper
+    from .runs.files import read_json
+
     rows = []
     for run in runs:
         s = read_json(run / "summary.json")
-        ref = paper.lookup(s["ratio"], s["method"]) if s["noise"] == "sym" else None
+        ref = paper.lookup(s["ratio"], s["method"], dataset=s["dataset"], noise=s["noise"],
+                           alpha=s["alpha"], dropout=s["dropout"])
         rows.append({
             "ratio": s["ratio"], "method": s["method"], "alpha": s["alpha"], "p": s["dropout"],
             "seed": s["seed"], "noise_rate": round(100 * s["actual_noise_rate"], 1),
@@ -122,38 +112,61 @@ def results_table(runs: list[Path]) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .data.datasets import load_dataset
+    from .evaluation.device import choose_precision, resolve_device
+    from .runs.files import SUMMARY, read_json
+    from .runs.provenance import device_name
+    from .runs.rundir import check_writable, plan_run
+    from .studies.local import Planned, train_planned
+    from .training.estimate import estimate_seconds
+
     device = resolve_device(args.device)
-    cfgs = configs_from_args(args, device)
+    precision, why = choose_precision(args.precision, device)
+    cfgs = configs_from_args(args, device, precision)
     check_writable(args.out)
-    plans = [(cfg, *plan_run(args.out, cfg, args.force)) for cfg in cfgs]
-    todo = [c for c, _, action in plans if action != "done"]
-    est = estimate_seconds(todo, device)
+    plans = [Planned(cfg, *plan_run(args.out, cfg, args.force)) for cfg in cfgs]
+    todo = [p.cfg for p in plans if p.action != "done"]
     print(f"robustmix.noise: profile {cfgs[0].profile}, device {device} ({device_name(device)}, "
-          f"{cfgs[0].precision}), {len(todo)} of {len(cfgs)} runs to train, "
-          f"estimated {est / 60:.0f} min", flush=True)
-    ds = load_dataset(args.dataset, args.data, args.download) if todo else None
-    if ds is not None:
+          f"{precision}: {why}), {len(todo)} of {len(cfgs)} runs to train, "
+          f"estimated {estimate_seconds(todo, device) / 60:.0f} min", flush=True)
+    for p in plans:
+        if p.action == "done":
+            s = read_json(p.run / SUMMARY)
+            print(f"{p.run}: finished earlier (best error {100 * s['best_test_error']:.1f}%, "
+                  f"last {100 * s['last_test_error']:.1f}%); --force retrains", flush=True)
+
+    def load():
+        ds = load_dataset(args.dataset, args.data, args.download)
         print(f"data: {ds.description} from {ds.source} "
               f"({len(ds.y_train)} train / {len(ds.y_test)} test)", flush=True)
-    for cfg, run, action in plans:
-        if action == "done":
-            s = read_json(run / "summary.json")
-            print(f"{run}: finished earlier (best error {100 * s['best_test_error']:.1f}%, "
-                  f"last {100 * s['last_test_error']:.1f}%); --force retrains", flush=True)
-            continue
-        start_run(run, cfg, device, fresh=action in ("new", "force"),
-                  data={"source": str(Path(ds.source).resolve()), "description": ds.description})
-        verb = "resuming" if action == "resume" else "training"
-        print(f"{verb} {run}", flush=True)
-        s = train_run(cfg, ds, run, device, show_progress=not args.quiet)
-        print(f"  noise actually wrong: {100 * s['actual_noise_rate']:.1f}%, best error "
+        return ds
+
+    def started(_: int, p: Planned) -> None:
+        print(f"{'resuming' if p.action == 'resume' else 'training'} {p.run}", flush=True)
+
+    summaries = train_planned(plans, load, device, wait=args.wait, show_progress=not args.quiet,
+                              precision_reason=why, on_start=started)
+    for s in summaries.values():
+        print(f"  {s['run']}: noise actually wrong {100 * s['actual_noise_rate']:.1f}%, best error "
               f"{100 * s['best_test_error']:.1f}% (epoch {s['best_epoch']}), last "
               f"{100 * s['last_test_error']:.1f}%, {s['images_per_second']:.0f} img/s", flush=True)
-    table = results_table([run for _, run, _ in plans])
+    finished = [p.run for p in plans if (p.run / SUMMARY).exists()]
+    table = results_table(finished)
     print()
     print("test error (%) on", "the full test set" if not cfgs[0].test_n else
-          f"{cfgs[0].test_n} test images", "- paper: Table 2 of Zhang et al. 2018 (PreAct ResNet-18, 200 epochs)")
+          f"{cfgs[0].test_n} test images")
+    if len(table) == 0:
+        print("(no finished runs)")
+        return 0
     print(table.to_string(index=False))
+    if table["paper_best"].notna().any():
+        print("paper: Table 2 of Zhang et al. 2018 (PreAct ResNet-18, width 64, 200 epochs, all "
+              "50,000 images), shown only beside runs of the same dataset, noise, ratio, α and p"
+              + ("" if cfgs[0].profile == "paper" else f"; these runs use the {cfgs[0].profile} "
+                 "profile, a smaller scale, so absolute numbers differ"))
+    else:
+        print("paper: no run here is comparable with Table 2 (it covers CIFAR-10, symmetric noise "
+              "at 20/50/80 %, each method at the paper's α and p)")
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from robustmix.data import CIFAR10_CLASSES, FASHION_FILES
+from robustmix.data.classes import CIFAR10_CLASSES, FASHION_FILES
 
 # One clearly distinct RGB colour per CIFAR-10 class.
 PALETTE = np.array([

@@ -15,8 +15,9 @@ from attack_fixtures import ROOT, env, snapshot, write_cifar, write_fashion
 
 from robustmix import attack as attack_cli
 from robustmix import noise
+from robustmix.attacks.runner import COLUMNS
 from robustmix.cli import run_main
-from robustmix.runs import ATTACK, CONFIG, LAST, METRICS, SUMMARY, read_json
+from robustmix.runs.files import ATTACK, CONFIG, LAST, METRICS, SUMMARY, read_json
 
 ERM = "cifar10_sym0.5_erm_a0_p0_quick_s0"
 MIXUP = "cifar10_sym0.5_mixup_a32_p0_quick_s0"
@@ -62,7 +63,7 @@ def test_white_and_black_box_rows(world, capsys):
     assert "18 row(s) to compute" in out and "black-box" in out and "ifgsm" in out
     for run in (erm, mixup):
         df = pd.read_csv(run / ATTACK)
-        assert list(df.columns) == attack_cli.COLUMNS
+        assert list(df.columns) == COLUMNS
         assert df["run"].eq(run.name).all() and df["n"].eq(20).all()
         assert (df["correct"] / df["n"] - df["accuracy"]).abs().max() < 1e-6
         # ε = 0 is the clean accuracy training stored, exactly
@@ -181,10 +182,13 @@ def test_help_shows_defaults():
         assert default in text
 
 
-def test_cli_constants_mirror_the_library():
-    from robustmix import attacks, checkpoints, runs
-
-    assert attack_cli.ATTACKS == attacks.ATTACKS
-    assert attack_cli.DEFAULT_STEPS == attacks.DEFAULT_STEPS
-    assert attack_cli.CHECKPOINTS == tuple(checkpoints.CHECKPOINTS)
-    assert attack_cli.ATTACK == runs.ATTACK
+@pytest.mark.parametrize("command", ["noise", "attack", "report", "study"])
+def test_help_imports_no_torch(command):
+    """--help must answer at once: the modules it needs import no torch (nor pandas)."""
+    code = (f"import sys, contextlib, io\nimport robustmix.{command} as m\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        m.build_parser().parse_args(['--help'])\n"
+            "    except SystemExit:\n        pass\n"
+            "print(sorted(k for k in ('torch', 'pandas', 'matplotlib') if k in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"

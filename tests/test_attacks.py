@@ -6,17 +6,12 @@ import pytest
 import torch
 import torchattacks
 
-from robustmix.attacks import (
-    FGSM,
-    IFGSM,
-    Target,
-    check_perturbation,
-    count_correct,
-    float_images,
-    make_attack,
-    robust_accuracy,
-)
-from robustmix.models import preact_resnet18
+from robustmix.attacks.base import check_perturbation
+from robustmix.attacks.fgsm import FGSM, IFGSM
+from robustmix.attacks.registry import make_attack
+from robustmix.attacks.sweep import Target, count_correct, robust_accuracy
+from robustmix.evaluation.images import float_images
+from robustmix.training.models import preact_resnet18
 
 EPS = [1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]
 

@@ -22,8 +22,9 @@ from helpers import (
     write_targz,
 )
 
-import robustmix.data as data
-from robustmix.data import CIFAR10_CLASSES, FASHION_CLASSES, cache_dir, load_dataset
+import robustmix.data.datasets as datasets
+from robustmix.data.classes import CIFAR10_CLASSES, FASHION_CLASSES
+from robustmix.data.datasets import cache_dir, load_dataset
 from robustmix.errors import UsageError
 
 REAL_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -133,7 +134,7 @@ def test_second_load_comes_from_cache(tiny, fmt, monkeypatch):
     load_dataset("cifar10", path)
     cached = list(cache_dir().glob("cifar10-*.npz"))
     assert len(cached) == 1
-    monkeypatch.setattr(data, "_decode_cifar10", _fail)
+    monkeypatch.setattr(datasets, "decode_cifar10", _fail)
     ds = load_dataset("cifar10", path)
     assert_arrays(ds, tiny.arrays)
     assert ds.source == str(path)
@@ -141,7 +142,7 @@ def test_second_load_comes_from_cache(tiny, fmt, monkeypatch):
 
 def test_fashion_is_cached_too(tiny, monkeypatch):
     load_dataset("fashion-mnist", tiny.fashion_dir)
-    monkeypatch.setattr(data, "_decode_fashion", _fail)
+    monkeypatch.setattr(datasets, "decode_fashion", _fail)
     assert_arrays(load_dataset("fashion-mnist", tiny.fashion_dir), tiny.fashion)
 
 
@@ -152,13 +153,13 @@ def test_use_cache_false_neither_reads_nor_writes(tiny):
 
 def _counting_decoder(monkeypatch):
     calls = []
-    real = data._decode_cifar10
+    real = datasets.decode_cifar10
 
     def decode(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(data, "_decode_cifar10", decode)
+    monkeypatch.setattr(datasets, "decode_cifar10", decode)
     return calls
 
 

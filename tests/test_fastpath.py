@@ -7,12 +7,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustmix.config import make_config
-from robustmix.data import Dataset
-from robustmix.labelnoise import corrupt_labels
-from robustmix.mixup import soft_cross_entropy
-from robustmix.models import preact_resnet18
-from robustmix.train import PAD, Trainer, autocast, epoch_plans, make_labels
+from robustmix.data.datasets import Dataset
+from robustmix.data.labelnoise import corrupt_labels
+from robustmix.evaluation.device import autocast
+from robustmix.training.batches import PAD, epoch_plans
+from robustmix.training.config import make_config
+from robustmix.training.labels import make_labels
+from robustmix.training.mixing import soft_cross_entropy
+from robustmix.training.models import preact_resnet18
+from robustmix.training.trainer import Trainer
 
 # Stated tolerances: fp32 channels-last against plain fp32 NCHW may differ only by float
 # reordering; bf16 autocast keeps about 3 significant digits, so its loss agrees to 2 % and its

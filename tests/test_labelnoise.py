@@ -7,11 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robustmix.config import TrainConfig
-from robustmix.data import CIFAR10_CLASSES, Dataset
+from robustmix.data.classes import CIFAR10_CLASSES
+from robustmix.data.datasets import Dataset
+from robustmix.data.labelnoise import actual_noise_rate, corrupt_labels
+from robustmix.data.subsets import balanced_subset
 from robustmix.errors import UsageError
-from robustmix.labelnoise import actual_noise_rate, balanced_subset, corrupt_labels
-from robustmix.train import make_labels
+from robustmix.training.config import TrainConfig
+from robustmix.training.labels import make_labels
 
 K = 10
 

@@ -10,10 +10,13 @@ import torch
 import torch.nn.functional as F
 from helpers import cifar_arrays
 
-from robustmix.config import TrainConfig
-from robustmix.data import CIFAR10_CLASSES, Dataset
-from robustmix.mixup import (
-    METHODS,
+from robustmix.data.classes import CIFAR10_CLASSES
+from robustmix.data.datasets import Dataset
+from robustmix.training.batches import PAD, epoch_plans
+from robustmix.training.config import TrainConfig
+from robustmix.training.labels import make_labels
+from robustmix.training.methods import METHODS
+from robustmix.training.mixing import (
     knn_partners,
     knn_table,
     mix_inputs,
@@ -23,7 +26,7 @@ from robustmix.mixup import (
     shuffle_partners,
     soft_cross_entropy,
 )
-from robustmix.train import PAD, Trainer, epoch_plans, make_labels
+from robustmix.training.trainer import Trainer
 
 K = 10
 CPU = torch.device("cpu")

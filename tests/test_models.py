@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustmix.config import TrainConfig
-from robustmix.data import CIFAR10_CLASSES, FASHION_CLASSES, Dataset
-from robustmix.models import PreActBlock, preact_resnet18
-from robustmix.train import CIFAR_STATS, build_model
+from robustmix.data.classes import CIFAR10_CLASSES, FASHION_CLASSES
+from robustmix.data.datasets import Dataset
+from robustmix.training.config import TrainConfig
+from robustmix.training.models import CIFAR_STATS, PreActBlock, build_model, preact_resnet18
 
 
 def blocks(model) -> list[PreActBlock]:

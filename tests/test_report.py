@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from report_fixtures import EPS, PAPER, SPECS, expected_attack_accuracy, write_fixture
 
-from robustmix import plots, report
-from robustmix import results as R
+from robustmix import report
 from robustmix.cli import run_main
-from robustmix.mixup import METHODS
+from robustmix.reporting import results as R
+from robustmix.training.methods import METHODS
 
 FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
 TABLES = ("table_noise", "table_memorisation", "table_attack", "table_ablation", "table_sweep",
@@ -178,9 +178,10 @@ def test_report_md_links_and_contents(built):
     assert "with a single seed" in md
 
 
-def test_method_colours_cover_every_method():
-    assert set(METHODS) <= set(plots.METHOD_COLORS) and set(METHODS) <= set(plots.METHOD_MARKERS)
-    assert len(set(plots.METHOD_COLORS.values())) == len(plots.METHOD_COLORS)
+def test_method_colours_and_markers_are_distinct():
+    colours = [s.color for s in METHODS.values()]
+    markers = [s.marker for s in METHODS.values()]
+    assert len(set(colours)) == len(colours) and len(set(markers)) == len(markers)
 
 
 def test_checkpoint_selects_attack_rows(tmp_path):

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from helpers import snapshot
 
-from robustmix import study, train
+from robustmix import study
 from robustmix.cli import run_main
+from robustmix.studies import local
+from robustmix.studies.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,12 +93,12 @@ def test_impossible_values_are_rejected(tmp_path, tiny):
     path = write_study(tmp_path, tiny.pickles, attack=False)
     path.write_text(path.read_text().replace("ratios = [0.5]", "ratios = [0.5, 1.5]"))
     with pytest.raises(Exception, match="train.ratios"):
-        study.load_study(path)
+        load_study(path)
 
 
 def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monkeypatch):
     path = write_study(tmp_path, tiny.pickles)
-    real = train.train_run
+    real = local.train_run
     calls = []
 
     def killed_on_second(*a, **k):
@@ -105,16 +107,16 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monk
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train, "train_run", killed_on_second)
+    monkeypatch.setattr(local, "train_run", killed_on_second)
     assert run_main(study.main, [str(path), "--quiet"]) == 130
     runs = sorted((tmp_path / "runs").iterdir())
     finished = [r for r in runs if (r / "summary.json").exists()]
     assert len(finished) == 1
     before = snapshot(finished[0])
 
-    monkeypatch.setattr(train, "train_run", real)
+    monkeypatch.setattr(local, "train_run", real)
     retrained = []
-    monkeypatch.setattr(train, "train_run", lambda *a, **k: retrained.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(local, "train_run", lambda *a, **k: retrained.append(a[2]) or real(*a, **k))
     assert run_main(study.main, [str(path), "--quiet"]) == 0
     assert [p.name for p in retrained] == [calls[1].name], "only the killed run is trained again"
     after = snapshot(finished[0])

@@ -13,23 +13,20 @@ import pytest
 import torch
 from helpers import cifar_arrays, snapshot
 
+import robustmix.data.datasets as datasets
 import robustmix.noise as noise
 from robustmix.cli import run_main
-from robustmix.config import TrainConfig, make_config
-from robustmix.data import CIFAR10_CLASSES, Dataset, load_dataset
-from robustmix.mixup import METHODS
-from robustmix.train import (
-    PAD,
-    Trainer,
-    build_model,
-    crop_flip,
-    epoch_plans,
-    lr_at,
-    make_labels,
-    predict_logits,
-    train_run,
-)
-from robustmix.train import test_indices as eval_test_indices
+from robustmix.data.classes import CIFAR10_CLASSES
+from robustmix.data.datasets import Dataset, load_dataset
+from robustmix.evaluation.predict import predict_logits
+from robustmix.evaluation.predict import test_indices as eval_test_indices
+from robustmix.studies import local
+from robustmix.training.batches import PAD, crop_flip, epoch_plans
+from robustmix.training.config import TrainConfig, make_config
+from robustmix.training.labels import make_labels
+from robustmix.training.methods import METHODS, default_dropout
+from robustmix.training.models import build_model
+from robustmix.training.trainer import Trainer, lr_at, train_run
 
 CPU = torch.device("cpu")
 TIMING = ["seconds", "train_seconds", "images_per_second"]
@@ -170,7 +167,7 @@ def test_trainer_evaluates_on_clean_test_labels(mem_ds):
     labels = make_labels(cfg, mem_ds)
     assert labels.noise_rate > 0.8
     tr = Trainer(cfg, mem_ds, labels, CPU, show_progress=False)
-    t_idx = eval_test_indices(cfg, mem_ds)
+    t_idx = eval_test_indices(mem_ds.y_test, cfg.test_n)
     assert len(t_idx) == 30
     np.testing.assert_array_equal(tr.y_test.numpy(), mem_ds.y_test[t_idx])
     np.testing.assert_array_equal(np.bincount(tr.y_test.numpy()), [3] * 10)
@@ -244,7 +241,13 @@ def test_run_directory_is_complete(finished, tiny):
         assert env[key]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     assert re.fullmatch(r"unknown|[0-9a-f]{40}(-dirty)?", env["git_commit"])
-    assert config["data"] == {"source": str(tiny.pickles.resolve()), "description": "CIFAR-10"}
+    data = config["data"]
+    assert {k: data[k] for k in ("source", "description")} == {
+        "source": str(tiny.pickles.resolve()), "description": "CIFAR-10"}
+    ds = load_dataset("cifar10", tiny.pickles)
+    assert data["train_fingerprint"] == ds.fingerprint("train")
+    assert data["test_fingerprint"] == ds.fingerprint("test")
+    assert config["precision_reason"]
 
     m = pd.read_csv(run / "metrics.csv")
     assert set(m.columns) == METRIC_COLUMNS
@@ -294,8 +297,8 @@ def test_same_command_again_does_not_retrain(finished, tiny, capsys, monkeypatch
     def boom(*a, **k):
         raise AssertionError("must not be called for a finished run")
 
-    monkeypatch.setattr(noise, "train_run", boom)
-    monkeypatch.setattr(noise, "load_dataset", boom)
+    monkeypatch.setattr(local, "train_run", boom)
+    monkeypatch.setattr(datasets, "load_dataset", boom)
     assert noise.main(cli_args(tiny, out)) == 0
     printed = capsys.readouterr().out
     s = json.loads((run / "summary.json").read_text())
@@ -384,7 +387,7 @@ def test_every_method_trains_end_to_end(tiny, tmp_path, method):
     run = only_run(out)
     cfg = json.loads((run / "config.json").read_text())["train"]
     assert cfg["method"] == method
-    assert (cfg["dropout"] > 0) == METHODS[method].dropout_method
+    assert (cfg["dropout"] > 0) == (default_dropout(method, 0.5) > 0)
     m = pd.read_csv(run / "metrics.csv")
     assert len(m) == 1 and np.isfinite(m["train_loss"]).all() and m["train_loss"].item() > 0
     assert json.loads((run / "summary.json").read_text())["method"] == method

@@ -1,4 +1,4 @@
-"""Training configuration: one dataclass, the two profiles, and the paper's per-noise defaults."""
+"""Training configuration: one dataclass and the two profiles (imports no torch: --help reads it)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .errors import UsageError
-from .labelnoise import NOISE_TYPES
-from .mixup import METHODS
-
-# Best settings per noise level from Table 2 of Zhang et al. (2018).
-PAPER_DEFAULTS = {
-    0.2: {"dropout": 0.7, "mixup": 8.0, "mixup_dropout": (4.0, 0.1)},
-    0.5: {"dropout": 0.8, "mixup": 32.0, "mixup_dropout": (8.0, 0.3)},
-    0.8: {"dropout": 0.8, "mixup": 32.0, "mixup_dropout": (8.0, 0.3)},
-}
+from ..data.labelnoise import NOISE_TYPES
+from ..errors import UsageError
+from .methods import METHODS, default_alpha, default_dropout
 
 # Profiles. `paper` is the published setup. `quick` is sized so that the four methods at one
 # noise ratio train in under 20 minutes on a 2-core CPU (width 16, a 2,000-image class-balanced
@@ -33,28 +26,6 @@ PROFILES: dict[str, dict] = {
                   milestones=(0.5, 0.75), width=16, train_subset=2000, test_n=1000,
                   train_eval_n=500),
 }
-
-
-def paper_level(ratio: float) -> float:
-    """The paper's noise level whose tuned α and p apply: the nearest of 20 %, 50 %, 80 %."""
-    return min(PAPER_DEFAULTS, key=lambda r: abs(r - ratio))
-
-
-def default_alpha(method: str, ratio: float) -> float:
-    spec = METHODS[method]
-    if spec.partner == "none" and spec.target != "labels_only":
-        return 0.0
-    row = PAPER_DEFAULTS[paper_level(ratio)]
-    return row["mixup_dropout"][0] if method == "mixup_dropout" else row["mixup"]
-
-
-def default_dropout(method: str, ratio: float) -> float:
-    row = PAPER_DEFAULTS[paper_level(ratio)]
-    if method == "dropout":
-        return row["dropout"]
-    if method == "mixup_dropout":
-        return row["mixup_dropout"][1]
-    return 0.0
 
 
 @dataclass

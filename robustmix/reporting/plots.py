@@ -18,54 +18,18 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .atomic import atomic_write  # noqa: E402
+from ..atomic import atomic_write  # noqa: E402
+from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
 
 DPI = 150
 VECTOR = "pdf"
 
-# One colour per method, fixed across every figure (matplotlib's tab10, colour-blind friendlier
-# with the per-method markers). Covers every key of robustmix.mixup.METHODS.
-METHOD_COLORS = {
-    "erm": "#1f77b4",
-    "dropout": "#ff7f0e",
-    "mixup": "#2ca02c",
-    "mixup_dropout": "#d62728",
-    "mixup_same_class": "#9467bd",
-    "mixup_knn": "#8c564b",
-    "mixup_pick": "#e377c2",
-    "mixup_labels_only": "#7f7f7f",
-    "label_smoothing": "#bcbd22",
-}
-METHOD_MARKERS = {
-    "erm": "o", "dropout": "s", "mixup": "^", "mixup_dropout": "D", "mixup_same_class": "v",
-    "mixup_knn": "P", "mixup_pick": "X", "mixup_labels_only": "*", "label_smoothing": "h",
-}
-METHOD_LABELS = {
-    "erm": "ERM", "dropout": "ERM + dropout", "mixup": "mixup", "mixup_dropout": "mixup + dropout",
-    "mixup_same_class": "mixup, same-class partners", "mixup_knn": "mixup, k-NN partners",
-    "mixup_pick": "mixup inputs, picked label", "mixup_labels_only": "mixup labels only",
-    "label_smoothing": "label smoothing",
-}
 CONDITION_STYLES = ("-", "--", ":", "-.")
 ATTACK_NAMES = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}
 
 
-def method_color(method: str) -> str:
-    return METHOD_COLORS.get(method, "#17becf")
-
-
-def method_marker(method: str) -> str:
-    return METHOD_MARKERS.get(method, "o")
-
-
-def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
-
-
 def _methods(df: pd.DataFrame) -> list[str]:
-    order = list(METHOD_COLORS)
-    present = list(dict.fromkeys(df["method"]))
-    return sorted(present, key=lambda m: order.index(m) if m in order else len(order))
+    return sorted(dict.fromkeys(df["method"]), key=method_rank)
 
 
 def _style(conditions: list[str], c: str) -> str:

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import UsageError
+from ..runs.files import ATTACK, CONFIG, METRICS, SUMMARY, read_json
+from ..runs.rundir import finished_runs
+from ..training.methods import METHODS, PAPER_METHODS, method_rank
 from . import paper
-from .errors import UsageError
-from .mixup import METHODS, PAPER_METHODS
-from .runs import ATTACK, CONFIG, METRICS, SUMMARY, finished_runs, read_json
 
 CONDITION_KEYS = ("dataset", "noise", "profile", "epochs", "width", "train_subset", "test_n")
 SETTING_KEYS = ("alpha", "dropout")
@@ -326,11 +327,6 @@ def setting_table(runs: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index(drop=True)
 
 
-def method_rank(m: str) -> int:
-    order = list(METHODS)
-    return order.index(m) if m in order else len(order)
-
-
 def noise_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Best and last test error (%) per condition × ratio × method at the selected setting,
     beside the paper's Table 2 (symmetric CIFAR-10 noise only) and ours − paper in points."""
@@ -338,8 +334,8 @@ def noise_table(runs: pd.DataFrame) -> pd.DataFrame:
     t = t[t["selected"]].drop(columns=["selected"]).reset_index(drop=True)
     pb, pl = [], []
     for _, r in t.iterrows():
-        ref = (paper.lookup(r["ratio"], r["method"])
-               if r["noise"] == "sym" and r["dataset"] == "cifar10" else None)
+        ref = paper.lookup(r["ratio"], r["method"], dataset=r["dataset"], noise=r["noise"],
+                           alpha=r["alpha"], dropout=r["dropout"])
         pb.append(ref[0] if ref else float("nan"))
         pl.append(ref[1] if ref else float("nan"))
     t["paper_best_error"] = pb

@@ -13,10 +13,9 @@ from torch import nn
 class Dropout(nn.Module):
     """Inverted dropout with the mask drawn by torch.rand instead of bernoulli_.
 
-    Same law as nn.Dropout (each unit kept with probability 1 - p, scaled by 1 / (1 - p)), but
-    on CPU torch.rand is about 3x faster than bernoulli_ (6 vs 19 ms for a 128x16x32x32 batch), and
-    the whole dropout forward+backward went from 21.6 to 12.5 ms on the 2-core development CPU;
-    nn.Dropout had made dropout runs about 40 % slower than ERM runs there.
+    Same law as nn.Dropout (each unit kept with probability 1 - p, scaled by 1 / (1 - p)); on CPU
+    torch.rand draws the mask faster than bernoulli_ (experiments/bench.py measures both, see
+    reports/benchmarks/cpu.md; tests/test_models.py checks the law).
     """
 
     def __init__(self, p: float) -> None:
@@ -36,8 +35,6 @@ class Dropout(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    expansion = 1
-
     def __init__(self, in_planes: int, planes: int, stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
@@ -104,3 +101,20 @@ def preact_resnet18(
     std: Sequence[float] = (0.25, 0.25, 0.25),
 ) -> PreActResNet:
     return PreActResNet((2, 2, 2, 2), num_classes, width, in_channels, dropout, mean, std)
+
+
+# The canonical CIFAR-10 training-set statistics, fixed so models do not depend on the copy used.
+CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+def build_model(cfg, ds) -> PreActResNet:
+    """A fresh model for a run's config (width, dropout) and dataset (classes, channels, stats)."""
+    mean, std = ds.channel_stats() if ds.name != "cifar10" else CIFAR_STATS
+    return preact_resnet18(ds.num_classes, cfg.width, ds.channels, cfg.dropout, mean, std)
+
+
+def model_from_config(cfg) -> PreActResNet:
+    """An untrained model of a stored run's architecture; its mean/std buffers are placeholders
+    that the checkpoint's weights overwrite."""
+    channels = 1 if cfg.dataset == "fashion-mnist" else 3
+    return preact_resnet18(10, cfg.width, channels, cfg.dropout, [0.5] * channels, [0.25] * channels)

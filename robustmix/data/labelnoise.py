@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 NOISE_TYPES = ("sym", "asym")
 
@@ -42,17 +42,3 @@ def corrupt_labels(labels: np.ndarray, ratio: float, noise: str, num_classes: in
 
 def actual_noise_rate(clean: np.ndarray, noisy: np.ndarray) -> float:
     return float(np.mean(np.asarray(clean) != np.asarray(noisy)))
-
-
-def balanced_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a class-balanced random subset of size n (all indices when n is None)."""
-    if n is None or n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x73756273]))
-    classes = np.unique(labels)
-    per = n // len(classes)
-    picks = [rng.permutation(np.flatnonzero(labels == c))[:per] for c in classes]
-    idx = np.concatenate(picks)
-    rest = np.setdiff1d(np.arange(len(labels)), idx)
-    idx = np.concatenate([idx, rng.permutation(rest)[: n - len(idx)]])
-    return np.sort(idx)

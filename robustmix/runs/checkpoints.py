@@ -1,23 +1,30 @@
-"""Loading what training stored: a run's model from its checkpoint."""
+"""Checkpoints of a run: saving them (atomically) and loading them back (weights only)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .config import TrainConfig
-from .errors import UsageError
-from .models import PreActResNet, preact_resnet18
-from .runs import BEST, CONFIG, LAST, load_train_config
+from ..atomic import save_torch
+from ..errors import UsageError
+from ..training.config import TrainConfig
+from ..training.models import PreActResNet, model_from_config
+from .files import CHECKPOINTS, CONFIG
+from .rundir import load_train_config
 
-CHECKPOINTS = {"last": LAST, "best": BEST}
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    save_torch(path, state)
 
 
-def model_from_config(cfg: TrainConfig) -> PreActResNet:
-    """An untrained model of the run's architecture (mean/std buffers come with the weights)."""
-    channels = 1 if cfg.dataset == "fashion-mnist" else 3
-    return preact_resnet18(10, cfg.width, channels, cfg.dropout, [0.5] * channels, [0.25] * channels)
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint's dict; weights_only=True, so a tampered file cannot run code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise UsageError(f"cannot read checkpoint {path}: {type(e).__name__}") from None
 
 
 def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu"
@@ -27,15 +34,12 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
     if not (run / CONFIG).exists():
         raise UsageError(f"{run} is not a run directory (no {CONFIG})")
     if which not in CHECKPOINTS:
-        raise UsageError(f"unknown checkpoint '{which}' (choose last or best)")
+        raise UsageError(f"unknown checkpoint '{which}' (choose {' or '.join(CHECKPOINTS)})")
     cfg = load_train_config(run)
     path = run / CHECKPOINTS[which]
     if not path.exists():
         raise UsageError(f"{run} has no {CHECKPOINTS[which]} checkpoint: the run is unfinished or was never trained")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)["model"]
-    except Exception as e:
-        raise UsageError(f"cannot read checkpoint {path}: {type(e).__name__}") from None
+    state = load_checkpoint(path, device)["model"]
     model = model_from_config(cfg)
     try:
         model.load_state_dict(state)
@@ -44,4 +48,3 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
                          f"dataset {cfg.dataset})") from None
     model.to(device).to(memory_format=torch.channels_last).eval()
     return model, cfg
-

@@ -1,46 +1,16 @@
 """Mixup and its ablations as pure functions: partners, mixing weights and soft targets.
 
+Which rule a method uses is declared in `robustmix.training.methods`.
+
 Every function takes its randomness as arguments (λ, permutations, partner indices), so the
 same draws can be fed to the fast training path and to a plain reference computation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """How a method picks partners and builds targets."""
-
-    partner: str  # none | shuffle | same_class | knn
-    target: str  # hard | blend | pick | labels_only | smooth
-    help: str
-    dropout_method: bool = False  # takes the paper's dropout default for its noise level
-
-
-METHODS: dict[str, MethodSpec] = {
-    "erm": MethodSpec("none", "hard", "plain empirical risk minimisation"),
-    "dropout": MethodSpec("none", "hard", "ERM with dropout p in every block", True),
-    "mixup": MethodSpec("shuffle", "blend", "mixup: λ~Beta(α,α), batch mixed with a shuffled copy"),
-    "mixup_dropout": MethodSpec("shuffle", "blend", "mixup plus dropout", True),
-    "mixup_same_class": MethodSpec(
-        "same_class", "blend",
-        "mixup with partners of the same (noisy) label, drawn within the batch"),
-    "mixup_knn": MethodSpec(
-        "knn", "blend",
-        "SMOTE-like: partner is one of the k nearest same-label images in pixel space"),
-    "mixup_pick": MethodSpec(
-        "shuffle", "pick", "inputs mixed as in mixup, target is the heavier component's label"),
-    "mixup_labels_only": MethodSpec(
-        "shuffle", "labels_only", "labels blended as in mixup, inputs left unmixed"),
-    "label_smoothing": MethodSpec("none", "smooth", "ERM with label-smoothed targets (--smoothing)"),
-}
-PAPER_METHODS = ("erm", "dropout", "mixup", "mixup_dropout")
 
 
 def sample_lambda(rng: np.random.Generator, alpha: float) -> float:

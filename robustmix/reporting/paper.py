@@ -28,9 +28,19 @@ def table2() -> pd.DataFrame:
                                          "paper_best_error", "paper_last_error"])
 
 
-def lookup(ratio: float, method: str) -> tuple[float, float] | None:
-    """Paper (best, last) test error in % for this ratio and method, if the paper has it."""
-    for r, m, _, _, best, last in TABLE2:
+def lookup(ratio: float, method: str, *, dataset: str = "cifar10", noise: str = "sym",
+           alpha: float | None = None, dropout: float | None = None) -> tuple[float, float] | None:
+    """Paper (best, last) test error in % for a run of this setting, or None when the paper has
+    no like-for-like number: Table 2 is CIFAR-10 with symmetric noise at 20/50/80 %, each
+    method at one α and p; a run on another dataset or noise, or at another α or p, is not
+    comparable with it. alpha/dropout None skips that check (for the paper's own defaults)."""
+    if dataset != "cifar10" or noise != "sym":
+        return None
+    for r, m, a, p, best, last in TABLE2:
         if abs(r - ratio) < 1e-9 and m == method:
+            if alpha is not None and abs(alpha - a) > 1e-9:
+                return None
+            if dropout is not None and abs(dropout - p) > 1e-9:
+                return None
             return best, last
     return None

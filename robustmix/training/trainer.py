@@ -1,17 +1,14 @@
-"""Training one run: data resident on the device, whole-batch crop/flip/mixup, resumable epochs.
+"""Training one run: device-resident data, whole-batch crop/flip/mixup, resumable epochs.
 
-The uint8 training set lives on the device, padded once; each batch is cropped and flipped by a
-single gather, so no DataLoader workers or PIL images are involved. All randomness of an epoch
-comes from generators seeded by (seed, epoch), which is what makes a resumed run end with exactly
-the metrics of an uninterrupted one.
+train_run writes the run directory's training files in an order that keeps them consistent
+after a kill at any point: metrics.csv, then last.pt (the commit point of an epoch), then best.pt;
+a resume reconciles best.pt with what last.pt committed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,169 +16,22 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write, save_torch, write_csv, write_json
+from ..atomic import atomic_write, write_csv, write_json
+from ..data.datasets import Dataset
+from ..errors import UsageError
+from ..evaluation.device import autocast
+from ..evaluation.images import to_device_images
+from ..evaluation.predict import predict_logits, test_indices
+from ..runs.checkpoints import load_checkpoint, save_checkpoint
+from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, SUMMARY
+from .batches import PAD, BatchPlan, crop_flip, epoch_plans
 from .config import TrainConfig
-from .data import Dataset
-from .errors import UsageError
-from .labelnoise import actual_noise_rate, balanced_subset, corrupt_labels
-from .mixup import (
-    METHODS,
-    knn_partners,
-    knn_table,
-    mix_inputs,
-    mix_targets,
-    same_class_partners,
-    sample_lambda,
-    shuffle_partners,
-    soft_cross_entropy,
-)
-from .models import PreActResNet, preact_resnet18
-from .runs import BEST, LABELS, LAST, METRICS, SUMMARY
+from .labels import Labels, make_labels
+from .methods import METHODS
+from .mixing import knn_table, mix_inputs, mix_targets, soft_cross_entropy
+from .models import build_model
 
-PAD = 4
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device '{name}' (use auto, cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available")
-    return dev
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere it is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name != "auto":
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def build_model(cfg: TrainConfig, ds: Dataset) -> PreActResNet:
-    mean, std = ds.channel_stats() if ds.name != "cifar10" else CIFAR_STATS
-    return preact_resnet18(ds.num_classes, cfg.width, ds.channels, cfg.dropout, mean, std)
-
-
-# The canonical CIFAR-10 training-set statistics, fixed so models do not depend on the copy used.
-CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
-
-
-@dataclass
-class Labels:
-    """The training set a run sees: indices into the dataset, clean and noisy labels."""
-
-    index: np.ndarray
-    clean: np.ndarray
-    noisy: np.ndarray
-
-    @property
-    def noise_rate(self) -> float:
-        return actual_noise_rate(self.clean, self.noisy)
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"index": self.index, "clean": self.clean, "noisy": self.noisy})
-
-
-def make_labels(cfg: TrainConfig, ds: Dataset) -> Labels:
-    # Noise is drawn over the whole training set, so a subset sees the same labels as a full run.
-    noisy_all = corrupt_labels(ds.y_train, cfg.ratio, cfg.noise, ds.num_classes, cfg.noise_seed, ds.name)
-    idx = balanced_subset(ds.y_train, cfg.train_subset, cfg.noise_seed)
-    return Labels(idx, ds.y_train[idx], noisy_all[idx])
-
-
-def test_indices(cfg: TrainConfig, ds: Dataset) -> np.ndarray:
-    """The fixed, class-balanced test images a profile evaluates (the same for every run)."""
-    return balanced_subset(ds.y_test, cfg.test_n, 0)
-
-
-def to_device_images(x: np.ndarray, device: torch.device, pad: int = 0) -> torch.Tensor:
-    """uint8 N x H x W x C on the device, zero-padded spatially by pad pixels."""
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    if pad:
-        t = torch.nn.functional.pad(t, (0, 0, pad, pad, pad, pad))
-    return t.to(device)
-
-
-def crop_flip(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-              flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Random crop (offsets dy, dx into the padded image) and horizontal flip as one gather.
-
-    Returns float images in [0, 1], logically N x C x H x W and stored channels-last.
-    """
-    h, w = size
-    rows = dy[:, None] + torch.arange(h, device=padded.device)
-    base = torch.arange(w, device=padded.device)
-    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - base, base)
-    out = padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # N x H x W x C
-    return out.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def plain_images(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-@dataclass
-class BatchPlan:
-    """Every random draw of one batch, so tests can replay a batch through another path."""
-
-    idx: np.ndarray
-    dy: np.ndarray
-    dx: np.ndarray
-    flip: np.ndarray
-    lam: float
-    partner: np.ndarray  # positions in the batch, or dataset positions for knn
-    partner_dy: np.ndarray | None = None
-    partner_dx: np.ndarray | None = None
-    partner_flip: np.ndarray | None = None
-
-
-def epoch_plans(cfg: TrainConfig, epoch: int, noisy: np.ndarray, knn: np.ndarray | None) -> list[BatchPlan]:
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, epoch, 0x65706F63]))
-    n = len(noisy)
-    order = rng.permutation(n)
-    bs = cfg.batch_size
-    starts = list(range(0, n, bs))
-    if len(starts) > 1 and n - starts[-1] < 2:  # BatchNorm cannot train on a batch of one
-        starts.pop()
-    spec = METHODS[cfg.method]
-    plans = []
-    for s in starts:
-        idx = order[s:s + bs]
-        b = len(idx)
-        offs = rng.integers(0, 2 * PAD + 1, size=(2, b)) if cfg.augment else np.full((2, b), PAD)
-        flip = rng.random(b) < 0.5 if cfg.augment else np.zeros(b, dtype=bool)
-        lam = sample_lambda(rng, cfg.alpha) if spec.partner != "none" or spec.target == "labels_only" else 1.0
-        plan = BatchPlan(idx, offs[0], offs[1], flip, lam, np.arange(b))
-        if spec.partner == "shuffle" or spec.target == "labels_only":
-            plan.partner = shuffle_partners(rng, b)
-        elif spec.partner == "same_class":
-            plan.partner = same_class_partners(rng, noisy[idx])
-        elif spec.partner == "knn":
-            plan.partner = knn_partners(rng, knn, idx)
-            poffs = rng.integers(0, 2 * PAD + 1, size=(2, b)) if cfg.augment else np.full((2, b), PAD)
-            plan.partner_dy, plan.partner_dx = poffs[0], poffs[1]
-            plan.partner_flip = rng.random(b) < 0.5 if cfg.augment else np.zeros(b, dtype=bool)
-        plans.append(plan)
-    return plans
+__all__ = ["Trainer", "train_run", "summarise", "lr_at", "make_labels", "Labels"]
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -203,7 +53,7 @@ class Trainer:
         self.size = ds.x_train.shape[1:3]
         self.padded = to_device_images(ds.x_train[labels.index], device, PAD)
         self.noisy = torch.from_numpy(labels.noisy).to(device)
-        t_idx = test_indices(cfg, ds)
+        t_idx = test_indices(ds.y_test, cfg.test_n)
         self.x_test = to_device_images(ds.x_test[t_idx], device)
         self.y_test = torch.from_numpy(ds.y_test[t_idx]).to(device)
         # A fixed sample of the training subset, evaluated unaugmented, measures memorisation.
@@ -222,7 +72,7 @@ class Trainer:
                                    weight_decay=cfg.weight_decay)
 
     def _knn_table(self) -> np.ndarray:
-        path = self.run / "knn.npy" if self.run else None
+        path = self.run / KNN if self.run else None
         if path is not None and path.exists():
             table = np.load(path)
             if table.shape == (len(self.labels.index), self.cfg.knn_k):
@@ -305,24 +155,22 @@ class Trainer:
                 "epoch": epoch, "best_acc": best[0], "best_epoch": best[1]}
 
 
-def eval_batch_size(device: torch.device) -> int:
-    return 4096 if device.type == "cuda" else 1000
+def reconcile_best(run: Path, last: dict, device: torch.device) -> None:
+    """Make best.pt hold the epoch that last.pt names as best.
 
-
-@torch.no_grad()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
-                   precision: str) -> torch.Tensor:
-    """fp32 logits of the model in eval mode for uint8 N x H x W x C images (or float N x C x H x W
-    images in [0, 1]), in batches of eval_batch_size, exactly as training evaluates."""
-    model.eval()
-    bs = eval_batch_size(device)
-    out = []
-    for s in range(0, len(x), bs):
-        xb = x[s:s + bs].to(device)
-        xb = plain_images(xb) if xb.dtype == torch.uint8 else xb
-        with autocast(device, precision):
-            out.append(model(xb.contiguous(memory_format=torch.channels_last)).float())
-    return torch.cat(out)
+    best.pt is written after last.pt, so a kill between the two leaves best.pt one improvement
+    behind; the best epoch is then the last committed epoch, whose weights last.pt holds.
+    """
+    best_epoch = int(last["best_epoch"])
+    if (run / BEST).exists():
+        stored = load_checkpoint(run / BEST, device)
+        if int(stored["epoch"]) == best_epoch:
+            return
+    if best_epoch == int(last["epoch"]):
+        save_checkpoint(run / BEST, {"model": last["model"], "epoch": best_epoch})
+        return
+    raise UsageError(f"{run}: {BEST} does not hold epoch {best_epoch} that {LAST} names as best "
+                     "(written by an older robustmix?); use --force to retrain this run")
 
 
 def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
@@ -334,10 +182,11 @@ def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
     trainer = Trainer(cfg, ds, labels, device, run, show_progress)
     start, best, rows = 0, (-1.0, 0), []
     if (run / LAST).exists():
-        ck = torch.load(run / LAST, map_location=device, weights_only=True)
+        ck = load_checkpoint(run / LAST, device)
         trainer.model.load_state_dict(ck["model"])
         trainer.opt.load_state_dict(ck["optimizer"])
         start, best = int(ck["epoch"]), (float(ck["best_acc"]), int(ck["best_epoch"]))
+        reconcile_best(run, ck, device)
         if (run / METRICS).exists():
             # metrics.csv is written before last.pt, so it may hold one epoch more: drop it.
             rows = pd.read_csv(run / METRICS).query("epoch <= @start").to_dict("records")
@@ -346,11 +195,14 @@ def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
     for epoch in bar:
         row = trainer.train_epoch(epoch)
         rows.append(row)
-        if row["test_acc"] > best[0]:
+        improved = row["test_acc"] > best[0]
+        if improved:
             best = (row["test_acc"], epoch + 1)
-            save_torch(run / BEST, {"model": trainer.model.state_dict(), "epoch": epoch + 1})
         write_csv(run / METRICS, pd.DataFrame(rows))
-        save_torch(run / LAST, trainer.state(epoch + 1, best))
+        state = trainer.state(epoch + 1, best)
+        save_checkpoint(run / LAST, state)
+        if improved:
+            save_checkpoint(run / BEST, {"model": state["model"], "epoch": epoch + 1})
         bar.set_postfix(test=f"{row['test_acc']:.3f}", noisy=f"{row['train_acc_noisy']:.3f}")
     metrics = pd.DataFrame(rows)
     summary = summarise(cfg, metrics, labels, ds)

@@ -1,0 +1,1 @@
+"""Data sources: dataset formats, class names, subsets and label-noise sources."""

@@ -1,0 +1,1 @@
+"""Evaluation shared by training and attacks: devices and precision, image tensors, predictions."""

@@ -1,0 +1,1 @@
+"""Run directories: the hand-off between training, attacks and the report."""

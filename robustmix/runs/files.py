@@ -1,0 +1,36 @@
+"""The files of a run directory, and reading them (imports no torch: --help reads it).
+
+A run directory holds config.json (training config plus seed, versions, device and git commit),
+labels.csv (clean and noisy training labels), metrics.csv (one row per epoch), summary.json
+(written last: its presence means the run is finished), last.pt and best.pt checkpoints, and,
+once attacked, attack.csv.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+LABELS = "labels.csv"
+LAST = "last.pt"
+BEST = "best.pt"
+ATTACK = "attack.csv"
+KNN = "knn.npy"
+# --checkpoint names and their files
+CHECKPOINTS = {"last": LAST, "best": BEST}
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+
+
+def is_finished(run: Path) -> bool:
+    return (Path(run) / SUMMARY).exists()

@@ -1,0 +1,1 @@
+"""Studies: a TOML file naming many runs and their attacks, validated whole, then executed."""

@@ -1,0 +1,174 @@
+"""The local executor: trains planned runs one after another in this process.
+
+Each run is trained under its run directory's lock, so two processes given the same output
+folder never write the same run: the second skips it (or, with wait, waits and then finds it
+finished). The plan is checked again once the lock is held, since another process may have
+finished the run meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.datasets import Dataset
+from ..runs.files import SUMMARY, read_json
+from ..runs.lock import RunBusy, RunLock
+from ..runs.rundir import plan_run, start_run
+from ..training.config import TrainConfig
+from ..training.trainer import train_run
+
+
+@dataclass
+class Planned:
+    cfg: TrainConfig
+    run: Path
+    action: str  # done | resume | new | force
+
+
+def data_record(ds: Dataset) -> dict:
+    """What config.json records about the data: where it came from and what it held."""
+    return {"source": str(Path(ds.source).resolve()), "description": ds.description,
+            "train_fingerprint": ds.fingerprint("train"), "test_fingerprint": ds.test_fingerprint()}
+
+
+def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device: torch.device, *,
+                  wait: bool = False, show_progress: bool = True, precision_reason: str = "",
+                  log: Callable[[str], None] = print,
+                  on_start: Callable[[int, Planned], None] | None = None) -> dict[Path, dict]:
+    """Train every plan that is not done; return the summaries of the runs trained here.
+
+    load_data is called once, before anything is written, when some run needs training: bad data
+    then fails with nothing on disk changed.
+    """
+    summaries: dict[Path, dict] = {}
+    todo = [p for p in plans if p.action != "done"]
+    ds = load_data() if todo else None
+    for i, p in enumerate(todo):
+        try:
+            with RunLock(p.run, wait=wait):
+                _, action = plan_run(p.run.parent, p.cfg, force=p.action == "force")
+                if action == "done":
+                    log(f"{p.run}: finished by another process meanwhile")
+                    continue
+                if on_start is not None:
+                    on_start(i, p)
+                start_run(p.run, p.cfg, device, fresh=action in ("new", "force"),
+                          data=data_record(ds), extra={"precision_reason": precision_reason})
+                summaries[p.run] = train_run(p.cfg, ds, p.run, device, show_progress=show_progress)
+        except RunBusy as e:
+            log(f"{p.run}: skipped, another process is training it ({e.holder}); "
+                "--wait waits for it instead")
+    return summaries
+
+
+def finished_summary(run: Path) -> dict | None:
+    return read_json(run / SUMMARY) if (run / SUMMARY).exists() else None
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def plan_study(study) -> tuple[torch.device | None, list[Planned], str]:
+    """(device or None when it is not available here, plans, precision reason)."""
+    from ..errors import UsageError
+    from ..evaluation.device import choose_precision, resolve_device
+
+    try:
+        device = resolve_device(study.device)
+    except UsageError:
+        return None, [Planned(c, study.out / c.run_name, "new") for c in study.configs], ""
+    precision, why = choose_precision(study.precision, device)
+    study.set_precision(precision)
+    return device, [Planned(c, *plan_run(study.out, c, force=False)) for c in study.configs], why
+
+
+def check_study(study) -> None:
+    """Print what the study would do; validation already happened in load_study."""
+    from ..runs.rundir import check_writable
+    from ..training.estimate import estimate_seconds
+
+    check_writable(study.out)
+    check_writable(study.report)
+    device, plans, why = plan_study(study)
+    todo = [p.cfg for p in plans if p.action != "done"]
+    where = (f"device {device}, precision {study.configs[0].precision} ({why}); estimated "
+             f"training {_fmt(estimate_seconds(todo, device))}" if device is not None else
+             f"device {study.device} (not available on this machine: precision resolved there)")
+    print(f"study {study.name} ({study.path}): valid. {len(plans)} runs "
+          f"({len(plans) - len(todo)} finished), profile {study.configs[0].profile}, {where}")
+    for p in plans:
+        print(f"  {p.action:>6}  {p.run}")
+    if study.attack is not None:
+        from .spec import attack_options
+
+        a = attack_options(study)
+        print(f"attacks: {','.join(a['attacks'])} at eps {','.join(f'{e:g}' for e in a['eps'])}/255 "
+              f"on checkpoint {a['checkpoint']}"
+              + (f"; black-box source {a['source']}" if "source" in a else ""))
+    print(f"report: {study.report}")
+
+
+def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, wait: bool = False,
+              quiet: bool = False) -> None:
+    import time
+
+    from ..data.datasets import load_dataset
+    from ..errors import UsageError
+    from ..runs.files import is_finished
+    from ..runs.rundir import check_writable
+    from ..training.estimate import estimate_seconds
+
+    check_writable(study.out)
+    if not skip_report:
+        check_writable(study.report)
+    device, plans, why = plan_study(study)
+    if device is None:
+        raise UsageError(f"{study.path}: device {study.device} is not available on this machine")
+    todo = [p for p in plans if p.action != "done"]
+    print(f"study {study.name}: {len(plans)} runs ({len(plans) - len(todo)} finished), "
+          f"profile {study.configs[0].profile}, device {device}, precision "
+          f"{study.configs[0].precision} ({why}); estimated training "
+          f"{_fmt(estimate_seconds([p.cfg for p in todo], device))}", flush=True)
+    t0 = time.perf_counter()
+
+    def started(i: int, p: Planned) -> None:
+        print(f"[{i + 1}/{len(todo)} to train] {p.run.name} ({p.action}); elapsed "
+              f"{_fmt(time.perf_counter() - t0)}", flush=True)
+
+    summaries = train_planned(
+        plans, lambda: load_dataset(study.dataset, study.data), device, wait=wait,
+        show_progress=not quiet, precision_reason=why, on_start=started)
+    for run, s in summaries.items():
+        print(f"    {run.name}: best error {100 * s['best_test_error']:.1f}%, last "
+              f"{100 * s['last_test_error']:.1f}%", flush=True)
+    runs = [p.run for p in plans if is_finished(p.run)]
+    if study.attack is not None and not skip_attacks and runs:
+        from ..attacks.runner import AttackSpec, run_attacks
+        from .spec import attack_options
+
+        print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
+        table = run_attacks(runs, AttackSpec(**attack_options(study), quiet=quiet))
+        print(table.to_string(index=False) if len(table) else "(no attack rows)")
+    if not skip_report and runs:
+        from ..reporting import results as R
+        from ..reporting.markdown import remove_stale, write_report
+
+        notes_path = study.path.with_suffix(".notes.md")
+        notes = notes_path.read_text() if notes_path.exists() else None
+        res = R.load_results(runs)
+        R.warn(res.skipped)
+        try:
+            study.report.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create report folder {study.report}: {e.strerror or e}") from None
+        written = write_report(res, study.report, title=f"robustmix study '{study.name}'",
+                               notes=notes, checkpoint=(study.attack or {}).get("checkpoint", "last"),
+                               command=f"python -m robustmix.study {study.path}")
+        remove_stale(study.report, written)
+    print(f"study {study.name} complete in {_fmt(time.perf_counter() - t0)}; "
+          f"runs in {study.out}, report in {study.report}")

@@ -1,0 +1,223 @@
+"""A study file: parsed and validated whole, every key, before any work starts.
+
+The result is a Study: the training configs of every run, the attack settings as an
+AttackSpec-ready dict and the black-box source run. Nothing here imports torch, so --check
+answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..attacks.registry import ATTACKS
+from ..data.classes import DATASETS
+from ..data.labelnoise import NOISE_TYPES
+from ..errors import UsageError
+from ..runs.files import CHECKPOINTS
+from ..training.config import PROFILES, TrainConfig, make_config
+from ..training.methods import METHODS
+
+# The schema: every key a study file may hold, with its type. Anything else is rejected.
+SCHEMA: dict[str, dict[str, type | tuple]] = {
+    "": {"name": str, "description": str, "out": str, "report": str, "data": dict,
+         "train": dict, "methods": dict, "attack": dict},
+    "data": {"dataset": str, "path": str},
+    "train": {"profile": str, "noise": str, "ratios": list, "seeds": list, "noise_seed": int,
+              "epochs": int, "width": int, "train_subset": int, "precision": str, "device": str,
+              "smoothing": float, "k": int},
+    "method": {"alpha": list, "dropout": list},
+    "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
+               "checkpoint": str, "batch": int, "source": dict},
+    "attack.source": {"ratio": float, "method": str, "seed": int, "alpha": float, "dropout": float},
+}
+
+
+@dataclass
+class Study:
+    path: Path
+    name: str
+    out: Path
+    report: Path
+    dataset: str
+    data: Path | None
+    device: str
+    configs: list[TrainConfig]
+    attack: dict | None = None
+    source: TrainConfig | None = None
+    description: str = ""
+    precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
+
+    def set_precision(self, precision: str) -> None:
+        for cfg in self.configs:
+            cfg.precision = precision
+
+
+def _check_keys(table: dict, section: str, prefix: str) -> None:
+    """Reject unknown keys and wrong types; the message names the key as the file spells it."""
+    schema = SCHEMA[section]
+    for key, value in table.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in schema:
+            raise UsageError(f"unknown key '{full}' (allowed: {', '.join(schema)})")
+        want = schema[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise UsageError(f"key '{full}' must be a {want.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _numbers(value: list, key: str) -> list[float]:
+    if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"key '{key}' must be a non-empty list of numbers, got {value!r}")
+    return [float(v) for v in value]
+
+
+def _ints(value: list, key: str) -> list[int]:
+    if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"key '{key}' must be a non-empty list of integers, got {value!r}")
+    return list(value)
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and validate a study file completely before any work starts."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"study file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"cannot parse study file {path}: {e}") from None
+    try:
+        return _build(path, doc)
+    except UsageError as e:
+        raise UsageError(f"{path}: {e}") from None
+
+
+def _build(path: Path, doc: dict) -> Study:
+    _check_keys(doc, "", "")
+    data, train, attack = doc.get("data", {}), doc.get("train", {}), doc.get("attack")
+    _check_keys(data, "data", "data")
+    _check_keys(train, "train", "train")
+    dataset = data.get("dataset", "cifar10")
+    if dataset not in DATASETS:
+        raise UsageError(f"key 'data.dataset' must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    profile = train.get("profile", "quick")
+    if profile not in PROFILES:
+        raise UsageError(f"key 'train.profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
+    noise = train.get("noise", "sym")
+    if noise not in NOISE_TYPES:
+        raise UsageError(f"key 'train.noise' must be one of {', '.join(NOISE_TYPES)}, got {noise!r}")
+    ratios = _numbers(train.get("ratios", [0.5]), "train.ratios")
+    for r in ratios:
+        if not 0 <= r <= 1:
+            raise UsageError(f"key 'train.ratios' holds {r}, outside [0, 1]")
+    seeds = _ints(train.get("seeds", [0]), "train.seeds")
+    precision = train.get("precision", "auto")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UsageError(f"key 'train.precision' must be auto, fp32 or bf16, got {precision!r}")
+    methods = doc.get("methods")
+    if not methods:
+        raise UsageError("the study names no methods: add [methods.erm], [methods.mixup], ...")
+    for name, settings in methods.items():
+        if name not in METHODS:
+            raise UsageError(f"unknown method 'methods.{name}' (choose from {', '.join(METHODS)})")
+        if not isinstance(settings, dict):
+            raise UsageError(f"key 'methods.{name}' must be a table")
+        _check_keys(settings, "method", f"methods.{name}")
+
+    device = train.get("device", "auto")
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise UsageError(f"key 'train.device' must be auto, cpu, cuda or cuda:N, got {device!r}")
+    configs = []
+    for ratio in ratios:
+        for name, settings in methods.items():
+            alphas = _numbers(settings["alpha"], f"methods.{name}.alpha") if "alpha" in settings else [None]
+            drops = _numbers(settings["dropout"], f"methods.{name}.dropout") if "dropout" in settings else [None]
+            for alpha in alphas:
+                for p in drops:
+                    for seed in seeds:
+                        try:
+                            cfg = make_config(
+                                method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
+                                epochs=train.get("epochs"), dataset=dataset, noise=noise,
+                                noise_seed=train.get("noise_seed", 0), seed=seed,
+                                precision="fp32" if precision == "auto" else precision,
+                                width=train.get("width"), smoothing=train.get("smoothing"),
+                                knn_k=train.get("k"))
+                            if "train_subset" in train:
+                                cfg.train_subset = train["train_subset"] or None
+                                cfg.validate()
+                        except UsageError as e:
+                            raise UsageError(f"methods.{name}: {e}") from None
+                        if cfg.run_name not in {c.run_name for c in configs}:
+                            configs.append(cfg)
+    source_cfg = None
+    if attack is not None:
+        _check_keys(attack, "attack", "attack")
+        names = attack.get("attacks", list(ATTACKS))
+        if not names or not all(isinstance(a, str) for a in names):
+            raise UsageError(f"key 'attack.attacks' must be a non-empty list of names, got {names!r}")
+        for a in names:
+            if a not in ATTACKS:
+                raise UsageError(f"key 'attack.attacks' holds unknown attack {a!r} "
+                                 f"({', '.join(ATTACKS)})")
+        for e in _numbers(attack.get("eps", [0, 1, 2, 4, 8, 16]), "attack.eps"):
+            if not 0 <= e <= 255:
+                raise UsageError(f"key 'attack.eps' holds {e}, outside [0, 255] (/255 units)")
+        if attack.get("checkpoint", "last") not in CHECKPOINTS:
+            raise UsageError(f"key 'attack.checkpoint' must be {' or '.join(CHECKPOINTS)}")
+        if attack.get("steps", 1) < 1:
+            raise UsageError(f"key 'attack.steps' must be at least 1, got {attack['steps']}")
+        if "step_size" in attack and not 0 < attack["step_size"] <= 255:
+            raise UsageError(f"key 'attack.step_size' must be in (0, 255] (/255 units), "
+                             f"got {attack['step_size']}")
+        if attack.get("batch", 1) < 1:
+            raise UsageError(f"key 'attack.batch' must be at least 1, got {attack['batch']}")
+        if attack.get("n", 0) < 0:
+            raise UsageError(f"key 'attack.n' must be 0 (all) or positive, got {attack['n']}")
+        if "source" in attack:
+            src = attack["source"]
+            _check_keys(src, "attack.source", "attack.source")
+            if src.get("method", "erm") not in METHODS:
+                raise UsageError(f"key 'attack.source.method' names unknown method {src['method']!r}")
+            matches = [c for c in configs
+                       if abs(c.ratio - src.get("ratio", 0.0)) < 1e-9 and c.method == src.get("method", "erm")
+                       and c.seed == src.get("seed", seeds[0])
+                       and ("alpha" not in src or c.alpha == src["alpha"])
+                       and ("dropout" not in src or c.dropout == src["dropout"])]
+            if not matches:
+                raise UsageError(f"key 'attack.source' = {src} names no run of this study")
+            source_cfg = matches[0]
+    name = doc.get("name", path.stem)
+    return Study(
+        path=path, name=name, out=Path(doc.get("out", f"runs/{name}")),
+        report=Path(doc.get("report", f"reports/{name}")), dataset=dataset,
+        data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
+        attack=attack, source=source_cfg, description=doc.get("description", ""),
+        precision=precision)
+
+
+def attack_options(study: Study) -> dict:
+    """The study's [attack] table as keyword arguments of attacks.runner.AttackSpec."""
+    a = study.attack or {}
+    opts = {"attacks": list(a.get("attacks", list(ATTACKS))),
+            "eps": [float(e) for e in a.get("eps", [0, 1, 2, 4, 8, 16])],
+            "checkpoint": a.get("checkpoint", "last"), "batch": a.get("batch", 500),
+            "device": study.device, "data": study.data}
+    if "steps" in a:
+        opts["steps"] = a["steps"]
+    if "step_size" in a:
+        opts["step_size"] = float(a["step_size"])
+    if "n" in a:
+        opts["n"] = a["n"]
+    if study.source is not None:
+        opts["source"] = study.out / study.source.run_name
+    return opts
