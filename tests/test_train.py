@@ -37,6 +37,7 @@ METRIC_COLUMNS = {"epoch", "lr", "train_loss", "test_acc", "test_error", "test_l
 def cli_args(tiny, out: Path, *extra: str, method: str = "mixup", epochs: int = 2) -> list[str]:
     return ["--methods", method, "--epochs", str(epochs), "--width", "4", "--train-subset", "100",
             "--data", str(tiny.pickles), "--out", str(out), "--quiet", "--precision", "fp32",
+            "--device", "cpu", "--profile", "quick",
             *extra]
 
 
@@ -404,7 +405,7 @@ def test_fashion_mnist_trains(tiny, tmp_path):
     out = tmp_path / "runs"
     args = ["--dataset", "fashion-mnist", "--data", str(tiny.fashion_dir), "--methods", "erm",
             "--epochs", "1", "--width", "2", "--train-subset", "60", "--out", str(out),
-            "--quiet", "--precision", "fp32"]
+            "--quiet", "--precision", "fp32", "--device", "cpu", "--profile", "quick"]
     assert noise.main(args) == 0
     run = only_run(out)
     assert run.name.startswith("fashion-mnist_sym0.5_erm")

@@ -1,0 +1,107 @@
+"""A run killed at any write keeps metrics.csv, last.pt and best.pt consistent, and its resume
+ends exactly where an uninterrupted run ends (CPU, fixed thread count)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from helpers import cifar_arrays
+
+from robustmix.data.classes import CIFAR10_CLASSES
+from robustmix.data.datasets import Dataset
+from robustmix.training import trainer
+from robustmix.training.config import make_config
+from robustmix.training.trainer import train_run
+
+CPU = torch.device("cpu")
+TIMING = ["seconds", "train_seconds", "images_per_second"]
+
+
+@pytest.fixture(scope="module")
+def ds() -> Dataset:
+    a = cifar_arrays(20, 5, seed=3)
+    return Dataset("cifar10", CIFAR10_CLASSES, a.x_train, a.y_train, a.x_test, a.y_test,
+                   "memory", "CIFAR-10")
+
+
+def config():
+    # lr 0.3 with 4 epochs makes the test accuracy go up and down, so best.pt moves more than once
+    return make_config(method="mixup", ratio=0.5, profile="quick", epochs=4, width=4,
+                       train_subset=None, precision="fp32", lr=0.3, batch_size=50)
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def straight(ds, tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight")
+    train_run(config(), ds, run, CPU, show_progress=False)
+    return run
+
+
+def writes_of_a_run(ds, tmp_path) -> list[str]:
+    """The metrics/checkpoint files a whole run writes, in order."""
+    names: list[str] = []
+    real_csv, real_ck = trainer.write_csv, trainer.save_checkpoint
+
+    def csv(path, df):
+        if path.name == "metrics.csv":
+            names.append(path.name)
+        real_csv(path, df)
+
+    def ck(path, state):
+        names.append(path.name)
+        real_ck(path, state)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer, "write_csv", csv)
+        mp.setattr(trainer, "save_checkpoint", ck)
+        (tmp_path / "count").mkdir()
+        train_run(config(), ds, tmp_path / "count", CPU, show_progress=False)
+    return names
+
+
+def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path):
+    names = writes_of_a_run(ds, tmp_path)
+    assert names.count("best.pt") >= 2, "the fixture must move best.pt at least once"
+    best_epoch = json.loads((straight / "summary.json").read_text())["best_epoch"]
+    for k in range(len(names)):
+        run = tmp_path / f"cut{k}"
+        run.mkdir()
+        seen = [0]
+        real_csv, real_ck = trainer.write_csv, trainer.save_checkpoint
+
+        def kill_at_k(write, k=k, seen=seen):
+            def wrapped(path, obj):
+                if path.name in ("metrics.csv", "last.pt", "best.pt"):
+                    if seen[0] == k:
+                        raise KeyboardInterrupt  # the process dies before this write lands
+                    seen[0] += 1
+                write(path, obj)
+            return wrapped
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(trainer, "write_csv", kill_at_k(real_csv))
+            mp.setattr(trainer, "save_checkpoint", kill_at_k(real_ck))
+            with pytest.raises(KeyboardInterrupt):
+                train_run(config(), ds, run, CPU, show_progress=False)
+        # What a kill leaves: best.pt never holds an epoch that last.pt has not committed (a
+        # resume that replays that epoch differently, e.g. on a GPU, could not undo it).
+        if (run / "best.pt").exists():
+            committed = load(run / "last.pt")["epoch"] if (run / "last.pt").exists() else 0
+            assert load(run / "best.pt")["epoch"] <= committed, f"kill before write {k}"
+        s = train_run(config(), ds, run, CPU, show_progress=False)
+        pd.testing.assert_frame_equal(pd.read_csv(run / "metrics.csv").drop(columns=TIMING),
+                                      pd.read_csv(straight / "metrics.csv").drop(columns=TIMING),
+                                      check_exact=True)
+        assert s["best_epoch"] == best_epoch
+        best = load(run / "best.pt")
+        assert best["epoch"] == best_epoch, f"kill before write {k}: best.pt holds another epoch"
+        ref = load(straight / "best.pt")
+        for name, tensor in ref["model"].items():
+            assert torch.equal(best["model"][name], tensor), (k, name)
