@@ -41,21 +41,29 @@ def build_parser() -> Parser:
     p.add_argument("--k", type=int, default=5, help="neighbours for mixup_knn")
     p.add_argument("--noise", choices=NOISE_TYPES, default="sym",
                    help="sym = uniform over all classes; asym = CIFAR-10 class-pair flips")
-    p.add_argument("--noise-seed", type=int, default=0,
-                   help="seed of the noisy labels (and training subset), separate from --seed")
+    p.add_argument("--noise-seed", "--noise-seeds", type=int, nargs="+", default=[0],
+                   help="seed(s) of the noisy labels, the training subset and the validation "
+                        "set, separate from --seed: every method and training seed sees the same "
+                        "corrupted labels")
     p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="dataset")
     p.add_argument("--data", type=Path, default=None,
                    help="data path (default: $ROBUSTMIX_DATA, ./data/, or ../shared/data/cifar10-jpeg.tar.gz)")
     p.add_argument("--download", action="store_true",
                    help="download CIFAR-10 with torchvision into --data (or ./data)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run directories")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="training seed(s)")
+    p.add_argument("--seed", "--seeds", type=int, nargs="+", default=[0],
+                   help="training seed(s): initial weights, batch order, augmentation, λ; one "
+                        "run per seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto = bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
     p.add_argument("--width", type=int, default=None, help="override the profile's network width")
     p.add_argument("--train-subset", type=int, default=None,
                    help="override the profile's training subset size (0 = all)")
+    p.add_argument("--val-n", type=int, default=None,
+                   help="validation images held out of the training pool, labelled noisily, to "
+                        "select a checkpoint without the test set (default: the profile's, 5,000 "
+                        "for paper, 1,000 for quick; 0 = none, the paper's exact training set)")
     p.add_argument("--force", action="store_true", help="retrain runs that already exist")
     p.add_argument("--wait", action="store_true",
                    help="wait for runs another process is training instead of skipping them")
@@ -71,20 +79,27 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown or not args.methods:
         raise UsageError(f"unknown method {', '.join(unknown) or '(none)'} (choose from {', '.join(METHODS)})")
+    for name, seeds in (("--seed", args.seed), ("--noise-seed", args.noise_seed)):
+        if not seeds or any(s < 0 for s in seeds):
+            raise UsageError(f"{name} needs one or more integers >= 0, got {seeds}")
+    if args.val_n is not None and args.val_n < 0:
+        raise UsageError(f"--val-n must be >= 0, got {args.val_n}")
     cfgs: list[TrainConfig] = []
     for ratio in args.ratio:
         for method in args.methods:
-            for seed in args.seed:
-                cfgs.append(make_config(
-                    method=method, ratio=ratio, profile=profile, alpha=args.alpha,
-                    dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
-                    noise=args.noise, noise_seed=args.noise_seed, seed=seed,
-                    precision=precision, smoothing=args.smoothing, knn_k=args.k, width=args.width))
-                if args.train_subset is not None:
-                    cfgs[-1].train_subset = args.train_subset or None
-                    cfgs[-1].validate()
-                if any(c.run_name == cfgs[-1].run_name for c in cfgs[:-1]):
-                    cfgs.pop()  # a repeated value (--seed 0 0) names the same run once
+            for noise_seed in args.noise_seed:
+                for seed in args.seed:
+                    cfgs.append(make_config(
+                        method=method, ratio=ratio, profile=profile, alpha=args.alpha,
+                        dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
+                        noise=args.noise, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
+                        precision=precision, smoothing=args.smoothing, knn_k=args.k,
+                        width=args.width))
+                    if args.train_subset is not None:
+                        cfgs[-1].train_subset = args.train_subset or None
+                        cfgs[-1].validate()
+                    if any(c.run_name == cfgs[-1].run_name for c in cfgs[:-1]):
+                        cfgs.pop()  # a repeated value (--seed 0 0) names the same run once
     return cfgs
 
 

@@ -36,7 +36,7 @@ def train(data: Path, out: Path, cache: Path, *extra: str, method: str = "erm") 
     """Train one tiny run (1 epoch, width 4, 60 images, fp32) with the real CLI; its directory."""
     cmd = [sys.executable, "-m", "robustmix.noise", "--ratio", "0.5", "--methods", method,
            "--epochs", "1", "--width", "4", "--train-subset", "60", "--data", str(data),
-           "--out", str(out), "--quiet", "--precision", "fp32", "--device", "cpu", "--profile", "quick", *extra]
+           "--out", str(out), "--quiet", "--precision", "fp32", "--device", "cpu", "--profile", "quick", "--val-n", "20", *extra]
     res = subprocess.run(cmd, env=env(cache), capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
         raise RuntimeError(f"training failed:\n{res.stdout}\n{res.stderr}")

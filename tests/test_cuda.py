@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.cuda,
 def paper_args(data, out, *extra):
     # The paper profile at one epoch on a subset: the real code path, minutes not hours.
     return ["--methods", "erm", "--epochs", "1", "--profile", "paper", "--device", "cuda",
-            "--train-subset", "2000", "--data", str(data), "--out", str(out), "--quiet", *extra]
+            "--train-subset", "2000", "--val-n", "20", "--data", str(data), "--out", str(out), "--quiet", *extra]
 
 
 def test_one_epoch_paper_profile_run_and_its_attack(tiny, tmp_path):

@@ -55,7 +55,8 @@ def grads(model) -> torch.Tensor:
 def test_fast_path_matches_plain_fp32_and_bf16():
     ds = dataset()
     cfg = make_config(method="mixup", ratio=0.5, profile="quick", alpha=1.0, width=4,
-                      train_subset=None, batch_size=32, test_n=10, train_eval_n=10, precision="fp32")
+                      train_subset=None, batch_size=32, test_n=10, train_eval_n=10, precision="fp32",
+                      val_n=0)
     labels = make_labels(cfg, ds)
     trainer = Trainer(cfg, ds, labels, torch.device("cpu"), None, show_progress=False)
     plan = epoch_plans(cfg, 3, labels.noisy, None)[0]

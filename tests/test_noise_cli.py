@@ -27,7 +27,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def base_args(data: Path, out: Path) -> list[str]:
     return ["--methods", "erm", "--epochs", "1", "--width", "4", "--train-subset", "100",
             "--data", str(data), "--out", str(out), "--quiet", "--precision", "fp32",
-            "--device", "cpu", "--profile", "quick"]
+            "--device", "cpu", "--profile", "quick", "--val-n", "20"]
 
 
 def assert_usage_error(r: subprocess.CompletedProcess, *fragments: str) -> str:

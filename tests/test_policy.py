@@ -81,7 +81,7 @@ def test_paper_lookup_is_like_for_like():
 def _train(tiny, tmp_path, *extra):
     args = ["--methods", "erm", "--epochs", "1", "--width", "2", "--train-subset", "60",
             "--out", str(tmp_path / "runs"), "--quiet", "--precision", "fp32", "--device", "cpu",
-            "--profile", "quick", *extra]
+            "--profile", "quick", "--val-n", "20", *extra]
     return run_main(noise.main, args)
 
 

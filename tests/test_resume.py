@@ -28,9 +28,10 @@ def ds() -> Dataset:
 
 
 def config():
-    # lr 0.3 with 4 epochs makes the test accuracy go up and down, so best.pt moves more than once
-    return make_config(method="mixup", ratio=0.5, profile="quick", epochs=4, width=4,
-                       train_subset=None, precision="fp32", lr=0.3, batch_size=50)
+    # Settings under which the test and validation accuracies climb for several epochs, so
+    # best.pt and selected.pt are each rewritten more than once.
+    return make_config(method="mixup", ratio=0.2, profile="quick", epochs=5, width=8, alpha=1.0,
+                       train_subset=None, precision="fp32", lr=0.005, batch_size=20, val_n=30)
 
 
 def load(path):
@@ -68,8 +69,9 @@ def writes_of_a_run(ds, tmp_path) -> list[str]:
 
 def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path):
     names = writes_of_a_run(ds, tmp_path)
-    assert names.count("best.pt") >= 2, "the fixture must move best.pt at least once"
-    best_epoch = json.loads((straight / "summary.json").read_text())["best_epoch"]
+    assert names.count("best.pt") >= 2 and names.count("selected.pt") >= 2, "fixture too static"
+    summary = json.loads((straight / "summary.json").read_text())
+    best_epoch, selected_epoch = summary["best_epoch"], summary["selected_epoch"]
     for k in range(len(names)):
         run = tmp_path / f"cut{k}"
         run.mkdir()
@@ -78,7 +80,7 @@ def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path)
 
         def kill_at_k(write, k=k, seen=seen):
             def wrapped(path, obj):
-                if path.name in ("metrics.csv", "last.pt", "best.pt"):
+                if path.name in ("metrics.csv", "last.pt", "best.pt", "selected.pt"):
                     if seen[0] == k:
                         raise KeyboardInterrupt  # the process dies before this write lands
                     seen[0] += 1
@@ -90,18 +92,21 @@ def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path)
             mp.setattr(trainer, "save_checkpoint", kill_at_k(real_ck))
             with pytest.raises(KeyboardInterrupt):
                 train_run(config(), ds, run, CPU, show_progress=False)
-        # What a kill leaves: best.pt never holds an epoch that last.pt has not committed (a
-        # resume that replays that epoch differently, e.g. on a GPU, could not undo it).
-        if (run / "best.pt").exists():
-            committed = load(run / "last.pt")["epoch"] if (run / "last.pt").exists() else 0
-            assert load(run / "best.pt")["epoch"] <= committed, f"kill before write {k}"
+        # What a kill leaves: best.pt and selected.pt never hold an epoch that last.pt has not
+        # committed (a resume that replays that epoch differently, e.g. on a GPU, could not undo
+        # it).
+        committed = load(run / "last.pt")["epoch"] if (run / "last.pt").exists() else 0
+        for name in ("best.pt", "selected.pt"):
+            if (run / name).exists():
+                assert load(run / name)["epoch"] <= committed, f"kill before write {k}: {name}"
         s = train_run(config(), ds, run, CPU, show_progress=False)
         pd.testing.assert_frame_equal(pd.read_csv(run / "metrics.csv").drop(columns=TIMING),
                                       pd.read_csv(straight / "metrics.csv").drop(columns=TIMING),
                                       check_exact=True)
-        assert s["best_epoch"] == best_epoch
-        best = load(run / "best.pt")
-        assert best["epoch"] == best_epoch, f"kill before write {k}: best.pt holds another epoch"
-        ref = load(straight / "best.pt")
-        for name, tensor in ref["model"].items():
-            assert torch.equal(best["model"][name], tensor), (k, name)
+        assert s["best_epoch"] == best_epoch and s["selected_epoch"] == selected_epoch
+        for name, epoch in (("best.pt", best_epoch), ("selected.pt", selected_epoch)):
+            got, ref = load(run / name), load(straight / name)
+            assert got["epoch"] == epoch, f"kill before write {k}: {name} holds another epoch"
+            for key, tensor in ref["model"].items():
+                assert torch.equal(got["model"][key], tensor), (k, name, key)
+        assert (run / "predictions.csv").read_bytes() == (straight / "predictions.csv").read_bytes()

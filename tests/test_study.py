@@ -35,6 +35,7 @@ seeds = [0]
 epochs = 1
 width = 4
 train_subset = 60
+val_n = 20
 precision = "fp32"
 device = "cpu"
 

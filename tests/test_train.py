@@ -31,13 +31,14 @@ from robustmix.training.trainer import Trainer, lr_at, train_run
 CPU = torch.device("cpu")
 TIMING = ["seconds", "train_seconds", "images_per_second"]
 METRIC_COLUMNS = {"epoch", "lr", "train_loss", "test_acc", "test_error", "test_loss",
-                  "train_acc_noisy", "train_acc_clean", "memorised", *TIMING}
+                  "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
+                  "val_acc_clean", *TIMING}
 
 
 def cli_args(tiny, out: Path, *extra: str, method: str = "mixup", epochs: int = 2) -> list[str]:
     return ["--methods", method, "--epochs", str(epochs), "--width", "4", "--train-subset", "100",
             "--data", str(tiny.pickles), "--out", str(out), "--quiet", "--precision", "fp32",
-            "--device", "cpu", "--profile", "quick",
+            "--device", "cpu", "--profile", "quick", "--val-n", "20",
             *extra]
 
 
@@ -146,7 +147,7 @@ def mem_ds() -> Dataset:
 def test_a_tiny_model_learns_the_colours(mem_ds, tmp_path):
     # A small lr: at 0.1 a width-8 net on 200 images swings too much for a stable check.
     cfg = make_config(method="erm", ratio=0.0, profile="quick", epochs=4, width=8, batch_size=20,
-                      lr=0.005, precision="fp32")
+                      lr=0.005, precision="fp32", val_n=0)
     train_y, test_y = mem_ds.y_train.copy(), mem_ds.y_test.copy()
     (tmp_path / "run").mkdir()
     torch.manual_seed(0)
@@ -227,7 +228,8 @@ def test_run_directory_is_complete(finished, tiny):
     out, run, printed = finished
     assert run.name == "cifar10_sym0.5_mixup_a32_p0_quick_s0"
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "summary.json",
-                                              "labels.csv", "last.pt", "best.pt"}
+                                              "labels.csv", "last.pt", "best.pt", "selected.pt",
+                                              "predictions.csv"}
     assert f"training {run}" in printed and "paper_best" in printed
 
     config = json.loads((run / "config.json").read_text())
@@ -395,7 +397,8 @@ def test_every_method_trains_end_to_end(tiny, tmp_path, method):
     if METHODS[method].partner == "knn":
         table = np.load(run / "knn.npy")
         assert table.shape == (100, 3)
-        noisy = pd.read_csv(run / "labels.csv")["noisy"].to_numpy()
+        labels = pd.read_csv(run / "labels.csv")
+        noisy = labels[labels["split"] == "train"]["noisy"].to_numpy()
         np.testing.assert_array_equal(noisy[table], np.repeat(noisy[:, None], 3, 1))
     model = build_model(TrainConfig.from_dict(cfg), load_dataset("cifar10", tiny.pickles))
     model.load_state_dict(weights(run / "last.pt")["model"])
@@ -405,7 +408,8 @@ def test_fashion_mnist_trains(tiny, tmp_path):
     out = tmp_path / "runs"
     args = ["--dataset", "fashion-mnist", "--data", str(tiny.fashion_dir), "--methods", "erm",
             "--epochs", "1", "--width", "2", "--train-subset", "60", "--out", str(out),
-            "--quiet", "--precision", "fp32", "--device", "cpu", "--profile", "quick"]
+            "--quiet", "--precision", "fp32", "--device", "cpu", "--profile", "quick",
+            "--val-n", "20"]
     assert noise.main(args) == 0
     run = only_run(out)
     assert run.name.startswith("fashion-mnist_sym0.5_erm")

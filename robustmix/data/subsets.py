@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def balanced_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a class-balanced random subset of size n (all indices when n is None)."""
+def balanced_subset(labels: np.ndarray, n: int | None, seed: int, purpose: int = 0x73756273
+                    ) -> np.ndarray:
+    """Sorted indices of a class-balanced random subset of size n (all indices when n is None).
+
+    purpose separates the random streams of subsets drawn with the same seed for different
+    uses (the training subset, the validation set)."""
     if n is None or n >= len(labels):
         return np.arange(len(labels))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x73756273]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, purpose]))
     classes = np.unique(labels)
     per = n // len(classes)
     picks = [rng.permutation(np.flatnonzero(labels == c))[:per] for c in classes]

@@ -18,11 +18,14 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 LABELS = "labels.csv"
 LAST = "last.pt"
-BEST = "best.pt"
+BEST = "best.pt"  # test-selected: the epoch of highest test accuracy (an optimistic oracle)
+SELECTED = "selected.pt"  # the epoch of highest accuracy on the noisy validation set
+PREDICTIONS = "predictions.csv"  # per test image: label and each checkpoint's prediction
 ATTACK = "attack.csv"
 KNN = "knn.npy"
 # --checkpoint names and their files
-CHECKPOINTS = {"last": LAST, "best": BEST}
+# "best" is the name earlier versions gave the test-selected checkpoint; it still works.
+CHECKPOINTS = {"last": LAST, "selected": SELECTED, "test-selected": BEST, "best": BEST}
 
 
 def read_json(path: Path) -> dict:

@@ -19,6 +19,7 @@ from ..runs.files import SUMMARY, read_json
 from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import plan_run, start_run
 from ..training.config import TrainConfig
+from ..training.labels import make_labels
 from ..training.trainer import train_run
 
 
@@ -47,6 +48,8 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
     summaries: dict[Path, dict] = {}
     todo = [p for p in plans if p.action != "done"]
     ds = load_data() if todo else None
+    for p in todo:  # a config the data cannot serve (e.g. too large a --val-n) fails here, first
+        make_labels(p.cfg, ds)
     for i, p in enumerate(todo):
         try:
             with RunLock(p.run, wait=wait):

@@ -7,6 +7,7 @@ answers at once.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
          "train": dict, "methods": dict, "attack": dict},
     "data": {"dataset": str, "path": str},
     "train": {"profile": str, "noise": str, "ratios": list, "seeds": list, "noise_seed": int,
+              "noise_seeds": list, "val_n": int,
               "epochs": int, "width": int, "train_subset": int, "precision": str, "device": str,
               "smoothing": float, "k": int},
     "method": {"alpha": list, "dropout": list},
@@ -120,6 +122,15 @@ def _build(path: Path, doc: dict) -> Study:
         if not 0 <= r <= 1:
             raise UsageError(f"key 'train.ratios' holds {r}, outside [0, 1]")
     seeds = _ints(train.get("seeds", [0]), "train.seeds")
+    if "noise_seed" in train and "noise_seeds" in train:
+        raise UsageError("give 'train.noise_seed' or 'train.noise_seeds', not both")
+    noise_seeds = (_ints(train["noise_seeds"], "train.noise_seeds") if "noise_seeds" in train
+                   else [train.get("noise_seed", 0)])
+    for name, values in (("train.seeds", seeds), ("train.noise_seeds", noise_seeds)):
+        if any(v < 0 for v in values):
+            raise UsageError(f"key '{name}' holds a negative seed: {values}")
+    if train.get("val_n", 0) < 0:
+        raise UsageError(f"key 'train.val_n' must be >= 0, got {train['val_n']}")
     precision = train.get("precision", "auto")
     if precision not in ("auto", "fp32", "bf16"):
         raise UsageError(f"key 'train.precision' must be auto, fp32 or bf16, got {precision!r}")
@@ -134,31 +145,33 @@ def _build(path: Path, doc: dict) -> Study:
         _check_keys(settings, "method", f"methods.{name}")
 
     device = train.get("device", "auto")
-    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+    # Exactly the names resolve_device takes: --check on a machine without a GPU cannot resolve
+    # a cuda device, so a misspelt one ("cudaa", "cuda:x") must be caught here, not on the GPU.
+    index = device[5:] if isinstance(device, str) and device.startswith("cuda:") else ""
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda")
+                                           or (index.isascii() and index.isdigit())):
         raise UsageError(f"key 'train.device' must be auto, cpu, cuda or cuda:N, got {device!r}")
     configs = []
     for ratio in ratios:
         for name, settings in methods.items():
             alphas = _numbers(settings["alpha"], f"methods.{name}.alpha") if "alpha" in settings else [None]
             drops = _numbers(settings["dropout"], f"methods.{name}.dropout") if "dropout" in settings else [None]
-            for alpha in alphas:
-                for p in drops:
-                    for seed in seeds:
-                        try:
-                            cfg = make_config(
-                                method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
-                                epochs=train.get("epochs"), dataset=dataset, noise=noise,
-                                noise_seed=train.get("noise_seed", 0), seed=seed,
-                                precision="fp32" if precision == "auto" else precision,
-                                width=train.get("width"), smoothing=train.get("smoothing"),
-                                knn_k=train.get("k"))
-                            if "train_subset" in train:
-                                cfg.train_subset = train["train_subset"] or None
-                                cfg.validate()
-                        except UsageError as e:
-                            raise UsageError(f"methods.{name}: {e}") from None
-                        if cfg.run_name not in {c.run_name for c in configs}:
-                            configs.append(cfg)
+            for alpha, p, noise_seed, seed in itertools.product(alphas, drops, noise_seeds, seeds):
+                try:
+                    cfg = make_config(
+                        method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
+                        epochs=train.get("epochs"), dataset=dataset, noise=noise,
+                        noise_seed=noise_seed, seed=seed, val_n=train.get("val_n"),
+                        precision="fp32" if precision == "auto" else precision,
+                        width=train.get("width"), smoothing=train.get("smoothing"),
+                        knn_k=train.get("k"))
+                    if "train_subset" in train:
+                        cfg.train_subset = train["train_subset"] or None
+                        cfg.validate()
+                except UsageError as e:
+                    raise UsageError(f"methods.{name}: {e}") from None
+                if cfg.run_name not in {c.run_name for c in configs}:
+                    configs.append(cfg)
     source_cfg = None
     if attack is not None:
         _check_keys(attack, "attack", "attack")

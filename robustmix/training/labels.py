@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -10,27 +10,50 @@ import pandas as pd
 from ..data.datasets import Dataset
 from ..data.labelnoise import actual_noise_rate, corrupt_labels
 from ..data.subsets import balanced_subset
+from ..errors import UsageError
 from .config import TrainConfig
+
+VALIDATION = 0x76616C69  # the validation set's random stream
 
 
 @dataclass
 class Labels:
-    """The training set a run sees: indices into the dataset, clean and noisy labels."""
+    """The images a run sees: training indices into the dataset with clean and noisy labels,
+    and the held-out validation images, labelled noisily like the training set."""
 
     index: np.ndarray
     clean: np.ndarray
     noisy: np.ndarray
+    val_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    val_clean: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    val_noisy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def noise_rate(self) -> float:
         return actual_noise_rate(self.clean, self.noisy)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"index": self.index, "clean": self.clean, "noisy": self.noisy})
+        train = pd.DataFrame({"index": self.index, "clean": self.clean, "noisy": self.noisy})
+        if not len(self.val_index):
+            return train
+        train["split"] = "train"
+        val = pd.DataFrame({"index": self.val_index, "clean": self.val_clean,
+                            "noisy": self.val_noisy, "split": "val"})
+        return pd.concat([train, val], ignore_index=True)
 
 
 def make_labels(cfg: TrainConfig, ds: Dataset) -> Labels:
+    """Training and validation images with their labels, all deterministic from the noise seed
+    (never from the training seed), so every method and seed sees the same images and labels."""
     # Noise is drawn over the whole training set, so a subset sees the same labels as a full run.
     noisy_all = corrupt_labels(ds.y_train, cfg.ratio, cfg.noise, ds.num_classes, cfg.noise_seed, ds.name)
-    idx = balanced_subset(ds.y_train, cfg.train_subset, cfg.noise_seed)
-    return Labels(idx, ds.y_train[idx], noisy_all[idx])
+    n, k = len(ds.y_train), ds.num_classes
+    if cfg.val_n > n - k:
+        raise UsageError(f"--val-n {cfg.val_n} leaves too few training images: at most {n - k} "
+                         f"of the {n} can be held out (one image per class must stay)")
+    val = (balanced_subset(ds.y_train, cfg.val_n, cfg.noise_seed, VALIDATION) if cfg.val_n
+           else np.zeros(0, dtype=np.int64))
+    pool = np.setdiff1d(np.arange(n), val)
+    idx = pool[balanced_subset(ds.y_train[pool], cfg.train_subset, cfg.noise_seed)]
+    return Labels(idx, ds.y_train[idx], noisy_all[idx],
+                  val, ds.y_train[val], noisy_all[val])

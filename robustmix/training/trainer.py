@@ -23,7 +23,7 @@ from ..evaluation.device import autocast
 from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
-from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, SUMMARY
+from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, PREDICTIONS, SELECTED, SUMMARY
 from .batches import PAD, BatchPlan, crop_flip, epoch_plans
 from .config import TrainConfig
 from .labels import Labels, make_labels
@@ -62,6 +62,9 @@ class Trainer:
         self.x_train_eval = to_device_images(ds.x_train[labels.index[ev]], device)
         self.y_eval_noisy = torch.from_numpy(labels.noisy[ev]).to(device)
         self.y_eval_clean = torch.from_numpy(labels.clean[ev]).to(device)
+        self.x_val = to_device_images(ds.x_train[labels.val_index], device)
+        self.y_val_noisy = torch.from_numpy(labels.val_noisy).to(device)
+        self.y_val_clean = torch.from_numpy(labels.val_clean).to(device)
         self.knn = self._knn_table() if METHODS[cfg.method].partner == "knn" else None
         # Initial weights come from the run's seed alone, whatever ran before in this process.
         with torch.random.fork_rng(devices=[]):
@@ -143,33 +146,41 @@ class Trainer:
         tp, _ = self.predict(self.x_train_eval)
         corrupted = self.y_eval_noisy != self.y_eval_clean
         memorised = ((tp == self.y_eval_noisy) & corrupted).sum().item() / max(int(corrupted.sum()), 1)
+        val = {"val_acc_noisy": float("nan"), "val_acc_clean": float("nan")}
+        if len(self.y_val_noisy):
+            vp, _ = self.predict(self.x_val)
+            val = {"val_acc_noisy": (vp == self.y_val_noisy).float().mean().item(),
+                   "val_acc_clean": (vp == self.y_val_clean).float().mean().item()}
         return {
             "test_acc": test_acc, "test_error": 1.0 - test_acc, "test_loss": test_loss,
             "train_acc_noisy": (tp == self.y_eval_noisy).float().mean().item(),
             "train_acc_clean": (tp == self.y_eval_clean).float().mean().item(),
             "memorised": memorised if corrupted.any() else float("nan"),
+            **val,
         }
 
-    def state(self, epoch: int, best: tuple[float, int]) -> dict:
+    def state(self, epoch: int, best: tuple[float, int], selected: tuple[float, int]) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "epoch": epoch, "best_acc": best[0], "best_epoch": best[1]}
+                "epoch": epoch, "best_acc": best[0], "best_epoch": best[1],
+                "selected_acc": selected[0], "selected_epoch": selected[1]}
 
 
-def reconcile_best(run: Path, last: dict, device: torch.device) -> None:
-    """Make best.pt hold the epoch that last.pt names as best.
+def reconcile(run: Path, name: str, epoch: int, last: dict, device: torch.device) -> None:
+    """Make the checkpoint file `name` hold `epoch`, the epoch last.pt names for it.
 
-    best.pt is written after last.pt, so a kill between the two leaves best.pt one improvement
-    behind; the best epoch is then the last committed epoch, whose weights last.pt holds.
+    best.pt and selected.pt are written after last.pt, so a kill between them leaves one of
+    them an improvement behind; that epoch is then the last committed one, whose weights last.pt
+    holds. epoch 0 means the run has none yet (no validation set, for selected.pt).
     """
-    best_epoch = int(last["best_epoch"])
-    if (run / BEST).exists():
-        stored = load_checkpoint(run / BEST, device)
-        if int(stored["epoch"]) == best_epoch:
-            return
-    if best_epoch == int(last["epoch"]):
-        save_checkpoint(run / BEST, {"model": last["model"], "epoch": best_epoch})
+    if epoch == 0:
         return
-    raise UsageError(f"{run}: {BEST} does not hold epoch {best_epoch} that {LAST} names as best "
+    if (run / name).exists():
+        if int(load_checkpoint(run / name, device)["epoch"]) == epoch:
+            return
+    if epoch == int(last["epoch"]):
+        save_checkpoint(run / name, {"model": last["model"], "epoch": epoch})
+        return
+    raise UsageError(f"{run}: {name} does not hold epoch {epoch} that {LAST} names for it "
                      "(written by an older robustmix?); use --force to retrain this run")
 
 
@@ -180,13 +191,15 @@ def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
     if not (run / LABELS).exists():
         write_csv(run / LABELS, labels.to_frame())
     trainer = Trainer(cfg, ds, labels, device, run, show_progress)
-    start, best, rows = 0, (-1.0, 0), []
+    start, best, selected, rows = 0, (-1.0, 0), (-1.0, 0), []
     if (run / LAST).exists():
         ck = load_checkpoint(run / LAST, device)
         trainer.model.load_state_dict(ck["model"])
         trainer.opt.load_state_dict(ck["optimizer"])
         start, best = int(ck["epoch"]), (float(ck["best_acc"]), int(ck["best_epoch"]))
-        reconcile_best(run, ck, device)
+        selected = (float(ck.get("selected_acc", -1.0)), int(ck.get("selected_epoch", 0)))
+        reconcile(run, BEST, best[1], ck, device)
+        reconcile(run, SELECTED, selected[1], ck, device)
         if (run / METRICS).exists():
             # metrics.csv is written before last.pt, so it may hold one epoch more: drop it.
             rows = pd.read_csv(run / METRICS).query("epoch <= @start").to_dict("records")
@@ -198,21 +211,58 @@ def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
         improved = row["test_acc"] > best[0]
         if improved:
             best = (row["test_acc"], epoch + 1)
+        # Selection sees only what a practitioner has: accuracy on noisily labelled held-out data.
+        chosen = math.isfinite(row["val_acc_noisy"]) and row["val_acc_noisy"] > selected[0]
+        if chosen:
+            selected = (row["val_acc_noisy"], epoch + 1)
         write_csv(run / METRICS, pd.DataFrame(rows))
-        state = trainer.state(epoch + 1, best)
+        state = trainer.state(epoch + 1, best, selected)
         save_checkpoint(run / LAST, state)
         if improved:
             save_checkpoint(run / BEST, {"model": state["model"], "epoch": epoch + 1})
+        if chosen:
+            save_checkpoint(run / SELECTED, {"model": state["model"], "epoch": epoch + 1})
         bar.set_postfix(test=f"{row['test_acc']:.3f}", noisy=f"{row['train_acc_noisy']:.3f}")
     metrics = pd.DataFrame(rows)
-    summary = summarise(cfg, metrics, labels, ds)
+    full = evaluate_full_test(trainer, run, selected[1] > 0)
+    summary = summarise(cfg, metrics, labels, ds, full)
     write_json(run / SUMMARY, summary)
     return summary
 
 
-def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Dataset) -> dict:
+def evaluate_full_test(trainer: Trainer, run: Path, has_selected: bool) -> dict:
+    """Predictions of the last, selected and test-selected checkpoints on every test image,
+    written to predictions.csv (one row per test image, -1 where a checkpoint does not exist);
+    returns their error rates on the full test set."""
+    ds, device = trainer.ds, trainer.device
+    x = to_device_images(ds.x_test, device)
+    y = torch.from_numpy(ds.y_test).to(device)
+    table = {"index": np.arange(len(ds.y_test)), "label": ds.y_test}
+    errors = {}
+    names = [("last", LAST), ("test_selected", BEST)] + ([("selected", SELECTED)] if has_selected else [])
+    for key, name in names:
+        trainer.model.load_state_dict(load_checkpoint(run / name, device)["model"])
+        pred = predict_logits(trainer.model, x, device, trainer.cfg.precision).argmax(1)
+        table[key] = pred.cpu().numpy()
+        # As training computes test_acc: an fp32 mean of 0/1 on the device.
+        errors[key] = 1.0 - (pred == y).float().mean().item()
+    if not has_selected:
+        table["selected"] = np.full(len(ds.y_test), -1)
+    write_csv(run / PREDICTIONS, pd.DataFrame(table)[["index", "label", "last", "selected",
+                                                      "test_selected"]])
+    return errors
+
+
+def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Dataset,
+              full: dict | None = None) -> dict:
+    """summary.json. best_* is the test-selected epoch on the per-epoch test images (the paper's
+    "best", an optimistic oracle); selected_* the epoch of best noisy-validation accuracy;
+    *_full_test_error the checkpoints' errors on every test image."""
     best = metrics.loc[metrics["test_acc"].idxmax()]
     last = metrics.iloc[-1]
+    full = full or {}
+    has_val = bool(len(labels.val_index)) and metrics["val_acc_noisy"].notna().any()
+    sel = metrics.loc[metrics["val_acc_noisy"].idxmax()] if has_val else None
     return {
         "run": cfg.run_name, "dataset": cfg.dataset, "data": ds.description,
         "noise": cfg.noise, "ratio": cfg.ratio, "method": cfg.method, "alpha": cfg.alpha,
@@ -228,4 +278,12 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "train_seconds": float(metrics["train_seconds"].sum()),
         "total_seconds": float(metrics["seconds"].sum()),
         "images_per_second": float(len(labels.index) * len(metrics) / metrics["train_seconds"].sum()),
+        "val_images": len(labels.val_index),
+        "selected_epoch": int(sel["epoch"]) if sel is not None else None,
+        "selected_val_acc_noisy": float(sel["val_acc_noisy"]) if sel is not None else None,
+        "selected_test_error": float(sel["test_error"]) if sel is not None else None,
+        "full_test_images": len(ds.y_test),
+        "last_full_test_error": full.get("last"),
+        "selected_full_test_error": full.get("selected"),
+        "test_selected_full_test_error": full.get("test_selected"),
     }
