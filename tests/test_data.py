@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
+import random
 import shutil
 import tarfile
 from pathlib import Path
@@ -83,6 +85,97 @@ def test_archive_member_order_does_not_matter(tmp_path, tiny):
     assert_arrays(load_dataset("cifar10", dest), tiny.arrays)
 
 
+def write_tree_archive(tree: Path, dest: Path, order: str, seed: int = 0) -> list[str]:
+    """A .tar.gz of the image tree `tree` under "x/", its members (folders and files) stored in
+    sorted name order or in a random order; returns the file members' names in archive order."""
+    paths = sorted(tree.rglob("*"))
+    if order == "shuffled":
+        random.Random(seed).shuffle(paths)
+        assert paths != sorted(paths)
+    with tarfile.open(dest, "w:gz") as tar:
+        for p in paths:
+            tar.add(p, arcname=str(Path("x") / p.relative_to(tree)), recursive=False)
+    return [str(Path("x") / p.relative_to(tree)) for p in paths if p.is_file()]
+
+
+def test_shuffled_and_sorted_archives_decode_identically(tmp_path, tiny):
+    """Members stored in a random order give the same arrays, bit for bit, as members stored in
+    sorted order, and both give the written arrays (grouped by class, in file-name order)."""
+    got = {}
+    for order in ("sorted", "shuffled"):
+        path = tmp_path / f"{order}.tar.gz"
+        write_tree_archive(tiny.png_tree, path, order, seed=7)
+        got[order] = load_dataset("cifar10", path, use_cache=False)
+        assert_arrays(got[order], tiny.arrays)
+        assert got[order].description == "CIFAR-10"
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(got["shuffled"], k), getattr(got["sorted"], k))
+    assert got["shuffled"].fingerprint("train") == got["sorted"].fingerprint("train")
+    assert got["shuffled"].test_fingerprint() == got["sorted"].test_fingerprint()
+
+
+def _record_reads(monkeypatch) -> tuple[list[str], list[tuple[int, int]]]:
+    """Record the member names extracted from any tar, in order, and every backward seek on a
+    gzip stream (each one restarts decompression from the start of the file)."""
+    extracted: list[str] = []
+    backward: list[tuple[int, int]] = []
+    real_extract, real_seek = tarfile.TarFile.extractfile, gzip.GzipFile.seek
+
+    def extractfile(self, member):
+        extracted.append(member if isinstance(member, str) else member.name)
+        return real_extract(self, member)
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if self.mode == gzip.READ and whence == io.SEEK_SET:
+            here = real_seek(self, 0, io.SEEK_CUR)
+            if offset < here:
+                backward.append((here, offset))
+        return real_seek(self, offset, whence)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", extractfile)
+    monkeypatch.setattr(gzip.GzipFile, "seek", seek)
+    return extracted, backward
+
+
+def test_image_archive_is_read_once_in_archive_order(tmp_path, tiny, monkeypatch):
+    """No random access by name: each member is extracted once, in the order the archive stores
+    it, and the gzip stream never seeks backwards."""
+    path = tmp_path / "shuffled.tar.gz"
+    members = write_tree_archive(tiny.png_tree, path, "shuffled", seed=3)
+    extracted, backward = _record_reads(monkeypatch)
+    ds = load_dataset("cifar10", path, use_cache=False)
+    assert extracted == members
+    assert backward == []
+    assert_arrays(ds, tiny.arrays)
+
+
+def test_pickle_archive_is_read_once_in_archive_order(tmp_path, tiny, monkeypatch):
+    """The same for a cifar-10-python.tar.gz whose batches are stored out of order (as the
+    canonical archive stores them)."""
+    names = ["data_batch_4", "readme.html", "test_batch", "data_batch_3", "batches.meta",
+             "data_batch_2", "data_batch_5", "data_batch_1"]
+    (tmp_path / "readme.html").write_text("synthetic")
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for n in names:
+            src = tmp_path / n if n == "readme.html" else tiny.pickles / n
+            tar.add(src, arcname=f"cifar-10-batches-py/{n}")
+    extracted, backward = _record_reads(monkeypatch)
+    ds = load_dataset("cifar10", path, use_cache=False)
+    batches = [f"cifar-10-batches-py/{n}" for n in names if n.startswith(("data_", "test_"))]
+    assert extracted == batches
+    assert backward == []
+    assert_arrays(ds, tiny.arrays)
+
+
+def test_unreadable_image_in_an_archive_is_a_usage_error(tmp_path, tiny):
+    tree = shutil.copytree(tiny.png_tree, tmp_path / "tree")
+    sorted((tree / "train" / "cat").glob("*.png"))[1].write_bytes(b"not an image")
+    path = tmp_path / "broken.tar.gz"
+    write_tree_archive(tree, path, "shuffled")
+    assert_usage_error(path)
+
+
 def test_jpeg_tree_is_described_as_the_jpeg_copy(tmp_path):
     a = cifar_arrays(2, 2, seed=3)
     ds = load_dataset("cifar10", write_image_folder(tmp_path / "jpg", a, ext=".jpg"))
@@ -146,9 +239,17 @@ def test_fashion_is_cached_too(tiny, monkeypatch):
     assert_arrays(load_dataset("fashion-mnist", tiny.fashion_dir), tiny.fashion)
 
 
-def test_use_cache_false_neither_reads_nor_writes(tiny):
+def test_use_cache_false_neither_reads_nor_writes(tiny, monkeypatch):
     load_dataset("cifar10", tiny.pickles, use_cache=False)
     assert not list(cache_dir().glob("*.npz"))
+    # With a cache entry present, use_cache=False still decodes the source and leaves it alone.
+    load_dataset("cifar10", tiny.pickles)
+    (cached,) = cache_dir().glob("cifar10-*.npz")
+    before = cached.stat().st_mtime_ns, cached.read_bytes()
+    calls = _counting_decoder(monkeypatch)
+    assert_arrays(load_dataset("cifar10", tiny.pickles, use_cache=False), tiny.arrays)
+    assert calls == [tiny.pickles]
+    assert (cached.stat().st_mtime_ns, cached.read_bytes()) == before
 
 
 def _counting_decoder(monkeypatch):
