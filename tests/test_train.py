@@ -261,9 +261,13 @@ def test_run_directory_is_complete(finished, tiny):
     np.testing.assert_allclose(m["test_error"], 1 - m["test_acc"])
     assert (m["train_loss"] > 0).all() and (m[TIMING] > 0).all().all()
 
-    labels = pd.read_csv(run / "labels.csv")
-    assert list(labels.columns) == ["index", "clean", "noisy"] and len(labels) == 100
-    np.testing.assert_array_equal(labels["clean"], tiny.arrays.y_train[labels["index"]])
+    all_labels = pd.read_csv(run / "labels.csv")
+    assert list(all_labels.columns) == ["index", "clean", "noisy", "split"]
+    labels = all_labels[all_labels["split"] == "train"]
+    val = all_labels[all_labels["split"] == "val"]
+    assert len(labels) == 100 and len(val) == 20
+    assert not set(val["index"]) & set(labels["index"])
+    np.testing.assert_array_equal(all_labels["clean"], tiny.arrays.y_train[all_labels["index"]])
     np.testing.assert_array_equal(np.bincount(labels["clean"]), [10] * 10)
 
     s = json.loads((run / "summary.json").read_text())

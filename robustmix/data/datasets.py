@@ -131,7 +131,7 @@ def load_dataset(name: str, path: str | Path | None = None, download: bool = Fal
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(cached, lambda p: _save_npz(p, arrays))
-        except OSError:
+        except (OSError, UsageError):
             pass  # caching is an optimisation; an unwritable cache dir must not stop a run
     return ds
 

@@ -21,11 +21,18 @@ if TYPE_CHECKING:
     import torch
 
 
-def load_train_config(run: Path) -> TrainConfig:
+def run_config(run: Path) -> dict:
+    """config.json of a run robustmix made. Another tool's config.json (or one that is not a
+    JSON object) is refused: that folder is not robustmix's to write into, let alone empty."""
     cfg = read_json(Path(run) / CONFIG)
-    if "train" not in cfg:
-        raise UsageError(f"{run}/{CONFIG} has no 'train' section: not a robustmix run")
-    return TrainConfig.from_dict(cfg["train"])
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("train"), dict):
+        raise UsageError(f"{run}/{CONFIG} has no 'train' section: not a robustmix run; "
+                         "move it away or use another --out")
+    return cfg
+
+
+def load_train_config(run: Path) -> TrainConfig:
+    return TrainConfig.from_dict(run_config(run)["train"])
 
 
 def describe_difference(old: dict, new: dict) -> str:
@@ -70,9 +77,9 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
             raise UsageError(f"{run} exists, is not empty and holds no {CONFIG}: robustmix did not "
                              "make it and will not write into it; move it away or use another --out")
         return run, "new"
+    stored = run_config(run)["train"]  # before --force: it empties only a robustmix run
     if force:
         return run, "force"
-    stored = read_json(run / CONFIG).get("train", {})
     if stored != cfg.to_dict():
         raise UsageError(f"run directory {run} was made with another config "
                          f"({describe_difference(stored, cfg.to_dict())}); "
@@ -85,6 +92,7 @@ def clear_run(run: Path) -> None:
     robustmix created it) is ever emptied."""
     if not (run / CONFIG).exists():
         raise UsageError(f"{run} holds no {CONFIG}: robustmix did not make it and will not empty it")
+    run_config(run)
     shutil.rmtree(run)
     run.mkdir()
 
