@@ -445,3 +445,9 @@ def test_real_fashion_mnist():
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(ds.y_test, minlength=10), [1000] * 10)
+
+
+def test_unwritable_cache_does_not_stop_loading(tiny, monkeypatch):
+    monkeypatch.setenv("ROBUSTMIX_CACHE", "/proc/robustmix-cache")
+    ds = load_dataset("cifar10", tiny.pickles)
+    assert_arrays(ds, tiny.arrays)
