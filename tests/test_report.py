@@ -1,16 +1,25 @@
-"""The report: every figure and table is written, its numbers match the fixture, links resolve,
-it is fast, and bad input is one line with exit status 2."""
+"""The report: every figure and table is written, its numbers match the fixture (full-test
+errors of the last, selected and test-selected checkpoints, with intervals), report.md opens with
+the verdict table and names checkpoints as last / selected / test-selected, links resolve, older
+runs still report, and bad input is one line with exit status 2."""
 
 from __future__ import annotations
 
 import re
 import statistics
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import EPS, PAPER, SPECS, expected_attack_accuracy, write_fixture
+from report_fixtures import (
+    EPS,
+    FULL_N,
+    PAPER,
+    SPECS,
+    expected_attack_accuracy,
+    expected_error,
+    write_fixture,
+)
 
 from robustmix import report
 from robustmix.cli import run_main
@@ -18,8 +27,9 @@ from robustmix.reporting import results as R
 from robustmix.training.methods import METHODS
 
 FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
-TABLES = ("table_noise", "table_memorisation", "table_attack", "table_ablation", "table_sweep",
-          "table_runs")
+TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
+          "table_ablation", "table_sweep", "table_runs")
+KINDS = ("last", "selected", "test_selected")
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +42,9 @@ def built(tmp_path_factory):
     notes = tmp / "notes.md"
     notes.write_text("Hand-written note: the fixture is synthetic.\n")
     out = tmp / "out"
-    t0 = time.perf_counter()
     rc = run_main(report.main, [str(root), "--out", str(out), "--title", "Fixture report",
                                 "--notes", str(notes)])
-    return {"root": root, "out": out, "rc": rc, "seconds": time.perf_counter() - t0}
+    return {"root": root, "out": out, "rc": rc}
 
 
 def _close(a, b, tol=1e-3) -> bool:
@@ -43,17 +52,17 @@ def _close(a, b, tol=1e-3) -> bool:
 
 
 def _expected_settings() -> dict:
-    """(ratio, method) -> (alpha, dropout, [best errors], [last errors]) at the best setting."""
+    """(ratio, method) -> (alpha, dropout, {kind: [errors (%)]}) at the chosen setting: the
+    highest noisy-validation accuracy, which the fixture makes rise with the peak accuracy."""
     groups: dict = {}
     for s in SPECS:
         groups.setdefault((s.ratio, s.method), {}).setdefault((s.alpha, s.dropout), []).append(s)
     out = {}
     for key, settings in groups.items():
-        def mean_best(item):
-            return statistics.mean(100 * (1 - s.peak) for s in item[1])
-        (alpha, dropout), specs = min(settings.items(), key=mean_best)
-        out[key] = (alpha, dropout, [100 * (1 - s.peak) for s in specs],
-                    [100 * (1 - s.final) for s in specs])
+        def mean_peak(item):
+            return statistics.mean(s.peak for s in item[1])
+        (alpha, dropout), specs = max(settings.items(), key=mean_peak)
+        out[key] = (alpha, dropout, {k: [expected_error(s, k) for s in specs] for k in KINDS})
     return out
 
 
@@ -75,50 +84,60 @@ def test_command_line_writes_every_figure_and_table(built):
     assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000  # small enough to commit
 
 
-def test_report_runs_in_under_30_seconds(built):
-    assert built["seconds"] < 30, built["seconds"]
-
-
 def test_noise_table_matches_fixture_and_paper(built):
     t = pd.read_csv(built["out"] / "table_noise.csv")
     expected = _expected_settings()
     assert len(t) == len(expected)
     for _, r in t.iterrows():
-        alpha, dropout, best, last = expected[(r["ratio"], r["method"])]
+        alpha, dropout, errors = expected[(r["ratio"], r["method"])]
         assert (r["alpha"], r["dropout"]) == (alpha, dropout)
-        assert r["n_seeds"] == len(best)
-        assert _close(r["best_error_mean"], statistics.mean(best))
-        assert _close(r["last_error_mean"], statistics.mean(last))
-        if len(best) > 1:
-            assert _close(r["best_error_std"], statistics.stdev(best))
-            assert _close(r["last_error_std"], statistics.stdev(last))
-        else:
-            assert pd.isna(r["best_error_std"])
+        assert r["chosen_by"] == "noisy validation accuracy"
+        n = len(errors["last"])
+        assert r["n_seeds"] == n
+        for kind in KINDS:
+            e = errors[kind]
+            assert _close(r[f"{kind}_error_mean"], statistics.mean(e)), (kind, r.to_dict())
+            assert r[f"{kind}_error_lo"] < r[f"{kind}_error_mean"] < r[f"{kind}_error_hi"]
+            assert r[f"{kind}_error_images"] == FULL_N
+            if n > 1:
+                assert _close(r[f"{kind}_error_std"], statistics.stdev(e))
+                assert r[f"{kind}_error_over"] == f"{n} seeds × {FULL_N} test images"
+            else:
+                assert pd.isna(r[f"{kind}_error_std"])
+                assert r[f"{kind}_error_over"] == f"1 seed: {FULL_N} test images only"
         ref = PAPER.get((r["ratio"], r["method"]))
+        best, last = errors["test_selected"], errors["last"]
         if ref is None:
-            assert pd.isna(r["paper_best_error"]) and pd.isna(r["best_diff"])
+            assert pd.isna(r["paper_test_selected_error"]) and pd.isna(r["test_selected_diff"])
         else:
-            assert _close(r["paper_best_error"], ref[0]) and _close(r["paper_last_error"], ref[1])
-            assert _close(r["best_diff"], statistics.mean(best) - ref[0])
+            assert _close(r["paper_test_selected_error"], ref[0])
+            assert _close(r["paper_last_error"], ref[1])
+            assert _close(r["test_selected_diff"], statistics.mean(best) - ref[0])
             assert _close(r["last_diff"], statistics.mean(last) - ref[1])
-    # the two-seed ERM at 50%: (45, 43) best error, (60, 56) last error
+    # the two-seed ERM at 50%: (45, 43) test-selected error, (60, 56) last error
     erm = t[(t["ratio"] == 0.5) & (t["method"] == "erm")].iloc[0]
-    assert (erm["n_seeds"], erm["best_error_mean"], erm["last_error_mean"]) == (2, 44.0, 58.0)
-    assert _close(erm["best_error_std"], 2 ** 0.5) and _close(erm["best_diff"], 44.0 - 18.8)
+    assert (erm["n_seeds"], erm["test_selected_error_mean"], erm["last_error_mean"]) == (2, 44.0, 58.0)
+    assert _close(erm["test_selected_error_std"], 2 ** 0.5)
+    assert _close(erm["test_selected_diff"], 44.0 - 18.8)
+    # two seeds: the interval is at least the t-interval, t(1, .975) = 12.706 times the se of 1
+    assert erm["test_selected_error_hi"] - 44.0 >= 12.706 - 1e-3
     fig = pd.read_csv(built["out"] / "fig_noise.csv")
-    assert _close(fig.loc[(fig["ratio"] == 0.5) & (fig["method"] == "erm"), "best_acc_mean"].iloc[0], 56.0)
+    row = fig[(fig["ratio"] == 0.5) & (fig["method"] == "erm")].iloc[0]
+    assert _close(row["test_selected_acc_mean"], 56.0)
+    assert _close(row["test_selected_acc_lo"], 100 - erm["test_selected_error_hi"])
 
 
 def test_sweep_and_ablation_tables(built):
     sweep = pd.read_csv(built["out"] / "table_sweep.csv")
-    assert set(zip(sweep["method"], sweep["alpha"], sweep["best"], strict=True)) == {
+    assert set(zip(sweep["method"], sweep["alpha"], sweep["chosen"], strict=True)) == {
         ("mixup", 8.0, False), ("mixup", 32.0, True)}
+    assert set(sweep["chosen_by"]) == {"noisy validation accuracy"}
     assert set(sweep["ratio"]) == {0.5}
     abl = pd.read_csv(built["out"] / "table_ablation.csv")
     assert set(abl["ratio"]) == {0.5}
     assert set(abl["method"]) == {"erm", "mixup", "mixup_same_class"}
     row = abl[abl["method"] == "mixup_same_class"].iloc[0]
-    assert bool(row["ablation"]) and _close(row["best_error_mean"], 42.0)
+    assert bool(row["ablation"]) and _close(row["test_selected_error_mean"], 42.0)
     assert _close(row["last_error_mean"], 48.0)
 
 
@@ -137,6 +156,9 @@ def test_attack_table_matches_fixture(built):
             assert _close(r["accuracy_std"], statistics.stdev(accs))
         assert r["n_runs"] == len(specs)
         assert r["sources"] == ("itself" if r["mode"] == "white-box" else "erm")
+        assert r["accuracy_lo"] <= r["accuracy_mean"] <= r["accuracy_hi"]
+        assert r["accuracy_over"] == (f"{len(specs)} seeds (Student t) × 500 images (binomial)"
+                                      if len(specs) > 1 else "1 seed: 500 images, binomial")
     # the figure draws one setting per method: mixup at 50% at its best α (32)
     fig = pd.read_csv(built["out"] / "fig_attack.csv")
     assert set(fig.loc[(fig["ratio"] == 0.5) & (fig["method"] == "mixup"), "alpha"]) == {32.0}
@@ -151,9 +173,13 @@ def test_curves_and_memorisation_match_fixture(built):
     assert _close(erm.loc[2, "test_acc"], 100 * (s0.peak + s1.peak - 0.15) / 2)
     m = pd.read_csv(built["out"] / "table_memorisation.csv")
     r = m[(m["ratio"] == 0.5) & (m["method"] == "erm")].iloc[0]
-    assert _close(r["test_acc_best"], 100 * (s0.peak + s1.peak) / 2)
+    assert _close(r["test_acc_test_selected"], 100 * (s0.peak + s1.peak) / 2)
     assert _close(r["test_acc_last"], 100 * (s0.final + s1.final) / 2)
     assert _close(r["train_acc_noisy_last"], 100 * (s0.noisy_final + s1.noisy_final) / 2)
+    assert r["chance"] == 10.0 and r["memorised_last_lo"] < r["memorised_last"]
+    # two seeds: a band over seeds on the curves, none with one seed
+    assert erm["test_acc_lo"].notna().all() and (erm["test_acc_lo"] <= erm["test_acc"]).all()
+    assert c.loc[(c["ratio"] == 0.2), "test_acc_lo"].isna().all()
 
 
 def test_report_md_links_and_contents(built):
@@ -165,17 +191,32 @@ def test_report_md_links_and_contents(built):
         assert (out / link).is_file(), link
     written = {p.name for p in out.iterdir() if p.name != "report.md"}
     assert written <= links, written - links
-    assert md.startswith("# Fixture report")
+    assert md.startswith("# Fixture report\n\n## Verdicts\n")  # the verdict table comes first
     for text in ("CIFAR-10, synthetic fixture", "Fixture CPU, 2 threads", "0123456789abcdef",
                  "Hand-written note: the fixture is synthetic.", "python -m robustmix.report",
                  "--notes", "width 16, 5000 training images, 6 epochs", "2500 test images",
+                 "all 5000 for the reported checkpoints", "500 noisy-label validation images",
                  "Report generated: 20", "FGSM (1 step), I-FGSM (10 steps", "superseded"):
         assert text in md, text
-    # the generated reading states what the numbers say
-    assert "At 20% noise, mixup's last-epoch test error is lower than ERM's: 23.0% vs 40.0%" in md
-    assert re.search(r"ERM at 50% noise: from its best epoch \(2\.5\).*pattern of memorising", md)
-    assert "best-epoch ordering (mixup < mixup + dropout < ERM + dropout < ERM" in md
-    assert "with a single seed" in md
+    # the verdicts, generated from the data: a separated pair and an overlapping one
+    verdicts = md[:md.index("## Setup")]
+    assert re.search(r"\| 50% \| mixup has lower test error than ERM \| \*\*supported\*\* "
+                     r"\+24\.0 \[\+\d+\.\d, \+\d+\.\d\]", verdicts)
+    assert re.search(r"mixup \+ dropout has lower test error than mixup \| inconclusive -1\.0 "
+                     r"\[-\d\.\d, \+\d\.\d\]", verdicts)
+    assert "cannot be told apart at this scale" in verdicts
+    v = pd.read_csv(out / "table_verdicts.csv")
+    assert f"{len(v)} claims tested: {(v['verdict'] == 'supported').sum()} supported" in md
+    assert set(v["family"]) == {"Table 2 ordering", "best-to-last gap", "memorisation",
+                                "ablation", "adversarial"}
+    # checkpoints are named last / selected / test-selected; "best" only as the paper's quoted
+    for text in ("selected (noisy validation)", "test-selected (oracle, optimistic)"):
+        assert text in md, text
+    assert not re.search(r"(?<![\"'])\bbest\b(?! accuracy| test accuracy)", md), \
+        re.findall(r".{40}(?<![\"'])\bbest\b.{20}", md)
+    # the long generated reading is gone: no bullet restates an ordering
+    assert "What the numbers show" not in md and "pairs agree" not in md
+    assert "With one seed an interval covers test-image sampling only" in md
 
 
 def test_method_colours_and_markers_are_distinct():
@@ -188,7 +229,8 @@ def test_checkpoint_selects_attack_rows(tmp_path):
     write_fixture(tmp_path / "runs", unfinished=False)
     res = R.load_results([tmp_path / "runs"])
     spec = next(s for s in SPECS if (s.ratio, s.method) == (0.2, "mixup"))
-    for checkpoint in ("last", "best"):
+    assert set(res.attacks["checkpoint"]) == {"last", "test-selected"}  # "best" is the old name
+    for checkpoint in ("last", "best", "test-selected"):
         t = R.attack_table(res.attacks, checkpoint)
         r = t[(t["ratio"] == 0.2) & (t["method"] == "mixup") & (t["attack"] == "fgsm")
               & (t["mode"] == "white-box") & (t["eps"] == 8.0)].iloc[0]
@@ -218,6 +260,29 @@ def test_stale_files_removed_and_unfinished_run_left_out(tmp_path, capsys):
     assert "not finished" in md
     for link in re.findall(r"\]\(([^)]+)\)", md):
         assert (out / link).is_file(), link
+
+
+def test_older_runs_report_with_fallback_intervals(tmp_path):
+    """Runs written before the validation set, the full test set and predictions.csv: the
+    report still reads them, gives no selected checkpoint, takes errors from the per-epoch test
+    images and says where the intervals come from."""
+    root = tmp_path / "runs"
+    write_fixture(root, legacy=True, unfinished=False)
+    out = tmp_path / "out"
+    assert report.main([str(root), "--out", str(out)]) == 0
+    t = pd.read_csv(out / "table_noise.csv")
+    assert t["selected_error_mean"].isna().all()
+    assert set(t["chosen_by"]) == {"test-selected error (no validation set)"}
+    erm = t[(t["ratio"] == 0.5) & (t["method"] == "erm")].iloc[0]
+    assert erm["last_error_over"] == "2 seeds (Student t) × 2500 images (binomial)"
+    mixup = t[(t["ratio"] == 0.2) & (t["method"] == "mixup")].iloc[0]
+    assert mixup["last_error_over"] == "1 seed: 2500 images, binomial"
+    assert _close(mixup["last_error_mean"], 23.0) and mixup["last_error_images"] == 2500
+    md = (out / "report.md").read_text()
+    assert "have no predictions.csv" in md and "selected (noisy validation) |" not in md
+    assert "Runs without a validation set have no selected checkpoint." in md
+    v = pd.read_csv(out / "table_verdicts.csv")
+    assert "selected" not in set(v["checkpoint"]) and len(v)
 
 
 @pytest.mark.parametrize("args", [

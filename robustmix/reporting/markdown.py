@@ -1,10 +1,16 @@
 """The report: figures, tables and report.md from stored results only (no training, no attacks).
 
+report.md opens with the verdict table (robustmix.reporting.verdicts): each claim of the paper
+the runs can test, supported / contradicted / inconclusive from the 95 % interval of its paired
+effect. Every number after it comes with its interval and number of seeds; the only prose is
+what follows from the tables (counts of verdicts, how intervals were computed, what the scale
+cannot show).
+
 Writes under --out: report.md; fig_noise, fig_curves, fig_attack and fig_ablation as .png
-(150 dpi) and .pdf, each with the tidy .csv it was drawn from; table_noise, table_memorisation,
-table_attack, table_ablation, table_sweep and table_runs as .csv. Figures and tables whose data
-are absent (no attack.csv, no ablation methods, a single setting per method) are not written,
-and stale copies of them from an earlier report in the same folder are removed.
+(150 dpi) and .pdf, each with the tidy .csv it was drawn from; table_verdicts, table_noise,
+table_memorisation, table_attack, table_ablation, table_sweep and table_runs as .csv. Figures and
+tables whose data are absent (no attack.csv, no ablation methods, a single setting per method)
+are not written, and stale copies of them from an earlier report in the same folder are removed.
 """
 
 from __future__ import annotations
@@ -19,37 +25,45 @@ import pandas as pd
 
 from ..atomic import write_csv, write_text
 from ..runs.provenance import git_commit
-from ..training.methods import PAPER_METHODS, method_label
-from . import paper
+from ..training.methods import method_label
 from . import results as R
+from . import statistics as S
+from . import verdicts as V
 
 FIGURES = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
-TABLES = ("table_noise", "table_memorisation", "table_attack", "table_ablation", "table_sweep",
-          "table_runs")
+TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
+          "table_ablation", "table_sweep", "table_runs")
 OWNED = ("report.md", *(f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "csv")),
          *(f"{t}.csv" for t in TABLES))
-THRESHOLD = 1.0  # points: a change smaller than this is "flat" in the written reading
-
-
+KIND_HEADERS = {"last": "last", "selected": "selected (noisy validation)",
+                "test_selected": "test-selected (oracle, optimistic)"}
 
 
 # --------------------------------------------------------------------------- formatting
 
 
 def _isnum(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def fmt(x, digits: int = 1) -> str:
     return f"{x:.{digits}f}" if _isnum(x) else "–"
 
 
-def fmt_pm(mean, std, digits: int = 1) -> str:
-    return f"{fmt(mean, digits)} ± {fmt(std, digits)}" if _isnum(std) else fmt(mean, digits)
+def fmt_ci(mean, lo, hi, digits: int = 1) -> str:
+    """'58.0 [55.1, 60.9]'; the mean alone where there is no interval."""
+    if not _isnum(mean):
+        return "–"
+    if not (_isnum(lo) and _isnum(hi)):
+        return fmt(mean, digits)
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def fmt_diff(x) -> str:
-    return f"{x:+.1f}" if _isnum(x) else "–"
+def fmt_signed_ci(x, lo, hi) -> str:
+    if not _isnum(x):
+        return "–"
+    text = f"{x + 0.0:+.1f}"
+    return text + (f" [{lo + 0.0:+.1f}, {hi + 0.0:+.1f}]" if _isnum(lo) and _isnum(hi) else "")
 
 
 def fmt_ratio(r: float) -> str:
@@ -81,51 +95,142 @@ def _by_condition(df: pd.DataFrame, render, level: str = "####") -> str:
     return "\n\n".join(f"{level} {c}\n\n{render(df[df['condition'] == c])}" for c in conds)
 
 
+def _bases(t: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    vals = []
+    for c in cols:
+        if c in t.columns:
+            vals += [v for v in t[c].dropna().astype(str) if v]
+    return list(dict.fromkeys(vals))
+
+
+def _interval_note(t: pd.DataFrame, cols: Sequence[str]) -> str:
+    """What the intervals of a table cover, in one clause."""
+    b = _bases(t, cols)
+    if not b:
+        return "no intervals (one value each)"
+    return "intervals over " + "; ".join(b)
+
+
+# --------------------------------------------------------------------------- the verdicts
+
+
+def _verdict_cell(r) -> str:
+    word = r["verdict"] if r["verdict"] == V.INCONCLUSIVE else f"**{r['verdict']}**"
+    return f"{word} {fmt_signed_ci(r['effect'], r['lo'], r['hi'])}"
+
+
+def md_verdicts(t: pd.DataFrame, family: str) -> str:
+    """One family of claims: a row per claim, a column per checkpoint kind tested."""
+    f = t[t["family"] == family]
+    kinds = [k for k in R.KINDS if (f["checkpoint"] == k).any()]
+    many = len(_conditions(f)) > 1
+    rows = []
+    for (cond, ratio, claim), g in f.groupby(["condition", "ratio", "claim"], sort=False):
+        cells = {r["checkpoint"]: _verdict_cell(r) for _, r in g.iterrows()}
+        seeds = sorted(set(g["n_seeds"]))
+        rows.append([fmt_ratio(ratio) + (f" ({cond})" if many else ""), claim,
+                     *[cells.get(k, "–") for k in kinds],
+                     f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else seeds[0],
+                     "; ".join(dict.fromkeys(g["interval_over"]))])
+    return md_table(["noise", "claim", *[KIND_HEADERS[k] for k in kinds], "seeds",
+                     "interval over"], rows)
+
+
+FAMILY_NOTES = {
+    "Table 2 ordering": "Each pair of the paper's four methods, in the order of the paper's "
+                        "Table 2 at that noise level: its last-epoch column for the last "
+                        "checkpoint, its \"best\" column (test-selected) for the selected and "
+                        "test-selected checkpoints. Effect: error of the method the paper ranks "
+                        "lower minus error of the one it ranks higher.",
+    "best-to-last gap": "Rise in test error from the test-selected (or selected) epoch to the "
+                        "last: ERM's minus mixup's.",
+    "memorisation": "Share of the corrupted training examples predicted as their noisy label "
+                    "at the last epoch, against chance (10 %) and between the methods.",
+    "ablation": "mixup against each ablation run at the same noise; the paper's ablations "
+                "were on clean labels.",
+    "adversarial": "Accuracy under attack, mixup minus ERM, at one ε per attack and mode; "
+                   "every ε is in the attack table below.",
+}
+
+
+def verdict_section(t: pd.DataFrame) -> list[str]:
+    md = ["## Verdicts", ""]
+    if t.empty:
+        return md + ["No claim of the paper can be tested on these runs (they lack the paper's "
+                     "methods at a common noise level and seed).", ""]
+    c = V.counts(t)
+    md += [f"{len(t)} claims tested: {c[V.SUPPORTED]} supported, {c[V.CONTRADICTED]} "
+           f"contradicted, {c[V.INCONCLUSIVE]} inconclusive. Each cell: verdict, effect in "
+           "points (+ = the paper's direction) and its 95 % interval, from the paired "
+           "difference of the methods on the same seeds and test images. Supported: the "
+           "interval lies above 0; contradicted: below 0; inconclusive: it contains 0, so the "
+           "two cannot be told apart at this scale. Table: "
+           "[table_verdicts.csv](table_verdicts.csv)", ""]
+    for family in V.FAMILIES:
+        if (t["family"] == family).any():
+            md += [f"### {family[0].upper() + family[1:]}", "", FAMILY_NOTES[family], "",
+                   md_verdicts(t, family), ""]
+    return md
+
+
 # --------------------------------------------------------------------------- tables as Markdown
 
 
+def _setting_cells(r) -> list[str]:
+    return [f"{r['alpha']:g}", f"{r['dropout']:g}"]
+
+
+def _error_cells(r, kinds) -> list[str]:
+    return [fmt_ci(r[f"{k}_error_mean"], r[f"{k}_error_lo"], r[f"{k}_error_hi"]) for k in kinds]
+
+
+def _kinds(t: pd.DataFrame) -> list[str]:
+    return [k for k in R.KINDS if t[f"{k}_error_mean"].notna().any()]
+
+
 def md_noise(t: pd.DataFrame) -> str:
-    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), f"{r['alpha']:g}", f"{r['dropout']:g}",
-             r["n_seeds"], fmt_pm(r["best_error_mean"], r["best_error_std"]),
-             fmt(r["paper_best_error"]), fmt_diff(r["best_diff"]),
-             fmt_pm(r["last_error_mean"], r["last_error_std"]), fmt(r["paper_last_error"]),
-             fmt_diff(r["last_diff"])] for _, r in t.iterrows()]
-    return md_table(["noise", "method", "α", "dropout p", "seeds", "best error (%)", "paper best",
-                     "Δ best", "last error (%)", "paper last", "Δ last"], rows)
+    kinds = _kinds(t)
+    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), *_setting_cells(r), r["n_seeds"],
+             *_error_cells(r, kinds), fmt(r["paper_last_error"]),
+             fmt(r["paper_test_selected_error"])] for _, r in t.iterrows()]
+    return md_table(["noise", "method", "α", "p", "seeds", *[KIND_HEADERS[k] for k in kinds],
+                     "paper last", "paper \"best\" (test-selected)"], rows)
 
 
 def md_sweep(t: pd.DataFrame) -> str:
-    def b(v, best):
-        return f"**{v}**" if best else v
+    kinds = _kinds(t)
 
-    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), b(f"{r['alpha']:g}", r["best"]),
-             b(f"{r['dropout']:g}", r["best"]), r["n_seeds"],
-             b(fmt_pm(r["best_error_mean"], r["best_error_std"]), r["best"]),
-             fmt_pm(r["last_error_mean"], r["last_error_std"]), "best" if r["best"] else ""]
-            for _, r in t.iterrows()]
-    return md_table(["noise", "method", "α", "dropout p", "seeds", "best error (%)",
-                     "last error (%)", "setting"], rows)
+    def b(v, chosen):
+        return f"**{v}**" if chosen else v
+
+    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), b(f"{r['alpha']:g}", r["chosen"]),
+             b(f"{r['dropout']:g}", r["chosen"]), r["n_seeds"],
+             b(fmt(r["selected_val_acc_mean"]), r["chosen"]), *_error_cells(r, kinds),
+             "chosen" if r["chosen"] else ""] for _, r in t.iterrows()]
+    return md_table(["noise", "method", "α", "p", "seeds", "noisy validation acc. (%)",
+                     *[KIND_HEADERS[k] for k in kinds], "setting"], rows)
 
 
 def md_ablation(t: pd.DataFrame) -> str:
+    kinds = _kinds(t)
     rows = [[fmt_ratio(r["ratio"]), name(r["method"]) + (" (ablation)" if r["ablation"] else ""),
-             f"{r['alpha']:g}", f"{r['dropout']:g}", r["n_seeds"],
-             fmt_pm(r["best_error_mean"], r["best_error_std"]),
-             fmt_pm(r["last_error_mean"], r["last_error_std"])] for _, r in t.iterrows()]
-    return md_table(["noise", "method", "α", "dropout p", "seeds", "best error (%)",
-                     "last error (%)"], rows)
+             *_setting_cells(r), r["n_seeds"], *_error_cells(r, kinds)] for _, r in t.iterrows()]
+    return md_table(["noise", "method", "α", "p", "seeds", *[KIND_HEADERS[k] for k in kinds]],
+                    rows)
 
 
 def md_memorisation(t: pd.DataFrame) -> str:
     def arrow(r, c):
-        return f"{fmt(r[c + '_best'])} → {fmt(r[c + '_last'])}"
+        return f"{fmt(r[c + '_test_selected'])} → {fmt(r[c + '_last'])}"
 
-    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), r["n_seeds"], f"{r['best_epoch']:g}",
-             arrow(r, "test_acc"), arrow(r, "train_acc_noisy"), arrow(r, "train_acc_clean"),
-             arrow(r, "memorised")] for _, r in t.iterrows()]
-    return md_table(["noise", "method", "seeds", "best epoch", "test acc (%)",
+    rows = [[fmt_ratio(r["ratio"]), name(r["method"]), r["n_seeds"],
+             f"{r['test_selected_epoch']:g}", arrow(r, "test_acc"), arrow(r, "train_acc_noisy"),
+             arrow(r, "train_acc_clean"), arrow(r, "memorised"),
+             fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"])]
+            for _, r in t.iterrows()]
+    return md_table(["noise", "method", "seeds", "test-selected epoch", "test acc (%)",
                      "train acc, noisy labels (%)", "train acc, true labels (%)",
-                     "memorised (%)"], rows)
+                     "memorised (%)", "memorised at the last epoch (%)"], rows)
 
 
 def md_attack(t: pd.DataFrame) -> str:
@@ -134,8 +239,9 @@ def md_attack(t: pd.DataFrame) -> str:
     keys = ["ratio", "method", "alpha", "dropout", "attack", "mode"]
     for key, g in t.groupby(keys, sort=False):
         r = dict(zip(keys, key, strict=True))
-        cells = {e: fmt_pm(a, s) for e, a, s in zip(g["eps"], g["accuracy_mean"], g["accuracy_std"],
-                                                    strict=True)}
+        cells = {e: fmt_ci(a, lo, hi) for e, a, lo, hi in
+                 zip(g["eps"], g["accuracy_mean"], g["accuracy_lo"], g["accuracy_hi"],
+                     strict=True)}
         rows.append([fmt_ratio(r["ratio"]), name(r["method"]), f"{r['alpha']:g}",
                      f"{r['dropout']:g}", r["attack"].upper().replace("IFGSM", "I-FGSM"),
                      r["mode"], g["sources"].iloc[0], int(g["n_runs"].max()),
@@ -144,143 +250,38 @@ def md_attack(t: pd.DataFrame) -> str:
                      *[f"ε={e:g}" for e in eps]], rows)
 
 
-# --------------------------------------------------------------------------- the reading
+# --------------------------------------------------------------------------- caveats
 
 
-def _compare(a: pd.Series, b: pd.Series, col: str) -> str:
-    """How sure a difference of means is: only with ≥2 seeds on both sides."""
-    na, nb = a["n_seeds"], b["n_seeds"]
-    sa, sb = a[f"{col}_std"], b[f"{col}_std"]
-    if na < 2 or nb < 2 or not (_isnum(sa) and _isnum(sb)):
-        return "one seed on at least one side, so no estimate of seed-to-seed spread"
-    se = math.sqrt(sa ** 2 / na + sb ** 2 / nb)
-    diff = abs(a[f"{col}_mean"] - b[f"{col}_mean"])
-    return (f"{'larger' if diff > 2 * se else 'not larger'} than twice its standard error "
-            f"({se:.1f} points, {na} and {nb} seeds)")
-
-
-def _order(t: pd.DataFrame, col: str) -> list[str]:
-    return list(t.sort_values(col, kind="stable")["method"])
-
-
-def _pairs_agree(ours: list[str], ref: list[str]) -> tuple[int, int]:
-    common = [m for m in ref if m in ours]
-    agree = total = 0
-    for i in range(len(common)):
-        for j in range(i + 1, len(common)):
-            total += 1
-            agree += ours.index(common[i]) < ours.index(common[j])
-    return agree, total
-
-
-def reading(noise: pd.DataFrame, memo: pd.DataFrame, attack: pd.DataFrame,
-            runs: pd.DataFrame, checkpoint: str) -> list[str]:
-    """Plain statements generated from the numbers, one bullet each (attack: one setting per
-    method, as attack_plot_table gives)."""
-    out: list[str] = []
-    many = len(_conditions(noise)) > 1
-    for (c, ratio), t in noise.groupby(["condition", "ratio"], sort=False):
-        at = f"At {fmt_ratio(ratio)} noise" + (f" ({c})" if many else "")
-        rows = t.set_index("method")
-        if "erm" in rows.index and "mixup" in rows.index:
-            e, m = rows.loc["erm"], rows.loc["mixup"]
-            for col, label in (("last_error", "last-epoch"), ("best_error", "best-epoch")):
-                d = m[f"{col}_mean"] - e[f"{col}_mean"]
-                verb = "lower than" if d < 0 else ("higher than" if d > 0 else "equal to")
-                out.append(f"{at}, mixup's {label} test error is {verb} ERM's: "
-                           f"{fmt(m[f'{col}_mean'])}% vs {fmt(e[f'{col}_mean'])}% "
-                           f"({fmt_diff(d)} points; {_compare(m, e, col)}).")
-        # the paper's orderings
-        pt = paper.table2()
-        pt = pt[(pt["ratio"] - ratio).abs() < 1e-9]
-        ours_t = t[t["method"].isin(PAPER_METHODS) & t["paper_best_error"].notna()]
-        if len(ours_t) >= 2 and not pt.empty:
-            for col, pcol, label in (("best_error_mean", "paper_best_error", "best-epoch"),
-                                     ("last_error_mean", "paper_last_error", "last-epoch")):
-                ref = [m for m in _order(pt, pcol) if m in set(ours_t["method"])]
-                ours = _order(ours_t, col)
-                agree, total = _pairs_agree(ours, ref)
-                verdict = ("holds" if agree == total else
-                           "does not hold" if agree == 0 else "holds only in part")
-                out.append(f"{at}, the paper's {label} ordering ({' < '.join(name(x) for x in ref)}, "
-                           f"lowest error first) {verdict}: ours is "
-                           f"{' < '.join(name(x) for x in ours)} ({agree} of {total} pairs agree).")
-    # memorisation, from the best epoch to the last
-    for _, r in memo[memo["method"].isin(["erm", "mixup"])].iterrows():
-        if not (_isnum(r["train_acc_noisy_change"]) and _isnum(r["test_acc_change"])):
-            continue  # metrics.csv without training accuracies: nothing to say
-        at = f"{name(r['method'])} at {fmt_ratio(r['ratio'])} noise" + (
-            f" ({r['condition']})" if many else "")
-        up = r["train_acc_noisy_change"] > THRESHOLD
-        down = r["test_acc_change"] < -THRESHOLD
-        if up and down:
-            verdict = ("noisy-label fit rose while test accuracy fell, the pattern of "
-                       "memorising the corrupted labels")
-        elif up:
-            verdict = "noisy-label fit rose, but test accuracy did not fall by more than 1 point"
-        elif down:
-            verdict = "test accuracy fell without a rise in noisy-label training accuracy"
-        else:
-            verdict = "no memorisation: neither moved by more than 1 point"
-        if r["best_epoch"] >= r["last_epoch"]:
-            verdict = "its best epoch is its last, so nothing happens after it"
-        out.append(f"{at}: from its best epoch ({r['best_epoch']:g}) to the last "
-                   f"({r['last_epoch']:.0f}), training accuracy against the noisy labels went "
-                   f"{fmt(r['train_acc_noisy_best'])}% → {fmt(r['train_acc_noisy_last'])}%, the "
-                   f"memorised share of corrupted examples {fmt(r['memorised_best'])}% → "
-                   f"{fmt(r['memorised_last'])}%, test accuracy {fmt(r['test_acc_best'])}% → "
-                   f"{fmt(r['test_acc_last'])}%: {verdict}.")
-    # distance from the paper
-    d = noise[["best_diff", "last_diff"]].stack().dropna()
-    if len(d):
-        out.append(f"Against the paper's Table 2, our errors differ by {d.min():+.1f} to "
-                   f"{d.max():+.1f} points (mean {d.mean():+.1f}; ours − paper); the paper trained "
-                   "PreAct ResNet-18 (width 64) for 200 epochs on all 50,000 images, so absolute "
-                   "numbers are not expected to match at a smaller scale, only orderings.")
-    # attacks at the largest ε
-    if not attack.empty:
-        for (c, ratio, atk, mode), g in attack.groupby(["condition", "ratio", "attack", "mode"],
-                                                       sort=False):
-            emax = g["eps"].max()
-            top = g[g["eps"] == emax].sort_values("accuracy_mean", ascending=False)
-            clean = g[g["eps"] == 0].set_index("method")["accuracy_mean"]
-            parts = []
-            for _, r in top.iterrows():
-                drop = (f", {r['accuracy_mean'] - clean[r['method']]:+.1f} from ε=0"
-                        if r["method"] in clean.index else "")
-                parts.append(f"{name(r['method'])} {fmt(r['accuracy_mean'])}%{drop}")
-            where = f"{fmt_ratio(ratio)} noise" + (f", {c}" if many else "")
-            out.append(f"{atk.upper().replace('IFGSM', 'I-FGSM')} {mode} at ε={emax:g}/255 "
-                       f"({where}, {checkpoint} checkpoint): " + "; ".join(parts)
-                       + " (highest accuracy first).")
-        out.append("Accuracy under attack mixes clean accuracy and robustness: compare the drop "
-                   "from ε=0 as well as the level.")
-    return out
-
-
-def caveats(runs: pd.DataFrame, noise: pd.DataFrame, sweep: pd.DataFrame) -> list[str]:
+def caveats(runs: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
+    """What the scale and the design cannot show: only statements that follow from the runs."""
     out = []
-    nmax = int(noise["n_seeds"].max())
-    nmin = int(noise["n_seeds"].min())
-    out.append(f"Seeds per setting: {nmin}" + (f" to {nmax}" if nmax != nmin else "") + "; "
-               + ("with a single seed, no difference can be separated from seed-to-seed "
-                  "variation." if nmin < 2 else "standard deviations over so few seeds are rough."))
-    for s in dict.fromkeys(runs["setup"]):
-        out.append(f"Scale: {s}.")
-    n_test = runs["test_images"].dropna()
-    if len(n_test):
-        n = int(n_test.min())
-        se = 100 * math.sqrt(0.25 / n)
-        out.append(f"Test set: {n} images, so a test accuracy near 50% carries a sampling "
-                   f"standard error of about {se:.1f} points on its own; differences of a couple "
-                   "of points are within that noise.")
+    nmax, nmin = int(noise["n_seeds"].max()), int(noise["n_seeds"].min())
+    seeds = f"{nmin}" + (f" to {nmax}" if nmax != nmin else "")
+    out.append(f"Seeds per method and noise level: {seeds}."
+               + (" With one seed an interval covers test-image sampling only, not the "
+                  "variation between training runs." if nmin < 2 else ""))
+    full = runs["full_test_images"].dropna()
+    if len(full) == len(runs):
+        out.append(f"Test set: all {int(full.min())} test images for the reported checkpoints "
+                   "(the per-epoch curves may use fewer).")
+    else:
+        n = int(runs["test_images"].dropna().min()) if runs["test_images"].notna().any() else 0
+        out.append(f"Some runs predate the full-test evaluation: their numbers come from {n} "
+                   "test images.")
+    if runs["selected_val_acc"].isna().any():
+        out.append("Runs without a validation set have no selected checkpoint.")
+    chosen_by = set(noise.get("chosen_by", pd.Series(dtype=str)))
+    if any("test" in c for c in chosen_by):
+        out.append("Where several (α, p) settings were trained without a validation set, the "
+                   "setting shown was chosen on test-selected error, as in the paper's Table 2: "
+                   "on the test set, favouring methods with more settings tried.")
+    out.append("Test-selected numbers pick the epoch on the test images themselves (the paper's "
+               "\"best\"), so they are biased low; the selected checkpoint is the honest "
+               "counterpart.")
     if set(runs["profile"]) != {"paper"}:
-        out.append("Short schedules and small subsets change when (and whether) memorisation "
-                   "sets in; the paper's 200-epoch curves need not look the same.")
-    if not sweep.empty:
-        out.append("Where several (α, dropout) settings were trained, each method is shown at "
-                   "its best setting by best-epoch test error, as the paper's Table 2 did; this "
-                   "selects on the test set and favours methods with more settings tried.")
+        out.append("Absolute errors are not comparable with the paper's (smaller model, data "
+                   "and schedule); only the directions of differences are tested.")
     return out
 
 
@@ -337,7 +338,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     """Write every table, figure and report.md under out; return the paths written."""
     from . import plots  # matplotlib only when there is something to draw
 
-    runs = res.runs
+    runs, preds = res.runs, res.predictions
     written: list[Path] = []
 
     def csv(stem: str, df: pd.DataFrame) -> str:
@@ -346,14 +347,17 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         written.append(path)
         return path.name
 
-    noise = R.noise_table(runs)
-    sweep = R.sweep_table(runs)
-    ablation = R.ablation_table(runs)
+    settings = R.setting_table(runs, preds)
+    noise = R.noise_table(runs, preds, settings)
+    sweep = R.sweep_table(runs, preds, settings)
+    ablation = R.ablation_table(runs, preds, settings)
     memo = R.memorisation_table(runs, res.metrics)
     curves = R.curves_table(runs, res.metrics)
     attack = R.attack_table(res.attacks, checkpoint)
     attack_fig = R.attack_plot_table(attack, noise)
+    verdicts = V.verdict_table(res, checkpoint)
 
+    csv("table_verdicts", verdicts)
     csv("table_runs", runs.drop(columns=["path", "setup"]))
     csv("table_noise", noise)
     csv("table_memorisation", memo)
@@ -365,10 +369,9 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         csv("table_sweep", sweep)
 
     fig_noise_cols = ["condition", "ratio", "method", "alpha", "dropout", "n_seeds",
-                      "best_acc_mean", "best_error_std", "last_acc_mean", "last_error_std",
-                      "paper_best_acc", "paper_last_acc"]
-    csv("fig_noise", noise[fig_noise_cols].rename(
-        columns={"best_error_std": "best_acc_std", "last_error_std": "last_acc_std"}))
+                      *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
+                      "paper_test_selected_acc", "paper_last_acc"]
+    csv("fig_noise", noise[fig_noise_cols])
     written += plots.plot_noise(noise, out / "fig_noise")
     csv("fig_curves", curves)
     milestones = {}
@@ -377,14 +380,15 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
             milestones[c] = [int(x) for x in g["milestones"].iloc[0].strip("[]").split(",") if x.strip()]
         except ValueError:
             milestones[c] = []
-    written += plots.plot_curves(curves, out / "fig_curves", milestones)
+    written += plots.plot_curves(curves, out / "fig_curves", milestones, chance=R.CHANCE)
     if not attack_fig.empty:
         csv("fig_attack", attack_fig)
         written += plots.plot_attack(attack_fig, out / "fig_attack")
     if not ablation.empty:
         csv("fig_ablation", ablation[["condition", "ratio", "method", "alpha", "dropout", "ablation",
-                                      "n_seeds", "best_error_mean", "best_error_std",
-                                      "last_error_mean", "last_error_std"]])
+                                      "n_seeds",
+                                      *[f"{k}_error_{s}" for k in R.KINDS
+                                        for s in ("mean", "lo", "hi")]]])
         written += plots.plot_ablation(ablation, out / "fig_ablation")
 
     prov = R.provenance(runs)
@@ -393,16 +397,28 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     where = ("the repository root" if top is not None and Path.cwd().resolve() == top.resolve()
              else f"`{Path.cwd()}`")
     hours = runs["total_minutes"].sum() / 60
+    kinds_cols = [f"{k}_error_over" for k in R.KINDS]
     md: list[str] = [f"# {title}", ""]
+    md += verdict_section(verdicts)
     md += ["## Setup", ""]
     md += [f"- Data: {'; '.join(prov['data'])}",
            f"- Runs: {len(runs)} finished ({', '.join(fmt_ratio(r) for r in sorted(set(runs['ratio'])))} "
-           f"noise; methods {', '.join(sorted(set(runs['method']), key=R.method_rank))}); per-run numbers in "
+           f"noise; methods {', '.join(sorted(set(runs['method']), key=R.method_rank))}; "
+           f"seeds {', '.join(str(s) for s in sorted(set(runs['seed'])))}); per-run numbers in "
            f"[table_runs.csv](table_runs.csv)"]
     for s in prov["setup"]:
         k = int((runs["setup"] == s).sum())
         md.append(f"- Profile: {s} ({k} run{'s' if k != 1 else ''})")
-    md += [f"- Hardware: {'; '.join(prov['device_name'])} "
+    md += ["- Checkpoints: last; selected (noisy validation: the epoch of best accuracy on a "
+           "held-out set labelled with the noisy labels); test-selected (oracle, optimistic: "
+           "the epoch of best test accuracy, the paper's \"best\")",
+           f"- Intervals: 95 %. With per-image predictions: hierarchical bootstrap over seeds and "
+           f"test images ({S.N_BOOT} resamples, fixed seed), never narrower than the Student-t "
+           "interval over seeds; paired differences resample the same seeds and images for both "
+           "methods. Without them (older runs; memorisation; attacks): the Student-t interval "
+           "over seeds widened to the binomial interval over the images, or with one seed the "
+           "binomial interval alone.",
+           f"- Hardware: {'; '.join(prov['device_name'])} "
            f"(precision {', '.join(prov['precision'])}); {hours:.1f} h of training and evaluation "
            "in total",
            f"- Runs trained: {_dates(prov['started'])} with robustmix commit(s) "
@@ -413,43 +429,42 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
               else " — none found (no attack.csv with such rows)"),
            f"- Regenerate (from {where}):", "", "```", command, "```", ""]
     if res.skipped:
-        md += ["Left out:", "", *[f"- {s}" for s in res.skipped], ""]
+        md += ["Left out or noted:", "", *[f"- {s}" for s in res.skipped], ""]
 
-    md += ["## What the numbers show", ""]
-    md += [f"- {s}" for s in reading(noise, memo, attack_fig, runs, checkpoint)]
-    md += ["", "What cannot be concluded at this scale:", ""]
-    md += [f"- {s}" for s in caveats(runs, noise, sweep)]
-    md += [""]
-
+    chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
     md += ["## Test error under label noise", "",
            _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
-           "Test accuracy (%) at the best and at the last epoch, mean over seeds (error bars: "
-           "standard deviation where there are several seeds); open markers: the paper's Table 2.",
-           "", "Test error (%) beside the paper's Table 2 (PreAct ResNet-18, 200 epochs, all "
-           "data; symmetric CIFAR-10 noise only); Δ = ours − paper in points; mean ± std over "
-           "seeds. Table: [table_noise.csv](table_noise.csv)", "",
+           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval; open "
+           "markers: the paper's Table 2.", "",
+           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
+           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
+           "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "
+           "[table_noise.csv](table_noise.csv)", "",
            _by_condition(noise, md_noise), ""]
     if not sweep.empty:
-        md += ["### Hyper-parameter sweep", "",
-               "Every (α, dropout) setting trained for a method at a noise level; the best one "
-               "by best-epoch error (bold) is the one shown elsewhere, as in the paper's "
-               "Table 2. Table: [table_sweep.csv](table_sweep.csv)", "",
+        md += ["### Hyper-parameter choice", "",
+               "Every (α, p) setting trained for a method at a noise level; the chosen one (bold) "
+               f"is shown elsewhere, by {'; '.join(dict.fromkeys(sweep['chosen_by']))}. Test "
+               "error (%), mean [95 % interval]. Table: [table_sweep.csv](table_sweep.csv)", "",
                _by_condition(sweep, md_sweep), ""]
     if not ablation.empty:
         md += ["### Ablations", "", _fig_md("fig_ablation", "test error of every method"), "",
-               "Best- and last-epoch test error (%) of every method at the noise levels where "
-               "methods outside the paper's four were trained. Table: "
+               "Test error (%), mean [95 % interval], of every method at the noise levels where "
+               f"methods outside the paper's four were trained; "
+               f"{_interval_note(ablation, kinds_cols)}. Table: "
                "[table_ablation.csv](table_ablation.csv)", "",
                _by_condition(ablation, md_ablation), ""]
 
     md += ["## Training curves and memorisation", "",
            _fig_md("fig_curves", "training curves"), "",
-           "Per epoch, mean over seeds: test accuracy, training accuracy against the noisy "
-           "labels the model was trained on and against the true labels, and the share of the "
-           "corrupted training examples predicted as their noisy label (memorised). Dotted "
+           "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
+           "several): test accuracy, training accuracy against the noisy labels the model was "
+           "trained on and against the true labels, and the share of the corrupted training "
+           "examples predicted as their noisy label (memorised; dashed: chance, 10 %). Dotted "
            "lines: learning-rate steps.", "",
-           "From the best epoch to the last (mean over seeds). Table: "
-           "[table_memorisation.csv](table_memorisation.csv)", "",
+           "From the test-selected epoch to the last (mean over seeds), and the memorised share "
+           f"at the last epoch [95 % interval; {_interval_note(memo, ['memorised_last_over'])}]. "
+           "Table: [table_memorisation.csv](table_memorisation.csv)", "",
            _by_condition(memo, md_memorisation), ""]
 
     md += ["## Adversarial attacks", ""]
@@ -461,12 +476,17 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     else:
         md += [_fig_md("fig_attack", "accuracy under FGSM and I-FGSM"), "",
                "Accuracy (%) on adversarial test images against the perturbation size ε (in "
-               "/255 of the pixel range), as measured (no smoothing); white-box: crafted on the "
-               "model itself; black-box: crafted on the source model named in the panel. One "
-               "setting per method (the one shown above where it was attacked).", "",
-               f"Accuracy (%) by ε, {checkpoint} checkpoint, mean ± std over attacked runs. "
-               "Table: [table_attack.csv](table_attack.csv)", "",
+               "/255 of the pixel range), as measured, mean over seeds with its 95 % interval; "
+               "white-box: crafted on the model itself; black-box: crafted on the source model "
+               "named in the panel. One setting per method (the chosen one where it was "
+               "attacked).", "",
+               f"Accuracy (%) by ε, {checkpoint} checkpoint, mean [95 % interval]; "
+               f"{_interval_note(attack, ['accuracy_over'])}. Table: "
+               "[table_attack.csv](table_attack.csv)", "",
                _by_condition(attack, md_attack), ""]
+
+    md += ["## What this scale cannot show", "", *[f"- {s}" for s in caveats(runs, noise)],
+           ""]
     if notes:
         md += ["## Notes", "", notes.strip(), ""]
     md += ["## Files", "",

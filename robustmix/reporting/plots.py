@@ -1,8 +1,11 @@
 """The report's figures, drawn with matplotlib's object API (Agg for PNG; no pyplot state).
 
 Every figure is saved as PNG (150 dpi) and PDF, and every method has one colour and one marker
-in every figure (`METHOD_COLORS`, `METHOD_MARKERS`). The functions take the tidy tables of
-robustmix.results and return the paths they wrote.
+in every figure (from robustmix.training.methods). Points are means over seeds; error bars and
+bands are the 95 % intervals of the tables (robustmix.reporting.statistics), drawn wherever a
+table has one. Legends give each line's α and dropout p, per noise level where they change.
+The functions take the tidy tables of robustmix.reporting.results and return the paths they
+wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from ..atomic import atomic_write  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
@@ -36,8 +40,43 @@ def _style(conditions: list[str], c: str) -> str:
     return CONDITION_STYLES[conditions.index(c) % len(CONDITION_STYLES)]
 
 
-def _label(method: str, condition: str, conditions: list[str]) -> str:
-    return method_label(method) + (f" ({condition})" if len(conditions) > 1 else "")
+def _fmt_ratios(ratios: list[float]) -> str:
+    return "/".join(f"{100 * r:g}" for r in ratios) + "%"
+
+
+def setting_text(rows: pd.DataFrame) -> str:
+    """α and p of one method's line: 'α = 32' when constant, 'α = 8 at 20%, 32 at 50/80%' when
+    they change with the noise ratio; '' for a method with neither (ERM)."""
+    rows = rows.drop_duplicates(subset=["ratio", "alpha", "dropout"]).sort_values("ratio")
+    parts = []
+    for col, sym in (("alpha", "α"), ("dropout", "p")):
+        vals = rows[col].astype(float)
+        if not (vals != 0).any():
+            continue
+        if vals.nunique() == 1:
+            parts.append(f"{sym} = {vals.iloc[0]:g}")
+            continue
+        groups: dict[float, list[float]] = {}
+        for r, v in zip(rows["ratio"], vals, strict=True):
+            groups.setdefault(v, []).append(r)
+        parts.append(f"{sym} = " + ", ".join(f"{v:g} at {_fmt_ratios(rs)}"
+                                               for v, rs in groups.items()))
+    return "; ".join(parts)
+
+
+def _label(method: str, condition: str, conditions: list[str],
+           rows: pd.DataFrame | None = None) -> str:
+    text = method_label(method) + (f", {condition}" if len(conditions) > 1 else "")
+    setting = setting_text(rows) if rows is not None and not rows.empty else ""
+    return text + (f" ({setting})" if setting else "")
+
+
+def _yerr(d: pd.DataFrame, mean: str, lo: str, hi: str) -> np.ndarray | None:
+    """Asymmetric error bars from interval columns; None where there is no interval at all."""
+    if lo not in d.columns or d[lo].isna().all():
+        return None
+    m = d[mean].to_numpy(dtype=float)
+    return np.vstack([m - d[lo].to_numpy(dtype=float), d[hi].to_numpy(dtype=float) - m]).clip(0)
 
 
 def _pct_ratio(r: float) -> str:
@@ -61,57 +100,71 @@ def _legend_below(fig: Figure, handles: list, ncol: int) -> None:
                frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
 
 
+KIND_TITLES = {"last": "last epoch", "selected": "selected (noisy validation)",
+               "test_selected": "test-selected (oracle, optimistic)"}
+
+
 def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Best- and last-epoch test accuracy (%) against the noise ratio: one line per method
-    (mean over seeds, error bar = std where there are several seeds); open markers at the
-    paper's Table 2 numbers."""
+    """Test accuracy (%) against the noise ratio for each checkpoint kind the runs have (last,
+    selected on noisy validation, test-selected): one line per method, mean over seeds with its
+    95 % interval; open markers at the paper's Table 2 (last epoch; its "best", test-selected)."""
     conditions = list(dict.fromkeys(table["condition"]))
-    fig = Figure(figsize=(10, 4.4))
-    axes = fig.subplots(1, 2, sharey=True)
+    kinds = [k for k in ("last", "selected", "test_selected")
+             if table[f"{k}_acc_mean"].notna().any()]
+    fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 4.6))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     handles, has_paper, drawn = [], False, set()
-    for ax, which, title in ((axes[0], "best", "best epoch"), (axes[1], "last", "last epoch")):
+    for ax, kind in zip(axes, kinds, strict=True):
         for c in conditions:
             for m in _methods(table[table["condition"] == c]):
                 d = table[(table["condition"] == c) & (table["method"] == m)].sort_values("ratio")
+                d = d[d[f"{kind}_acc_mean"].notna()]
+                if d.empty:
+                    continue
                 x = 100 * d["ratio"].to_numpy()
-                y = d[f"{which}_acc_mean"].to_numpy()
-                err = d[f"{which}_error_std"].to_numpy(dtype=float)  # NaN (one seed): no bar
-                h = ax.errorbar(x, y, yerr=err, color=method_color(m), marker=method_marker(m),
+                h = ax.errorbar(x, d[f"{kind}_acc_mean"].to_numpy(dtype=float),
+                                yerr=_yerr(d, f"{kind}_acc_mean", f"{kind}_acc_lo",
+                                           f"{kind}_acc_hi"),
+                                color=method_color(m), marker=method_marker(m),
                                 linestyle=_style(conditions, c), capsize=3, markersize=5,
-                                label=_label(m, c, conditions))
-                if which == "best":
+                                label=_label(m, c, conditions, d))
+                if kind == kinds[0]:
                     handles.append(h)
-                py = d[f"paper_{which}_acc"].to_numpy()
+                pcol = {"last": "paper_last_acc", "test_selected": "paper_test_selected_acc"}.get(kind)
+                if pcol is None:
+                    continue
+                py = d[pcol].to_numpy(dtype=float)
                 ok = np.isfinite(py)
-                if ok.any() and (which, m) not in drawn:  # once per method, whatever the condition
-                    drawn.add((which, m))
+                if ok.any() and (kind, m) not in drawn:  # once per method, whatever the condition
+                    drawn.add((kind, m))
                     has_paper = True
                     ax.plot(x[ok], py[ok], linestyle="none", marker=method_marker(m),
                             markerfacecolor="none", markeredgecolor=method_color(m), markersize=8)
-        ax.set_title(f"test accuracy at the {title}")
+        ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
         ax.set_xlabel("label noise ratio (%)")
         ax.set_xticks(sorted(set(100 * table["ratio"])))
         ax.grid(alpha=0.3)
+        ax.tick_params(labelleft=True)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[1].tick_params(labelleft=True)
     if has_paper:
         handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
-                              markeredgecolor="black", label="open markers: paper, Table 2"))
-    ncol = 5 if len(conditions) == 1 else 3
+                              markeredgecolor="black",
+                              label="open markers: paper, Table 2 (last; \"best\" = test-selected)"))
+    ncol = 3 if len(conditions) == 1 else 2
     _legend_below(fig, handles, ncol)
-    fig.subplots_adjust(bottom=0.25 + 0.045 * (len(handles) // ncol))
+    fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(handles) - 1) // ncol), wspace=0.15)
     return save(fig, stem)
 
 
 def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
     """Accuracy (%) under attack against ε (/255): rows = attack × mode, columns = condition ×
-    noise ratio, one line per method (mean over seeds, error bars = std), as measured."""
+    noise ratio, one line per method (mean over seeds with its 95 % interval), as measured."""
     rows = [(a, m) for a in ("fgsm", "ifgsm", *sorted(set(table["attack"]) - {"fgsm", "ifgsm"}))
             for m in ("white-box", "black-box", *sorted(set(table["mode"]) - {"white-box", "black-box"}))
             if ((table["attack"] == a) & (table["mode"] == m)).any()]
     cols = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
-    fig = Figure(figsize=(3.3 * len(cols) + 0.6, 2.7 * len(rows) + 1.0))
+    fig = Figure(figsize=(3.3 * len(cols) + 0.6, 2.7 * len(rows) + 1.3))
     axes = np.atleast_2d(fig.subplots(len(rows), len(cols), sharex=True, sharey=True, squeeze=False))
     seen = {}
     for i, (attack, mode) in enumerate(rows):
@@ -121,7 +174,8 @@ def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
                       & (table["condition"] == c) & (table["ratio"] == ratio)]
             for m in _methods(d):
                 dm = d[d["method"] == m].sort_values("eps")
-                h = ax.errorbar(dm["eps"], dm["accuracy_mean"], yerr=dm["accuracy_std"].to_numpy(dtype=float),
+                h = ax.errorbar(dm["eps"], dm["accuracy_mean"],
+                                yerr=_yerr(dm, "accuracy_mean", "accuracy_lo", "accuracy_hi"),
                                 color=method_color(m), marker=method_marker(m), markersize=4,
                                 capsize=2, linestyle="-", label=method_label(m))
                 seen.setdefault(m, h)
@@ -136,9 +190,13 @@ def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
             if j == 0:
                 ax.set_ylabel("accuracy (%)")
             ax.tick_params(labelbottom=True)
-    handles = [seen[m] for m in _methods(pd.DataFrame({"method": list(seen)}))]
-    _legend_below(fig, handles, 5)
-    fig.subplots_adjust(hspace=0.55, bottom=(0.95 + 0.25 * (len(handles) // 5)) / (2.7 * len(rows) + 1.0))
+    methods = _methods(pd.DataFrame({"method": list(seen)}))
+    for m in methods:
+        seen[m].set_label(_label(m, "", [], table[table["method"] == m]))
+    handles = [seen[m] for m in methods]
+    _legend_below(fig, handles, 3)
+    fig.subplots_adjust(hspace=0.55, bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3))
+                        / (2.7 * len(rows) + 1.3))
     return save(fig, stem)
 
 
@@ -150,15 +208,18 @@ CURVE_PANELS = (
 )
 
 
-def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None) -> list[Path]:
+def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
+                chance: float | None = 10.0) -> list[Path]:
     """Per epoch: test accuracy, training accuracy against the noisy and the true labels, and
     the memorised fraction; rows = condition × noise ratio, one line per method (mean over
-    seeds). Dotted verticals mark the learning-rate steps (milestones: condition → epochs)."""
+    seeds, band = 95 % t-interval over seeds where there are several). Dotted verticals mark
+    the learning-rate steps (milestones: condition → epochs); a dashed line marks chance (10 %)
+    on the memorisation panels."""
     rows = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
-    fig = Figure(figsize=(14, 2.8 * len(rows) + 1.0))
+    fig = Figure(figsize=(14, 2.8 * len(rows) + 1.2))
     axes = fig.subplots(len(rows), len(CURVE_PANELS), sharex=True, squeeze=False)
-    seen = {}
+    seen, banded = {}, False
     for i, (c, ratio) in enumerate(rows):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
         for j, (col, label) in enumerate(CURVE_PANELS):
@@ -167,9 +228,19 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None)
                 dm = d[d["method"] == m].sort_values("epoch")
                 (h,) = ax.plot(dm["epoch"], dm[col], color=method_color(m), linewidth=1.4,
                                label=method_label(m))
+                lo, hi = dm.get(f"{col}_lo"), dm.get(f"{col}_hi")
+                if lo is not None and lo.notna().any():
+                    ax.fill_between(dm["epoch"], lo, hi, color=method_color(m), alpha=0.18,
+                                    linewidth=0)
+                    banded = True
                 seen.setdefault(m, h)
             for e in (milestones or {}).get(c, []):
                 ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
+            if col == "memorised" and chance is not None and ratio > 0:
+                ax.axhline(chance, color="black", linestyle="--", linewidth=0.9)
+            if col == "memorised" and ratio <= 0:
+                ax.text(0.5, 0.5, "no corrupted labels", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=8, color="grey")
             ax.set_ylim(-2, 102)
             ax.grid(alpha=0.3)
             ax.set_ylabel(label, fontsize=8)
@@ -178,47 +249,61 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None)
                 ax.set_title(where, fontsize=9)
             if i == len(rows) - 1:
                 ax.set_xlabel("epoch")
-    handles = [seen[m] for m in _methods(pd.DataFrame({"method": list(seen)}))]
+    methods = _methods(pd.DataFrame({"method": list(seen)}))
+    for m in methods:
+        seen[m].set_label(_label(m, "", [], table[table["method"] == m]))
+    handles = [seen[m] for m in methods]
     if milestones:
         handles.append(Line2D([], [], color="grey", linestyle=":", label="learning-rate step (÷10)"))
-    _legend_below(fig, handles, 6)
+    if chance is not None and (table["ratio"] > 0).any():
+        handles.append(Line2D([], [], color="black", linestyle="--",
+                              label=f"chance ({chance:g}%): a random label matches 1 in 10"))
+    if banded:
+        handles.append(Patch(color="grey", alpha=0.3, label="band: 95% interval over seeds"))
+    _legend_below(fig, handles, 3)
     fig.subplots_adjust(hspace=0.45, wspace=0.3,
-                        bottom=(0.95 + 0.25 * (len(handles) // 6)) / (2.8 * len(rows) + 1.0))
+                        bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3)) / (2.8 * len(rows) + 1.2))
     return save(fig, stem)
 
 
 def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Best- and last-epoch test error (%) of every method at the noise ratios with ablations:
-    grouped bars (mean over seeds, error bar = std)."""
+    """Test error (%) of every method at the noise ratios with ablations, for each checkpoint
+    kind the runs have: grouped bars (mean over seeds, error bar = 95 % interval)."""
     groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     methods = _methods(table)
-    fig = Figure(figsize=(max(7.0, 1.0 + 0.5 * len(methods) * len(groups)) * 1.6, 4.4))
-    axes = fig.subplots(1, 2, sharey=True)
+    kinds = [k for k in ("last", "selected", "test_selected")
+             if table[f"{k}_error_mean"].notna().any()]
+    fig = Figure(figsize=(max(4.5, 1.0 + 0.45 * len(methods) * len(groups)) * len(kinds), 4.6))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     width = 0.8 / len(methods)
     handles = []
-    for ax, which in ((axes[0], "best"), (axes[1], "last")):
+    for ax, kind in zip(axes, kinds, strict=True):
         for k, m in enumerate(methods):
-            xs, ys, es = [], [], []
+            xs, ys, lo, hi = [], [], [], []
             for g, (c, ratio) in enumerate(groups):
                 d = table[(table["condition"] == c) & (table["ratio"] == ratio) & (table["method"] == m)]
                 if d.empty:
                     continue
                 xs.append(g - 0.4 + width * (k + 0.5))
-                ys.append(float(d[f"{which}_error_mean"].iloc[0]))
-                es.append(float(d[f"{which}_error_std"].iloc[0]))
-            h = ax.bar(xs, ys, width=width, yerr=es, capsize=2, color=method_color(m),
-                       label=method_label(m), edgecolor="black", linewidth=0.4)
-            if which == "best":
+                ys.append(float(d[f"{kind}_error_mean"].iloc[0]))
+                lo.append(float(d[f"{kind}_error_lo"].iloc[0]))
+                hi.append(float(d[f"{kind}_error_hi"].iloc[0]))
+            y = np.asarray(ys, dtype=float)
+            err = np.nan_to_num(np.vstack([y - np.asarray(lo), np.asarray(hi) - y]).clip(0))
+            h = ax.bar(xs, ys, width=width, yerr=err, capsize=2, color=method_color(m),
+                       label=_label(m, "", [], table[table["method"] == m]), edgecolor="black",
+                       linewidth=0.4)
+            if kind == kinds[0]:
                 handles.append(h)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([_pct_ratio(r) + (f"\n{c}" if len(conditions) > 1 else "")
                             for c, r in groups])
-        ax.set_title(f"test error at the {which} epoch")
+        ax.set_title(f"test error, {KIND_TITLES[kind]}", fontsize=10)
         ax.set_xlabel("label noise ratio")
         ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(labelleft=True)
     axes[0].set_ylabel("test error (%)")
-    axes[1].tick_params(labelleft=True)
-    _legend_below(fig, handles, 5)
-    fig.subplots_adjust(bottom=0.25 + 0.04 * (len(handles) // 5))
+    _legend_below(fig, handles, 3)
+    fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(handles) - 1) // 3), wspace=0.15)
     return save(fig, stem)

@@ -1,15 +1,26 @@
 """Stored results as tidy pandas tables: the report's only input.
 
-Everything here reads run directories (config.json, metrics.csv, summary.json, attack.csv) and
-never trains or attacks. Errors and accuracies are fractions on disk; every table built here
-gives them in percent (rounded to 3 decimals, so that the CSV files stay small and stable).
+Everything here reads run directories (config.json, metrics.csv, summary.json, attack.csv,
+predictions.csv) and never trains or attacks. Errors and accuracies are fractions on disk; every
+table built here gives them in percent (rounded to 3 decimals, so that the CSV files stay small
+and stable), with 95 % intervals from robustmix.reporting.statistics.
+
+Checkpoint kinds (`KINDS`): "last" (the last epoch), "selected" (the epoch of best accuracy on
+the noisy-label validation set, what a practitioner can choose) and "test_selected" (the epoch
+of best test accuracy: the paper's "best", an optimistic oracle). Their errors come from the full
+test set where the run stored it (summary.json `*_full_test_error`), else from the per-epoch
+test images (older runs).
 
 Vocabulary:
   condition  runs that may be compared directly: same dataset, noise type, profile, epochs,
              width, training subset and test images (`CONDITION_KEYS`); its short label is the
              `condition` column, its full description the `setup` column.
-  setting    a method's hyper-parameters (alpha, dropout) within a condition and noise ratio.
-  seeds      the runs of one setting; tables give mean, sample standard deviation and n.
+  setting    a method's hyper-parameters (alpha, dropout) within a condition and noise ratio;
+             the `chosen` setting of a method is the one with the best mean noisy-validation
+             accuracy (never the test set), or, for runs without a validation set, the lowest
+             test-selected error (said so in `chosen_by`).
+  seeds      the runs of one setting; tables give mean, sample standard deviation, n and the
+             95 % interval (`_lo`, `_hi`) with what it covers (`_over`).
 """
 
 from __future__ import annotations
@@ -24,35 +35,50 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, METRICS, SUMMARY, read_json
+from ..runs.files import ATTACK, CONFIG, METRICS, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
 from ..training.methods import METHODS, PAPER_METHODS, method_rank
 from . import paper
+from . import statistics as S
 
-CONDITION_KEYS = ("dataset", "noise", "profile", "epochs", "width", "train_subset", "test_n")
+CONDITION_KEYS = ("dataset", "noise", "profile", "epochs", "width", "train_subset", "test_n",
+                  "val_n")
 SETTING_KEYS = ("alpha", "dropout")
 GROUP_KEYS = ("condition", "ratio", "method")
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_acc", "test_error", "test_loss",
-                  "train_acc_noisy", "train_acc_clean", "memorised", "train_seconds", "seconds",
-                  "images_per_second")
+                  "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
+                  "val_acc_clean", "train_seconds", "seconds", "images_per_second")
+PERCENT_COLUMNS = ("test_acc", "test_error", "train_acc_noisy", "train_acc_clean", "memorised",
+                   "val_acc_noisy", "val_acc_clean")
 ATTACK_REQUIRED = ("attack", "eps", "accuracy")
+PREDICTION_COLUMNS = ("index", "label", "last", "selected", "test_selected")
 ROUND = 3
+
+# Checkpoint kinds, as the tables name them (column prefixes) and as the report words them.
+KINDS = ("last", "selected", "test_selected")
+KIND_LABELS = {"last": "last", "selected": "selected (noisy validation)",
+               "test_selected": "test-selected (oracle, optimistic)"}
+# attack.csv names checkpoints as --checkpoint does; "best" is the old name of test-selected.
+ATTACK_CHECKPOINTS = {"best": "test-selected"}
+CHANCE = 10.0  # % : a label drawn at random matches a given one of the 10 classes 1 time in 10
 
 
 @dataclass
 class Results:
     """Everything the report draws on.
 
-    runs     one row per finished run (settings, summary numbers in %, provenance)
-    metrics  one row per run and epoch (metrics.csv in %, plus the run's keys)
-    attacks  one row per attack.csv row of every run (accuracy in %, plus the target run's keys)
-    skipped  run directories named on the command line but not finished, and duplicates
+    runs         one row per finished run (settings, summary numbers in %, provenance)
+    metrics      one row per run and epoch (metrics.csv in %, plus the run's keys)
+    attacks      one row per attack.csv row of every run (accuracy in %, plus the run's keys)
+    predictions  run path -> predictions.csv (one row per test image), for runs that have it
+    skipped      run directories named on the command line but not finished, and duplicates
     """
 
     runs: pd.DataFrame
     metrics: pd.DataFrame
     attacks: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- reading
@@ -99,6 +125,13 @@ def _pct(x) -> float:
     return round(100 * x, ROUND) if math.isfinite(x) else float("nan")
 
 
+def _int(x, default: int = 0) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return default
+
+
 def read_metrics(run: Path) -> pd.DataFrame:
     """metrics.csv of a run with accuracies and errors in %; UsageError if unreadable."""
     path = Path(run) / METRICS
@@ -115,19 +148,40 @@ def read_metrics(run: Path) -> pd.DataFrame:
     m = m[list(METRIC_COLUMNS)].copy()
     if m["test_error"].isna().all():
         m["test_error"] = 1 - m["test_acc"]
-    for col in ("test_acc", "test_error", "train_acc_noisy", "train_acc_clean", "memorised"):
+    for col in PERCENT_COLUMNS:
         m[col] = (100 * m[col].astype(float)).round(ROUND)
     return m
+
+
+def read_predictions(run: Path) -> pd.DataFrame | None:
+    """predictions.csv of a run (None for runs made before it existed); UsageError if it is
+    there but unreadable or lacks a column."""
+    path = Path(run) / PREDICTIONS
+    if not path.exists():
+        return None
+    try:
+        p = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in p.columns]
+    if missing:
+        raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: not a robustmix "
+                         "predictions file")
+    if p[list(PREDICTION_COLUMNS)].isna().any().any():
+        raise UsageError(f"{path} has empty cells: not a robustmix predictions file")
+    return p[list(PREDICTION_COLUMNS)].astype(np.int64).sort_values("index").reset_index(drop=True)
 
 
 def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
     """One finished run: (row of the runs table, its metrics with accuracies in %)."""
     run = Path(run)
     cfg = read_json(run / CONFIG)
-    if "train" not in cfg:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("train"), dict):
         raise UsageError(f"{run}/{CONFIG} has no 'train' section: not a robustmix run")
     t, env = cfg["train"], cfg.get("env", {})
     s = read_json(run / SUMMARY)
+    if not isinstance(s, dict):
+        raise UsageError(f"{run}/{SUMMARY} is not a JSON object: not a robustmix run")
     m = read_metrics(run)
     if m.empty:
         raise UsageError(f"{run}/{METRICS} has no rows")
@@ -138,6 +192,11 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         v = s.get(key)
         return fallback if v is None else v
 
+    test_images = s.get("test_images")
+    full_images = s.get("full_test_images")
+    per_epoch = {"last": _pct(pick("last_test_error", last["test_error"] / 100)),
+                 "test_selected": _pct(pick("best_test_error", best["test_error"] / 100)),
+                 "selected": _pct(s.get("selected_test_error"))}
     row = {
         "run": run.name, "path": str(run),
         **{k: t.get(k) for k in CONDITION_KEYS},
@@ -152,15 +211,25 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "batch_size": t.get("batch_size"), "lr": t.get("lr"),
         "weight_decay": t.get("weight_decay"), "train_eval_n": t.get("train_eval_n"),
         "augment": t.get("augment"),
-        "best_error": _pct(pick("best_test_error", best["test_error"] / 100)),
-        "best_epoch": int(pick("best_epoch", best["epoch"])),
-        "last_error": _pct(pick("last_test_error", last["test_error"] / 100)),
+    }
+    for kind in KINDS:
+        full = _pct(s.get(f"{kind}_full_test_error"))
+        use_full = math.isfinite(full) and full_images
+        row[f"{kind}_error"] = full if use_full else per_epoch[kind]
+        row[f"{kind}_error_images"] = int(full_images if use_full else (test_images or 0))
+        row[f"{kind}_error_per_epoch"] = per_epoch[kind]
+    row.update({
         "last_epoch": int(pick("last_epoch", last["epoch"])),
+        "test_selected_epoch": int(pick("best_epoch", best["epoch"])),
+        "selected_epoch": _int(s.get("selected_epoch"), 0) or np.nan,
+        "selected_val_acc": _pct(s.get("selected_val_acc_noisy")),
         "last_train_acc_noisy": _pct(pick("last_train_acc_noisy", last["train_acc_noisy"] / 100)),
         "last_train_acc_clean": _pct(pick("last_train_acc_clean", last["train_acc_clean"] / 100)),
         "last_memorised": _pct(pick("last_memorised", last["memorised"] / 100)),
         "noise_rate": _pct(s.get("actual_noise_rate")),
-        "train_images": s.get("train_images"), "test_images": s.get("test_images"),
+        "train_images": s.get("train_images"), "test_images": test_images,
+        "full_test_images": full_images, "val_images": s.get("val_images"),
+        "has_predictions": (run / PREDICTIONS).exists(),
         "train_minutes": round(float(s.get("train_seconds", m["train_seconds"].sum())) / 60, 2),
         "total_minutes": round(float(s.get("total_seconds", m["seconds"].sum())) / 60, 2),
         "images_per_second": round(float(s.get("images_per_second", float("nan"))), 1),
@@ -169,10 +238,14 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "git_commit": env.get("git_commit", "unknown"), "started": env.get("started", ""),
         "command": env.get("command", ""), "robustmix": env.get("robustmix", ""),
         "torch": env.get("torch", ""),
-    }
-    for k in ("test_n", "train_subset"):  # None (= all) must survive as a groupable value
+    })
+    for k in ("test_n", "train_subset", "val_n"):  # None (= all / none) must stay groupable
         row[k] = 0 if row[k] is None else int(row[k])
     return row, m
+
+
+def _checkpoint_name(c: str) -> str:
+    return ATTACK_CHECKPOINTS.get(str(c), str(c))
 
 
 def read_attacks(run: Path) -> pd.DataFrame:
@@ -195,6 +268,7 @@ def read_attacks(run: Path) -> pd.DataFrame:
     for col, v in defaults.items():
         if col not in a.columns:
             a[col] = v
+    a["checkpoint"] = a["checkpoint"].fillna("last").map(_checkpoint_name)
     a["source"] = a["source"].fillna(Path(run).name).astype(str)
     a["date"] = a["date"].fillna("").astype(str)
     a["accuracy"] = (100 * a["accuracy"].astype(float)).round(ROUND)
@@ -214,9 +288,18 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
             return f"{v} train" if v else "all train"
         if k == "test_n":
             return f"{v} test" if v else "all test"
+        if k == "val_n":
+            return f"{v} val" if v else "no val"
         if k == "noise":
             return f"{v} noise"
         return str(v)
+
+    def test_images(r):
+        full = r.get("full_test_images")
+        per_epoch = f"{r['test_n'] or 'all'} test images per epoch"
+        if full and not pd.isna(full):
+            return f"{per_epoch}, all {int(full)} for the reported checkpoints"
+        return per_epoch
 
     keys = list(CONDITION_KEYS)
     varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
@@ -227,7 +310,9 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
         f"{r['dataset']}, {r['noise']} noise, profile {r['profile']}: width {r['width']}, "
         f"{r['train_subset'] or 'all'} training images, {r['epochs']} epochs "
         f"(lr {r['lr']} divided by 10 at epochs {r['milestones']}), batch {r['batch_size']}, "
-        f"{r['test_n'] or 'all'} test images, {r['precision']}"
+        + (f"{r['val_n']} noisy-label validation images, " if r["val_n"] else
+           "no validation set, ")
+        + f"{test_images(r)}, {r['precision']}"
         for _, r in runs.iterrows()]
     return runs
 
@@ -235,7 +320,7 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
 def load_results(paths: Sequence[str | Path]) -> Results:
     """Read every finished run under paths into a Results; UsageError on bad input."""
     found, notes = find_runs(paths)
-    rows, metrics, attacks = [], [], []
+    rows, metrics, attacks, preds = [], [], [], {}
     for run in found:
         row, m = read_run(run)
         rows.append(row)
@@ -246,6 +331,9 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         if not a.empty:
             a.insert(0, "path", row["path"])
             attacks.append(a)
+        p = read_predictions(run)
+        if p is not None:
+            preds[row["path"]] = p
     runs = pd.DataFrame(rows)
     # The same run reached twice (two copies, or a rerun elsewhere): count it once.
     ident = [*CONDITION_KEYS, "ratio", "method", "alpha", "dropout", "seed", "noise_seed",
@@ -253,9 +341,17 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     dup = runs.astype({k: str for k in ident}).duplicated(subset=ident, keep="first")
     for p in runs.loc[dup, "path"]:
         notes.append(f"{p}: same settings and seed as another run, left out")
+        preds.pop(p, None)
     runs = runs.loc[~dup].reset_index(drop=True)
+    without = runs.loc[~runs["has_predictions"], "run"].tolist()
+    if without:
+        notes.append(f"{len(without)} of {len(runs)} run(s) have no {PREDICTIONS} (made before "
+                     "per-image results were stored): their intervals come from the spread "
+                     "over seeds and a binomial approximation over test images, not from the "
+                     "paired per-image bootstrap")
     runs = _label_conditions(runs)
-    keys = runs[["path", "run", "condition", "ratio", "method", "alpha", "dropout", "seed"]]
+    keys = runs[["path", "run", "condition", "ratio", "method", "alpha", "dropout", "seed",
+                 "noise_seed"]]
     mt = pd.concat(metrics, ignore_index=True).drop(columns="run")
     mt = keys.merge(mt, on="path", how="inner")
     if attacks:
@@ -278,7 +374,7 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         at = pd.DataFrame(columns=[*keys.columns, "checkpoint", "mode", "source", "attack", "eps",
                                    "steps", "step_size", "n", "correct", "accuracy", "seconds",
                                    "precision", "date", "source_method"])
-    return Results(runs=runs, metrics=mt, attacks=at, skipped=notes)
+    return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds)
 
 
 def _method_from_name(name: str) -> str:
@@ -289,77 +385,169 @@ def _method_from_name(name: str) -> str:
     return name
 
 
+# --------------------------------------------------------------------------- per-image results
+
+
+def image_errors(predictions: dict[str, pd.DataFrame] | None, paths: Sequence[str],
+                 kind: str) -> np.ndarray | None:
+    """(runs × test images) 0/1 errors of checkpoint `kind` for the runs at paths, or None
+    unless every run has predictions for that checkpoint on the same test images."""
+    if not predictions or not len(paths):
+        return None
+    frames = [predictions.get(p) for p in paths]
+    if any(f is None for f in frames):
+        return None
+    first = frames[0]
+    rows = []
+    for f in frames:
+        if len(f) != len(first) or not np.array_equal(f["label"].to_numpy(),
+                                                      first["label"].to_numpy()):
+            return None
+        pred = f[kind].to_numpy()
+        if (pred < 0).any():  # that checkpoint does not exist in this run
+            return None
+        rows.append(pred != f["label"].to_numpy())
+    return np.vstack(rows).astype(np.float64)
+
+
+def error_interval(g: pd.DataFrame, kind: str,
+                   predictions: dict[str, pd.DataFrame] | None = None) -> S.Interval:
+    """Mean test error (%) of checkpoint `kind` over the runs (seeds) in g with its interval."""
+    ok = g[g[f"{kind}_error"].notna()]
+    if ok.empty:
+        return S.none()
+    per_image = image_errors(predictions, list(ok["path"]), kind)
+    return S.estimate(list(ok[f"{kind}_error"]), per_image, int(ok[f"{kind}_error_images"].min()))
+
+
+def corrupted_eval_examples(r) -> int:
+    """About how many corrupted examples the `memorised` share of a run is measured on: its
+    training-evaluation subset times the actual noise rate (metrics.csv stores only the share)."""
+    n, rate = r.get("train_eval_n"), r.get("noise_rate")
+    try:
+        k = int(round(float(n) * float(rate) / 100))
+    except (TypeError, ValueError):
+        return 0
+    return max(k, 0)
+
+
+def examples(basis: str) -> str:
+    """An interval basis worded for the memorised share, measured on corrupted training
+    examples rather than test images."""
+    return basis.replace(" images", " corrupted training examples")
+
+
+def _put(row: dict, prefix: str, iv: S.Interval) -> None:
+    """Interval bounds of a percentage (clipped to [0, 100]) and what they cover into row."""
+    def clip(v):
+        return round(min(max(v, 0.0), 100.0), ROUND) if math.isfinite(v) else np.nan
+
+    row[f"{prefix}_lo"] = clip(iv.lo)
+    row[f"{prefix}_hi"] = clip(iv.hi)
+    row[f"{prefix}_over"] = iv.basis if iv.n_seeds else ""
+
+
 # --------------------------------------------------------------------------- tables
 
 
 def _mean_std(x: pd.Series) -> tuple[float, float, int]:
-    x = x.dropna().astype(float)
-    n = len(x)
-    mean = float(x.mean()) if n else float("nan")
-    std = float(x.std(ddof=1)) if n > 1 else float("nan")
-    return round(mean, ROUND), round(std, ROUND), n
+    mean, std, n = S.mean_std(list(x))
+
+    def r(v: float) -> float:
+        return round(v, ROUND) if math.isfinite(v) else float("nan")
+
+    return r(mean), r(std), n
 
 
-def setting_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n over seeds of best/last error (%) per condition × ratio × method × setting.
+def setting_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | None = None,
+                  intervals: bool = True) -> pd.DataFrame:
+    """Per condition × ratio × method × setting, over seeds: test error (%) of each checkpoint
+    kind (mean, std, 95 % interval and what it covers), the noisy-validation accuracy and n.
 
-    `selected` marks, for each condition × ratio × method, the setting with the lowest mean
-    best-epoch error: the paper's Table 2 reports each method at its best setting this way.
+    intervals=False leaves the interval columns empty (for callers that need only `chosen`).
+
+    `chosen` marks, for each condition × ratio × method, the setting a practitioner would pick:
+    the highest mean noisy-validation accuracy at the selected epoch; where a setting has no
+    validation set, the lowest mean test-selected error (the paper's Table 2 rule, which selects
+    on the test set: `chosen_by` says which).
     """
     rows = []
-    for key, g in runs.groupby(["condition", "ratio", "method", *SETTING_KEYS], sort=False):
-        b, bs, n = _mean_std(g["best_error"])
-        la, ls, _ = _mean_std(g["last_error"])
-        rows.append({**dict(zip(["condition", "ratio", "method", *SETTING_KEYS], key, strict=True)),
-                     "noise": g["noise"].iloc[0], "dataset": g["dataset"].iloc[0],
-                     "n_seeds": n, "seeds": ",".join(str(s) for s in sorted(g["seed"])),
-                     "best_error_mean": b, "best_error_std": bs,
-                     "last_error_mean": la, "last_error_std": ls,
-                     "best_epoch_mean": round(float(g["best_epoch"].mean()), 1),
-                     "noise_rate": round(float(g["noise_rate"].mean()), ROUND)})
+    keys = ["condition", "ratio", "method", *SETTING_KEYS]
+    for key, g in runs.groupby(keys, sort=False):
+        row = {**dict(zip(keys, key, strict=True)), "noise": g["noise"].iloc[0],
+               "dataset": g["dataset"].iloc[0], "n_seeds": len(g),
+               "seeds": ",".join(str(s) for s in sorted(g["seed"]))}
+        for kind in KINDS:
+            mean, std, _ = _mean_std(g[f"{kind}_error"])
+            row[f"{kind}_error_mean"] = mean
+            row[f"{kind}_error_std"] = std
+            _put(row, f"{kind}_error", error_interval(g, kind, predictions) if intervals
+                 else S.none())
+            row[f"{kind}_error_images"] = int(g[f"{kind}_error_images"].min())
+        row["selected_val_acc_mean"] = _mean_std(g["selected_val_acc"])[0]
+        row["test_selected_epoch_mean"] = round(float(g["test_selected_epoch"].mean()), 1)
+        row["selected_epoch_mean"] = round(float(g["selected_epoch"].mean()), 1)
+        row["noise_rate"] = round(float(g["noise_rate"].mean()), ROUND)
+        rows.append(row)
     t = pd.DataFrame(rows)
     t["_order"] = t["method"].map(method_rank)
     t = t.sort_values(["condition", "ratio", "_order", *SETTING_KEYS]).drop(columns="_order")
     t = t.reset_index(drop=True)
-    t["selected"] = False
-    t.loc[t.groupby(list(GROUP_KEYS), sort=False)["best_error_mean"].idxmin(), "selected"] = True
+    t["chosen"] = False
+    t["chosen_by"] = ""
+    for _, g in t.groupby(list(GROUP_KEYS), sort=False):
+        if g["selected_val_acc_mean"].notna().all():
+            t.loc[g["selected_val_acc_mean"].idxmax(), "chosen"] = True
+            t.loc[g.index, "chosen_by"] = "noisy validation accuracy"
+        else:
+            t.loc[g["test_selected_error_mean"].idxmin(), "chosen"] = True
+            t.loc[g.index, "chosen_by"] = "test-selected error (no validation set)"
     t["n_settings"] = t.groupby(list(GROUP_KEYS), sort=False)["method"].transform("size")
     return t.reset_index(drop=True)
 
 
-def noise_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Best and last test error (%) per condition × ratio × method at the selected setting,
-    beside the paper's Table 2 (symmetric CIFAR-10 noise only) and ours − paper in points."""
-    t = setting_table(runs)
-    t = t[t["selected"]].drop(columns=["selected"]).reset_index(drop=True)
+def noise_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | None = None,
+                settings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Test error (%) of each checkpoint kind per condition × ratio × method at the chosen
+    setting, beside the paper's Table 2 (symmetric CIFAR-10 noise, like-for-like α and p only):
+    the paper's "best" is test-selected (`paper_test_selected_error`), and ours − paper.
+    settings: setting_table(runs, predictions), where the caller has it already."""
+    t = setting_table(runs, predictions) if settings is None else settings
+    t = t[t["chosen"]].drop(columns=["chosen"]).reset_index(drop=True)
     pb, pl = [], []
     for _, r in t.iterrows():
         ref = paper.lookup(r["ratio"], r["method"], dataset=r["dataset"], noise=r["noise"],
                            alpha=r["alpha"], dropout=r["dropout"])
         pb.append(ref[0] if ref else float("nan"))
         pl.append(ref[1] if ref else float("nan"))
-    t["paper_best_error"] = pb
+    t["paper_test_selected_error"] = pb
     t["paper_last_error"] = pl
-    t["best_diff"] = (t["best_error_mean"] - t["paper_best_error"]).round(ROUND)
+    t["test_selected_diff"] = (t["test_selected_error_mean"]
+                               - t["paper_test_selected_error"]).round(ROUND)
     t["last_diff"] = (t["last_error_mean"] - t["paper_last_error"]).round(ROUND)
-    for c in ("best", "last"):  # accuracies, as the figure draws them
+    for c in KINDS:  # accuracies, as the figure draws them
         t[f"{c}_acc_mean"] = (100 - t[f"{c}_error_mean"]).round(ROUND)
+        t[f"{c}_acc_lo"] = (100 - t[f"{c}_error_hi"]).round(ROUND)
+        t[f"{c}_acc_hi"] = (100 - t[f"{c}_error_lo"]).round(ROUND)
+    for c in ("test_selected", "last"):
         t[f"paper_{c}_acc"] = (100 - t[f"paper_{c}_error"]).round(ROUND)
     return t
 
 
-def sweep_table(runs: pd.DataFrame) -> pd.DataFrame:
+def sweep_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | None = None,
+                settings: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every setting of each condition × ratio × method trained with more than one (alpha,
-    dropout) setting; `best` marks the lowest mean best-epoch error. Empty if there is none."""
-    t = setting_table(runs)
-    t = t[t["n_settings"] > 1].rename(columns={"selected": "best"})
+    dropout) setting; `chosen` marks the one shown elsewhere. Empty if there is none."""
+    t = setting_table(runs, predictions) if settings is None else settings
+    t = t[t["n_settings"] > 1]
     return t.drop(columns=["n_settings"]).reset_index(drop=True)
 
 
-def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Best/last error of every method (selected setting) at each condition × ratio where a
-    method outside the paper's four was trained. Empty if there is none."""
-    t = noise_table(runs)
+def ablation_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | None = None,
+                   settings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Test errors of every method (chosen setting) at each condition × ratio where a method
+    outside the paper's four was trained. Empty if there is none."""
+    t = noise_table(runs, predictions, settings)
     abl = ~t["method"].isin(PAPER_METHODS)
     where = t.loc[abl, ["condition", "ratio"]].drop_duplicates()
     if where.empty:
@@ -369,22 +557,34 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index(drop=True)
 
 
-def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the selected setting of each condition × ratio × method."""
-    sel = setting_table(runs)
-    sel = sel.loc[sel["selected"], ["condition", "ratio", "method", *SETTING_KEYS]]
+def chosen_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the chosen setting of each condition × ratio × method."""
+    sel = setting_table(runs, intervals=False)
+    sel = sel.loc[sel["chosen"], ["condition", "ratio", "method", *SETTING_KEYS]]
     return runs.merge(sel, on=["condition", "ratio", "method", *SETTING_KEYS])
 
 
+CURVE_COLUMNS = ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
+                 "val_acc_clean")
+
+
 def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch mean over seeds (selected setting) of test accuracy, training accuracy against
-    the noisy and the true labels, and memorised fraction, all in %."""
-    sel = selected_runs(runs)[["path"]]
+    """Per-epoch mean over seeds (chosen setting) of test accuracy, training accuracy against
+    the noisy and the true labels, memorised fraction and validation accuracy, all in %, with
+    the t-interval over seeds (`_lo`, `_hi`; NaN with one seed)."""
+    sel = chosen_runs(runs)[["path"]]
     m = metrics.merge(sel, on="path")
-    cols = ["test_acc", "train_acc_noisy", "train_acc_clean", "memorised"]
+    cols = list(CURVE_COLUMNS)
     keys = ["condition", "ratio", "method", *SETTING_KEYS, "epoch"]
     g = m.groupby(keys, sort=False)
-    out = g[cols].mean().round(ROUND)
+    mean, std, n = g[cols].mean(), g[cols].std(ddof=1), g[cols].count()
+    tq = pd.DataFrame(S.stats.t.ppf(0.5 + S.LEVEL / 2, np.maximum(n.to_numpy() - 1, 1)),
+                      index=n.index, columns=cols)
+    half = (tq * std / np.sqrt(n)).where(n >= 2)
+    out = mean.round(ROUND)
+    for c in cols:
+        out[f"{c}_lo"] = (mean[c] - half[c]).clip(0, 100).round(ROUND)
+        out[f"{c}_hi"] = (mean[c] + half[c]).clip(0, 100).round(ROUND)
     out["n_seeds"] = g.size()
     out = out.reset_index()
     out["_order"] = out["method"].map(method_rank)
@@ -393,56 +593,93 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """For each selected run group: at the best epoch and at the last, test accuracy, training
-    accuracy against noisy and true labels and memorised fraction (% , mean over seeds).
+    """For each chosen run group: at the test-selected epoch and at the last, test accuracy,
+    training accuracy against noisy and true labels and memorised fraction (% , mean over
+    seeds), and the memorised share at the last epoch with its 95 % interval beside chance.
 
     Memorisation shows as training accuracy against the noisy labels (and the memorised
-    fraction) rising from the best epoch to the last while test accuracy falls.
+    fraction) rising from the test-selected epoch to the last while test accuracy falls.
     """
-    sel = selected_runs(runs)
+    sel = chosen_runs(runs)
     rows = []
     for _, r in sel.iterrows():
         m = metrics[metrics["path"] == r["path"]].set_index("epoch")
-        b = m.loc[r["best_epoch"]] if r["best_epoch"] in m.index else m.loc[m["test_acc"].idxmax()]
+        e = r["test_selected_epoch"]
+        b = m.loc[e] if e in m.index else m.loc[m["test_acc"].idxmax()]
         last = m.iloc[-1]
         row = {k: r[k] for k in ("condition", "ratio", "method", *SETTING_KEYS, "seed")}
-        row["best_epoch"] = int(r["best_epoch"])
+        row["test_selected_epoch"] = int(e)
         row["last_epoch"] = int(m.index[-1])
+        row["corrupted_eval"] = corrupted_eval_examples(r)
         for c in ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised"):
-            row[f"{c}_best"] = float(b[c])
+            row[f"{c}_test_selected"] = float(b[c])
             row[f"{c}_last"] = float(last[c])
         rows.append(row)
     t = pd.DataFrame(rows)
     keys = ["condition", "ratio", "method", *SETTING_KEYS]
-    g = t.groupby(keys, sort=False)
-    out = g.mean(numeric_only=True).drop(columns=["seed"]).round(ROUND)
-    out.insert(0, "n_seeds", g.size())
-    out = out.reset_index()
+    out_rows = []
+    for key, g in t.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        row["n_seeds"] = len(g)
+        for c in g.columns:
+            if c not in (*keys, "seed") and pd.api.types.is_numeric_dtype(g[c]):
+                row[c] = round(float(g[c].mean()), ROUND)
+        iv = S.estimate(list(g["memorised_last"]), n_images=int(g["corrupted_eval"].min()))
+        _put(row, "memorised_last", iv)
+        row["memorised_last_over"] = examples(row["memorised_last_over"])
+        out_rows.append(row)
+    out = pd.DataFrame(out_rows)
     for c in ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised"):
-        out[f"{c}_change"] = (out[f"{c}_last"] - out[f"{c}_best"]).round(ROUND)
+        out[f"{c}_change"] = (out[f"{c}_last"] - out[f"{c}_test_selected"]).round(ROUND)
+    out["chance"] = CHANCE
     out["_order"] = out["method"].map(method_rank)
     out = out.sort_values(["condition", "ratio", "_order"]).drop(columns="_order")
     return out.reset_index(drop=True)
 
 
+def attack_per_run(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
+    """One row per attacked run × attack × mode × ε for one checkpoint: accuracy (%) averaged
+    over black-box sources, with its images (n) summed."""
+    a = attacks[attacks["checkpoint"] == _checkpoint_name(checkpoint)]
+    keys = ["condition", "ratio", "method", *SETTING_KEYS, "attack", "mode", "eps", "path",
+            "seed", "noise_seed"]
+    if a.empty:
+        return pd.DataFrame(columns=[*keys, "accuracy", "n", "sources", "steps"])
+    g = a.groupby(keys, sort=False)
+    out = g["accuracy"].mean().to_frame()
+    out["n"] = g["n"].sum(min_count=1)
+    out["sources"] = g["source_method"].agg(lambda s: "+".join(sorted(set(s))))
+    out["steps"] = g["steps"].max()
+    return out.reset_index()
+
+
 def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
     """Attack accuracy (%) per condition × ratio × method × setting × attack × mode × ε for one
-    checkpoint: mean and std over the attacked runs (seeds) and black-box sources."""
-    a = attacks[attacks["checkpoint"] == checkpoint]
+    checkpoint: mean, std and 95 % interval over the attacked runs (seeds; black-box sources
+    averaged per run); with one run, the Wilson interval over its attacked images."""
+    a = attacks[attacks["checkpoint"] == _checkpoint_name(checkpoint)]
     cols = ["condition", "ratio", "method", *SETTING_KEYS, "attack", "mode", "eps",
-            "accuracy_mean", "accuracy_std", "n_rows", "n_runs", "images", "sources", "steps"]
+            "accuracy_mean", "accuracy_std", "accuracy_lo", "accuracy_hi", "accuracy_over",
+            "n_rows", "n_runs", "images", "sources", "steps"]
     if a.empty:
         return pd.DataFrame(columns=cols)
+    per_run = attack_per_run(attacks, checkpoint)
     rows = []
     keys = ["condition", "ratio", "method", *SETTING_KEYS, "attack", "mode", "eps"]
+    by_run = dict(iter(per_run.groupby(keys, sort=False)))
     for key, g in a.groupby(keys, sort=False):
-        mean, std, n = _mean_std(g["accuracy"])
+        pr = by_run[key]
+        mean, std, _ = _mean_std(pr["accuracy"])
+        n_img = int(pr["n"].min()) if pr["n"].notna().all() else 0
+        iv = S.estimate(list(pr["accuracy"]), n_images=n_img)
         srcs = sorted(set(g["source_method"])) if g["mode"].iloc[0] != "white-box" else ["itself"]
         steps = g["steps"].dropna()
-        rows.append({**dict(zip(keys, key, strict=True)), "accuracy_mean": mean,
-                     "accuracy_std": std, "n_rows": n, "n_runs": g["path"].nunique(),
-                     "images": int(g["n"].fillna(0).sum()), "sources": "+".join(srcs),
-                     "steps": int(steps.max()) if len(steps) else np.nan})
+        row = {**dict(zip(keys, key, strict=True)), "accuracy_mean": mean, "accuracy_std": std}
+        _put(row, "accuracy", iv)
+        row.update({"n_rows": len(g), "n_runs": g["path"].nunique(),
+                    "images": int(g["n"].fillna(0).sum()), "sources": "+".join(srcs),
+                    "steps": int(steps.max()) if len(steps) else np.nan})
+        rows.append(row)
     t = pd.DataFrame(rows)
     t["_order"] = t["method"].map(method_rank)
     t["_atk"] = t["attack"].map({"fgsm": 0, "ifgsm": 1}).fillna(2)
@@ -453,7 +690,7 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
 
 def attack_plot_table(attack: pd.DataFrame, noise: pd.DataFrame) -> pd.DataFrame:
     """The attack rows the figure draws: one setting per condition × ratio × method, the
-    selected one where it was attacked, else the attacked setting with the most rows."""
+    chosen one where it was attacked, else the attacked setting with the most rows."""
     if attack.empty:
         return attack
     sel = {(r["condition"], r["ratio"], r["method"]): (r["alpha"], r["dropout"])

@@ -1,0 +1,349 @@
+"""The verdict table: each claim of the paper the stored runs can test, tested.
+
+A claim is a signed quantity whose sign the paper states, e.g. "mixup has lower test error than
+ERM at 50 % noise" is `error(ERM) − error(mixup) > 0`. Its effect is that quantity in points,
+oriented so that + is the paper's direction, estimated on runs paired by (seed, noise seed) and,
+where per-image predictions exist, on the same test images, with a 95 % interval from
+robustmix.reporting.statistics. The verdict follows from the interval alone (`decide`):
+
+  supported      the interval lies above 0 (excludes 0 in the paper's direction)
+  contradicted   the interval lies below 0 (excludes 0 in the other direction)
+  inconclusive   the interval contains 0, or there is none: the two cannot be told apart at
+                 this scale
+
+Claims (each where the runs allow it; methods at their chosen setting, see results.py):
+  Table 2 ordering  each pair of the paper's four methods at 20/50/80 % symmetric CIFAR-10
+                    noise, in the paper's order: its last-epoch column for the last checkpoint,
+                    its "best" (test-selected) column for the test-selected checkpoint and for
+                    the selected (noisy-validation) checkpoint, the honest version of "best".
+  best-to-last gap  ERM's rise in error from the test-selected (and the selected) epoch to the
+                    last is larger than mixup's.
+  memorisation      ERM's memorised share of corrupted training labels at the last epoch is
+                    above chance (10 %); mixup's is not; ERM's is above mixup's.
+  ablation          mixup has lower error than each ablation run at the same noise (the paper's
+                    ablations were on clean labels: tested here at the noise they were run at).
+  adversarial       mixup keeps more accuracy than ERM under each attack and mode at one ε
+                    (8/255, the usual CIFAR-10 budget, or the largest attacked below it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..training.methods import PAPER_METHODS, method_label
+from . import paper
+from . import results as R
+from . import statistics as S
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+FAMILIES = ("Table 2 ordering", "best-to-last gap", "memorisation", "ablation", "adversarial")
+ATTACK_EPS = 8.0  # /255: the ε at which the adversarial claims are tested (or the largest below)
+COLUMNS = ["family", "claim", "condition", "ratio", "checkpoint", "verdict", "effect", "lo", "hi",
+           "n_seeds", "n_images", "interval_over", "interval_method", "detail"]
+
+
+def decide(lo: float, hi: float) -> str:
+    """supported / contradicted / inconclusive from the interval of an effect oriented so
+    that + is the paper's direction."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if lo > 0:
+        return SUPPORTED
+    if hi < 0:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def name(method: str) -> str:
+    return method_label(method)
+
+
+# --------------------------------------------------------------------------- estimating effects
+
+
+@dataclass(frozen=True)
+class Term:
+    """coef × (error of checkpoint `kind`) of the runs of one method; the runs of all terms of a
+    contrast are paired by (seed, noise seed)."""
+
+    coef: float
+    runs: pd.DataFrame
+    kind: str
+
+
+PAIR_KEYS = ["seed", "noise_seed"]
+
+
+def _pair_keys(frames: Sequence[pd.DataFrame]) -> list[tuple]:
+    common = None
+    for f in frames:
+        keys = set(map(tuple, f[PAIR_KEYS].to_numpy().tolist()))
+        common = keys if common is None else common & keys
+    return sorted(common or [])
+
+
+def _aligned(f: pd.DataFrame, keys: list[tuple]) -> pd.DataFrame:
+    """f's rows in the order of keys (one row per key: one run per seed and method)."""
+    order = pd.DataFrame(keys, columns=PAIR_KEYS)
+    return order.merge(f, on=PAIR_KEYS, how="left", validate="one_to_one")
+
+
+def error_contrast(terms: Sequence[Term], predictions: dict | None) -> S.Interval | None:
+    """Σ coef × error (points) over paired runs, with its interval; None without paired runs.
+
+    Per-image predictions of every run: paired hierarchical bootstrap over seeds and the same
+    test images. Otherwise the binomial interval (Wilson bounds combined by MOVER, as if the
+    runs were independent) over the test images of the mean errors; with two or more pairs
+    widened to the t-interval over seeds of the per-pair contrast (statistics.hull)."""
+    keys = _pair_keys([t.runs for t in terms])
+    if not keys:
+        return None
+    aligned = [_aligned(t.runs, keys) for t in terms]
+    for t, a in zip(terms, aligned, strict=True):
+        if a[f"{t.kind}_error"].isna().any():
+            return None
+    per_pair = sum(t.coef * a[f"{t.kind}_error"].to_numpy(dtype=float)
+                   for t, a in zip(terms, aligned, strict=True))
+    mats = [R.image_errors(predictions, list(a["path"]), t.kind)
+            for t, a in zip(terms, aligned, strict=True)]
+    if all(m is not None for m in mats) and len({m.shape for m in mats}) == 1:
+        values = sum(t.coef * m for t, m in zip(terms, mats, strict=True))
+        iv = S.hierarchical_bootstrap(values)
+        return S.Interval(float(np.mean(per_pair)), iv.lo, iv.hi, iv.n_seeds, iv.n_images,
+                          iv.over, iv.method)
+    return _with_seeds(per_pair, S.binomial_contrast(
+        [a[f"{t.kind}_error"].mean() / 100 for t, a in zip(terms, aligned, strict=True)],
+        [int(a[f"{t.kind}_error_images"].min()) for t, a in zip(terms, aligned, strict=True)],
+        [t.coef for t in terms]))
+
+
+def _with_seeds(per_pair: np.ndarray, images: S.Interval) -> S.Interval:
+    """One pair: the binomial interval; several: its hull with the t-interval over seeds."""
+    if len(per_pair) >= 2:
+        return S.hull(S.seed_interval(per_pair), images)
+    return images
+
+
+def share_vs_chance(g: pd.DataFrame, sign: float) -> S.Interval | None:
+    """sign × (memorised share at the last epoch − chance), points, over the runs in g."""
+    vals = g["last_memorised"].dropna()
+    if vals.empty:
+        return None
+    iv = S.estimate(list(vals), n_images=R.corrupted_eval_examples(g.iloc[0])).shifted(-R.CHANCE)
+    return iv if sign > 0 else iv.negated()
+
+
+def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
+    """Memorised share at the last epoch of a − b (points), paired by seed."""
+    keys = _pair_keys([a, b])
+    if not keys:
+        return None
+    x, y = _aligned(a, keys), _aligned(b, keys)
+    d = (x["last_memorised"] - y["last_memorised"]).to_numpy(dtype=float)
+    if not np.isfinite(d).all():
+        return None
+    return _with_seeds(d, S.binomial_contrast(
+        [x["last_memorised"].mean() / 100, y["last_memorised"].mean() / 100],
+        [R.corrupted_eval_examples(x.iloc[0]), R.corrupted_eval_examples(y.iloc[0])], [1, -1]))
+
+
+def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
+    """Attack accuracy of a − b (points; attack_per_run rows of one attack, mode and ε),
+    paired by seed."""
+    keys = _pair_keys([a, b])
+    if not keys:
+        return None
+    x, y = _aligned(a, keys), _aligned(b, keys)
+    d = (x["accuracy"] - y["accuracy"]).to_numpy(dtype=float)
+    return _with_seeds(d, S.binomial_contrast([x["accuracy"].mean() / 100,
+                                               y["accuracy"].mean() / 100],
+                                              [x["n"].min(), y["n"].min()], [1, -1]))
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _row(family: str, claim: str, condition: str, ratio: float, checkpoint: str,
+         iv: S.Interval | None, detail: str = "") -> dict:
+    if iv is None:
+        return {"family": family, "claim": claim, "condition": condition, "ratio": ratio,
+                "checkpoint": checkpoint, "verdict": INCONCLUSIVE, "effect": np.nan,
+                "lo": np.nan, "hi": np.nan, "n_seeds": 0, "n_images": 0,
+                "interval_over": "no runs with the same seed", "interval_method": "",
+                "detail": detail}
+    return {"family": family, "claim": claim, "condition": condition, "ratio": ratio,
+            "checkpoint": checkpoint, "verdict": decide(iv.lo, iv.hi),
+            "effect": round(iv.estimate, R.ROUND) + 0.0,  # + 0.0: no "-0.0" in the table
+            "lo": round(iv.lo, R.ROUND) if math.isfinite(iv.lo) else np.nan,
+            "hi": round(iv.hi, R.ROUND) if math.isfinite(iv.hi) else np.nan,
+            "n_seeds": iv.n_seeds, "n_images": iv.n_images, "interval_over": iv.basis,
+            "interval_method": iv.method, "detail": detail}
+
+
+def _has(g: pd.DataFrame | None, kind: str) -> bool:
+    return g is not None and not g.empty and g[f"{kind}_error"].notna().any()
+
+
+def _paper_orderings(ratio: float) -> dict[str, dict[str, float]]:
+    """kind -> method -> the paper's error for the column that kind is compared with."""
+    t = paper.table2()
+    t = t[(t["ratio"] - ratio).abs() < 1e-9]
+    if t.empty:
+        return {}
+    best = dict(zip(t["method"], t["paper_best_error"], strict=True))
+    last = dict(zip(t["method"], t["paper_last_error"], strict=True))
+    return {"last": last, "selected": best, "test_selected": best}
+
+
+def _ordering_claims(groups: dict, cond: str, ratio: float, first, preds) -> list[dict]:
+    if first["dataset"] != "cifar10" or first["noise"] != "sym":
+        return []
+    out = []
+    for kind, ref in _paper_orderings(ratio).items():
+        methods = [m for m in PAPER_METHODS if m in ref and _has(groups.get(m), kind)]
+        for i, a in enumerate(methods):
+            for b in methods[i + 1:]:
+                if ref[a] == ref[b]:
+                    continue  # the paper reports a tie: no ordering to test
+                better, worse = (a, b) if ref[a] < ref[b] else (b, a)
+                iv = error_contrast([Term(1, groups[worse], kind), Term(-1, groups[better], kind)],
+                                    preds)
+                out.append(_row("Table 2 ordering",
+                                f"{name(better)} has lower test error than {name(worse)}", cond,
+                                ratio, kind, iv,
+                                f"paper: {ref[better]:g} vs {ref[worse]:g} % "
+                                + ("(last epoch)" if kind == "last"
+                                   else '("best" epoch: test-selected)')))
+    return out
+
+
+def _gap_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
+    e, m = groups.get("erm"), groups.get("mixup")
+    out = []
+    for kind in ("test_selected", "selected"):
+        if not (_has(e, kind) and _has(m, kind) and _has(e, "last") and _has(m, "last")):
+            continue
+        iv = error_contrast([Term(1, e, "last"), Term(-1, e, kind), Term(-1, m, "last"),
+                             Term(1, m, kind)], preds)
+        what = "test-selected" if kind == "test_selected" else "selected"
+        out.append(_row("best-to-last gap",
+                        f"ERM's rise in error from its {what} epoch to the last is larger than "
+                        "mixup's", cond, ratio, kind, iv, "effect: ERM's gap − mixup's gap"))
+    return out
+
+
+def _memorisation_claims(groups: dict, cond: str, ratio: float) -> list[dict]:
+    rows = _memorisation_rows(groups, cond, ratio)
+    for r in rows:
+        r["interval_over"] = R.examples(r["interval_over"])
+    return rows
+
+
+def _memorisation_rows(groups: dict, cond: str, ratio: float) -> list[dict]:
+    if ratio <= 0:
+        return []
+    e, m = groups.get("erm"), groups.get("mixup")
+    out = []
+    chance = f"{R.CHANCE:g} %"
+    if e is not None and e["last_memorised"].notna().any():
+        out.append(_row("memorisation", f"ERM memorises the corrupted labels (share above "
+                        f"chance, {chance})", cond, ratio, "last", share_vs_chance(e, 1),
+                        "effect: ERM's memorised share − chance"))
+    if m is not None and m["last_memorised"].notna().any():
+        out.append(_row("memorisation", f"mixup does not memorise them (share not above "
+                        f"chance, {chance})", cond, ratio, "last", share_vs_chance(m, -1),
+                        "effect: chance − mixup's memorised share"))
+    if e is not None and m is not None and e["last_memorised"].notna().any() \
+            and m["last_memorised"].notna().any():
+        out.append(_row("memorisation", "ERM memorises more of them than mixup", cond, ratio,
+                        "last", share_difference(e, m), "effect: ERM − mixup memorised share"))
+    return out
+
+
+def _ablation_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
+    m = groups.get("mixup")
+    out = []
+    for method, g in groups.items():
+        if method in PAPER_METHODS or m is None:
+            continue
+        for kind in R.KINDS:
+            if not (_has(g, kind) and _has(m, kind)):
+                continue
+            iv = error_contrast([Term(1, g, kind), Term(-1, m, kind)], preds)
+            out.append(_row("ablation", f"mixup has lower test error than {name(method)}", cond,
+                            ratio, kind, iv, "the paper's ablation (clean labels), at this noise"))
+    return out
+
+
+def _attack_runs(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, method) -> pd.DataFrame:
+    """Attack rows of a method's chosen setting, else of its most attacked setting."""
+    d = per_run[(per_run["condition"] == cond) & (per_run["ratio"] == ratio)
+                & (per_run["method"] == method)]
+    if d.empty:
+        return d
+    mine = d[d["path"].isin(chosen["path"])]
+    if not mine.empty:
+        return mine
+    top = d.groupby(list(R.SETTING_KEYS)).size().idxmax()
+    return d[(d["alpha"] == top[0]) & (d["dropout"] == top[1])]
+
+
+def _attack_claims(res: R.Results, chosen: pd.DataFrame, checkpoint: str) -> list[dict]:
+    per_run = R.attack_per_run(res.attacks, checkpoint)
+    if per_run.empty:
+        return []
+    out = []
+    ck = R._checkpoint_name(checkpoint)
+    for (cond, ratio), _ in per_run.groupby(["condition", "ratio"], sort=False):
+        e = _attack_runs(per_run, chosen, cond, ratio, "erm")
+        m = _attack_runs(per_run, chosen, cond, ratio, "mixup")
+        if e.empty or m.empty:
+            continue
+        for (attack, mode), ge in e.groupby(["attack", "mode"], sort=False):
+            gm = m[(m["attack"] == attack) & (m["mode"] == mode)]
+            eps = sorted(set(ge["eps"]) & set(gm["eps"]) - {0.0})
+            if not eps:
+                continue
+            below = [x for x in eps if x <= ATTACK_EPS]
+            x = max(below) if below else min(eps)
+            a, b = gm[gm["eps"] == x], ge[ge["eps"] == x]
+            label = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}.get(attack, attack)
+            out.append(_row("adversarial", f"mixup keeps more accuracy than ERM under {mode} "
+                            f"{label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
+                            accuracy_difference(a, b),
+                            f"effect: mixup − ERM accuracy (%); sources {'+'.join(sorted(set(a['sources'])))}"
+                            if mode != "white-box" else "effect: mixup − ERM accuracy (%)"))
+    return out
+
+
+def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFrame:
+    """Every claim the runs can test, with its verdict, effect (points, + = the paper's
+    direction), 95 % interval, seeds and what the interval covers."""
+    runs = res.runs
+    chosen = R.chosen_runs(runs)
+    preds = res.predictions
+    rows: list[dict] = []
+    for (cond, ratio), g in chosen.groupby(["condition", "ratio"], sort=False):
+        groups = {m: gm for m, gm in g.groupby("method", sort=False)}
+        first = g.iloc[0]
+        rows += _ordering_claims(groups, cond, ratio, first, preds)
+        rows += _gap_claims(groups, cond, ratio, preds)
+        rows += _memorisation_claims(groups, cond, ratio)
+        rows += _ablation_claims(groups, cond, ratio, preds)
+    rows += _attack_claims(res, chosen, attack_checkpoint)
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    t = pd.DataFrame(rows)[COLUMNS]
+    t["_f"] = t["family"].map(FAMILIES.index)
+    t["_k"] = t["checkpoint"].map({k: i for i, k in enumerate(R.KINDS)}).fillna(len(R.KINDS))
+    t = t.sort_values(["_f", "condition", "ratio", "_k"], kind="stable")
+    return t.drop(columns=["_f", "_k"]).reset_index(drop=True)
+
+
+def counts(t: pd.DataFrame) -> dict[str, int]:
+    return {v: int((t["verdict"] == v).sum()) for v in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}

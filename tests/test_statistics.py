@@ -1,0 +1,170 @@
+"""robustmix.reporting.statistics against closed-form cases: the t-interval of known numbers,
+the Wilson and normal-approximation intervals by their formulas, and the bootstrap of Bernoulli
+outcomes (single and paired) against the normal approximation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from robustmix.reporting import statistics as S
+
+Z = 1.959963984540054  # standard normal 0.975 quantile
+
+
+def _bernoulli(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """n outcomes of which exactly k are 1, in random order."""
+    x = np.zeros(n)
+    x[:k] = 1
+    return np.random.default_rng(seed).permutation(x)
+
+
+def test_mean_std_of_known_numbers():
+    mean, std, n = S.mean_std([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0, float("nan")])
+    assert (mean, n) == (5.0, 8)
+    assert std == pytest.approx(math.sqrt(32 / 7))
+    assert math.isnan(S.mean_std([3.0])[1])
+
+
+def test_t_interval_matches_closed_form():
+    # mean 3, sample sd sqrt(2.5), se = sqrt(2.5 / 5); t(4, 0.975) = 2.7764451051977987
+    lo, hi = S.t_interval([1, 2, 3, 4, 5])
+    half = 2.7764451051977987 * math.sqrt(0.5)
+    assert lo == pytest.approx(3 - half, abs=1e-9) and hi == pytest.approx(3 + half, abs=1e-9)
+    # two seeds: t(1, 0.975) = 12.706204736174705, se = |a - b| / 2
+    lo, hi = S.t_interval([10.0, 12.0])
+    assert (hi - lo) / 2 == pytest.approx(12.706204736174705 * 1.0, abs=1e-9)
+    assert S.t_interval([4.0, 4.0, 4.0]) == (4.0, 4.0)
+    assert all(math.isnan(v) for v in S.t_interval([4.0]))
+
+
+def test_seed_interval_says_it_covers_seeds_only():
+    iv = S.seed_interval([30.0, 32.0, 34.0])
+    assert iv.over == S.OVER_SEEDS and iv.n_seeds == 3 and iv.estimate == pytest.approx(32.0)
+    assert iv.basis == "3 seeds only (Student t)"
+
+
+def test_wilson_interval_matches_its_formula():
+    k, n = 30, 100
+    p = k / n
+    centre = (p + Z ** 2 / (2 * n)) / (1 + Z ** 2 / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z ** 2 / (4 * n ** 2)) / (1 + Z ** 2 / n)
+    lo, hi = S.wilson(k, n)
+    assert lo == pytest.approx(centre - half, abs=1e-9)
+    assert hi == pytest.approx(centre + half, abs=1e-9)
+    iv = S.proportion(0.3, 100)
+    assert iv.over == S.OVER_BINOMIAL and iv.lo == pytest.approx(100 * lo)
+
+
+def _wilson(k, n):
+    p = k / n
+    centre = (p + Z ** 2 / (2 * n)) / (1 + Z ** 2 / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z ** 2 / (4 * n ** 2)) / (1 + Z ** 2 / n)
+    return max(centre - half, 0.0), centre + half
+
+
+def test_binomial_difference_is_newcombes_interval():
+    """p1 = 60 %, p2 = 50 % on 500 images each: Newcombe's hybrid score interval, and close to
+    the normal approximation at such proportions."""
+    (l1, u1), (l2, u2) = _wilson(300, 500), _wilson(250, 500)
+    iv = S.binomial_contrast([0.6, 0.5], [500, 500], [1, -1])
+    assert iv.estimate == pytest.approx(10.0)
+    assert iv.lo == pytest.approx(100 * (0.1 - math.hypot(0.6 - l1, u2 - 0.5)), abs=1e-9)
+    assert iv.hi == pytest.approx(100 * (0.1 + math.hypot(u1 - 0.6, 0.5 - l2)), abs=1e-9)
+    se = math.sqrt(0.6 * 0.4 / 500 + 0.5 * 0.5 / 500)
+    assert iv.lo == pytest.approx(100 * (0.1 - Z * se), abs=0.1)
+    assert iv.hi == pytest.approx(100 * (0.1 + Z * se), abs=0.1)
+    assert iv.n_seeds == 1 and iv.over == S.OVER_BINOMIAL
+
+
+def test_binomial_difference_near_zero_stays_wide():
+    """0/500 against 0/500 correct (both models broken by the attack): the normal approximation
+    would give a zero-width interval; the Wilson-based one does not."""
+    iv = S.binomial_contrast([0.0, 0.0], [500, 500], [1, -1])
+    _, u = _wilson(0, 500)
+    assert iv.estimate == 0.0
+    assert iv.lo == pytest.approx(-100 * u) and iv.hi == pytest.approx(100 * u)
+    assert S.estimate([0.0], n_images=500).hi == pytest.approx(100 * u)
+
+
+def test_bootstrap_of_bernoulli_mean_matches_normal_approximation():
+    n, k = 10_000, 3_000
+    iv = S.hierarchical_bootstrap(_bernoulli(n, k)[None, :])
+    half = 100 * Z * math.sqrt(0.3 * 0.7 / n)  # 0.898 points
+    assert iv.estimate == pytest.approx(30.0)
+    assert iv.lo == pytest.approx(30.0 - half, abs=0.12)
+    assert iv.hi == pytest.approx(30.0 + half, abs=0.12)
+    assert iv.over == S.OVER_IMAGES and iv.n_seeds == 1 and iv.n_images == n
+    assert "test images only" in iv.basis
+
+
+def test_paired_bootstrap_matches_the_paired_normal_approximation():
+    """Two runs on the same 10,000 images that disagree on 1,000 of them (a wrong where b is
+    right on 600, the reverse on 400): var(mean of a − b) = (p10 + p01 − (p10 − p01)²) / n."""
+    n = 10_000
+    a = np.zeros(n)
+    b = np.zeros(n)
+    a[:600] = 1  # a wrong, b right
+    b[600:1000] = 1  # b wrong, a right
+    a[1000:3000] = b[1000:3000] = 1  # both wrong
+    perm = np.random.default_rng(1).permutation(n)
+    iv = S.paired_difference(a[perm][None, :], b[perm][None, :])
+    sd = math.sqrt((0.06 + 0.04 - 0.02 ** 2) / n)
+    assert iv.estimate == pytest.approx(2.0)
+    assert iv.lo == pytest.approx(2.0 - 100 * Z * sd, abs=0.1)
+    assert iv.hi == pytest.approx(2.0 + 100 * Z * sd, abs=0.1)
+    # an unpaired interval would be far wider: pairing is what makes it this narrow
+    unpaired = S.binomial_contrast([a.mean(), b.mean()], [n, n], [1, -1])
+    assert unpaired.hi - unpaired.lo > 1.5 * (iv.hi - iv.lo)
+
+
+def test_paired_difference_of_identical_runs_is_exactly_zero():
+    x = np.vstack([_bernoulli(2000, 700, s) for s in range(3)])
+    iv = S.paired_difference(x, x)
+    assert (iv.estimate, iv.lo, iv.hi) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError):
+        S.paired_difference(x, x[:2])
+
+
+def test_seeds_that_agree_leave_the_image_interval():
+    """Three identical seeds: nothing varies between seeds, so the crossed bootstrap gives the
+    one-run image interval (and the t-interval over seeds has zero width)."""
+    row = _bernoulli(10_000, 3_000)
+    iv = S.hierarchical_bootstrap(np.vstack([row, row, row]))
+    half = 100 * Z * math.sqrt(0.21 / 10_000)
+    assert iv.over == S.OVER_BOTH and iv.basis == "3 seeds × 10000 test images"
+    assert iv.lo == pytest.approx(30.0 - half, abs=0.12) and iv.hi == pytest.approx(30.0 + half, abs=0.12)
+
+
+def test_few_seeds_are_never_narrower_than_the_t_interval():
+    """Seeds at 20, 30 and 40 % error: a bootstrap over three seeds alone is far too narrow;
+    the interval is at least the Student-t interval of the per-seed means."""
+    x = np.vstack([_bernoulli(4000, k, s) for s, k in enumerate((800, 1200, 1600))])
+    iv = S.hierarchical_bootstrap(x)
+    tlo, thi = S.t_interval([20.0, 30.0, 40.0])
+    assert iv.lo <= tlo + 1e-9 and iv.hi >= thi - 1e-9
+    assert (thi - tlo) / 2 == pytest.approx(4.302652729911275 * 10 / math.sqrt(3), abs=1e-6)
+    assert "widened" in iv.method
+
+
+def test_bootstrap_is_reproducible():
+    x = np.vstack([_bernoulli(3000, 900 + 50 * s, s) for s in range(2)])
+    a, b = S.hierarchical_bootstrap(x), S.hierarchical_bootstrap(x.copy())
+    assert (a.lo, a.hi) == (b.lo, b.hi)
+
+
+def test_estimate_picks_the_method_the_data_allow():
+    x = np.vstack([_bernoulli(2000, 600, s) for s in range(2)])
+    assert S.estimate([30.0, 30.0], x).over == S.OVER_BOTH
+    assert S.estimate([30.0], x[:1]).over == S.OVER_IMAGES
+    assert S.estimate([30.0, 31.0, 29.0]).over == S.OVER_SEEDS
+    # seeds that agree, on 1,000 shared images: the binomial part sets the width
+    both = S.estimate([30.0, 30.0, 30.0], n_images=1000)
+    assert both.over == S.OVER_SEEDS_BINOMIAL and both.hi > 32.0
+    assert (both.lo, both.hi) == (S.proportion(0.3, 1000).lo, S.proportion(0.3, 1000).hi)
+    one = S.estimate([30.0], n_images=2000)
+    assert one.over == S.OVER_BINOMIAL and one.lo < 30.0 < one.hi
+    bare = S.estimate([30.0])
+    assert not bare.defined and bare.estimate == 30.0 and bare.over == S.OVER_NONE

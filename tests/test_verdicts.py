@@ -1,0 +1,156 @@
+"""The verdict table on fixtures: separated intervals give supported or contradicted (both
+directions), overlapping ones inconclusive; runs without per-image predictions fall back to
+intervals over seeds (or, with one seed, the binomial over images) and say so."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from report_fixtures import Spec, write_fixture
+
+from robustmix.reporting import results as R
+from robustmix.reporting import verdicts as V
+
+ALPHA = {"erm": (0.0, 0.0), "mixup": (32.0, 0.0), "dropout": (0.0, 0.8),
+         "mixup_dropout": (8.0, 0.3), "mixup_labels_only": (32.0, 0.0)}
+
+
+def specs(methods: dict, seeds=(0, 1, 2), ratio: float = 0.5) -> list[Spec]:
+    """methods: name -> (peak, final, noisy_final, attack slope); each seed 1 point higher."""
+    out = []
+    for m, (peak, final, noisy, slope) in methods.items():
+        for s in seeds:
+            j = 0.01 * s
+            out.append(Spec(ratio, m, *ALPHA[m], s, peak + j, 3, final + j, noisy, slope))
+    return out
+
+
+def table(tmp_path, methods: dict, **kw) -> tuple[R.Results, object]:
+    legacy = kw.pop("legacy", False)
+    write_fixture(tmp_path / "runs", specs(methods, **kw), unfinished=False, legacy=legacy)
+    res = R.load_results([tmp_path / "runs"])
+    return res, V.verdict_table(res)
+
+
+def row(t, claim: str, checkpoint: str = "last"):
+    hit = t[t["claim"].str.startswith(claim) & (t["checkpoint"] == checkpoint)]
+    assert len(hit) == 1, (claim, checkpoint, t[["claim", "checkpoint"]])
+    return hit.iloc[0]
+
+
+@pytest.mark.parametrize("lo, hi, verdict", [
+    (0.5, 3.0, V.SUPPORTED), (-3.0, -0.5, V.CONTRADICTED), (-1.0, 2.0, V.INCONCLUSIVE),
+    (0.0, 2.0, V.INCONCLUSIVE), (float("nan"), float("nan"), V.INCONCLUSIVE)])
+def test_decide_rule(lo, hi, verdict):
+    assert V.decide(lo, hi) == verdict
+
+
+def test_separated_intervals_support_the_paper(tmp_path):
+    """mixup 30 points better than ERM at the last epoch, ERM's gap and memorisation large."""
+    res, t = table(tmp_path, {"erm": (0.62, 0.40, 0.90, 0.05), "mixup": (0.71, 0.70, 0.52, 0.02)})
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["verdict"] == V.SUPPORTED and r["lo"] > 0
+    assert r["effect"] == pytest.approx(30.0, abs=0.1)
+    assert r["n_seeds"] == 3 and r["interval_over"] == "3 seeds × 5000 test images"
+    for kind in ("selected", "test_selected"):
+        assert row(t, "mixup has lower test error than ERM", kind)["verdict"] == V.SUPPORTED
+    gap = row(t, "ERM's rise in error from its test-selected epoch", "test_selected")
+    assert gap["verdict"] == V.SUPPORTED and gap["effect"] == pytest.approx(21.0, abs=0.1)
+    assert row(t, "ERM memorises the corrupted labels")["verdict"] == V.SUPPORTED
+    assert row(t, "ERM memorises more of them than mixup")["verdict"] == V.SUPPORTED
+    # mixup's memorised share (0.52 - 0.5) / 0.5 = 4 % at every seed, on about 450 corrupted
+    # examples: the binomial interval lies below chance
+    assert row(t, "mixup does not memorise them")["verdict"] == V.SUPPORTED
+    wb = row(t, "mixup keeps more accuracy than ERM under white-box FGSM at ε = 8/255")
+    assert wb["verdict"] == V.SUPPORTED and wb["n_seeds"] == 3
+
+
+def test_separated_intervals_the_other_way_contradict_it(tmp_path):
+    """ERM 30 points better than mixup and more robust: contradicted, with negative effects."""
+    _, t = table(tmp_path, {"erm": (0.71, 0.70, 0.52, 0.02), "mixup": (0.62, 0.40, 0.90, 0.05)})
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["verdict"] == V.CONTRADICTED and r["hi"] < 0
+    assert r["effect"] == pytest.approx(-30.0, abs=0.1)
+    assert row(t, "ERM's rise in error from its test-selected epoch",
+               "test_selected")["verdict"] == V.CONTRADICTED
+    assert row(t, "ERM memorises more of them than mixup")["verdict"] == V.CONTRADICTED
+    assert row(t, "mixup keeps more accuracy than ERM under white-box I-FGSM at ε = 8/255"
+               )["verdict"] == V.CONTRADICTED
+
+
+def test_overlapping_intervals_are_inconclusive(tmp_path):
+    """0.2 points apart on 5,000 images: the paired interval contains 0."""
+    _, t = table(tmp_path, {"erm": (0.602, 0.500, 0.80, 0.03), "mixup": (0.600, 0.502, 0.80, 0.03)})
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["verdict"] == V.INCONCLUSIVE and r["lo"] < 0 < r["hi"]
+    assert row(t, "mixup has lower test error than ERM", "test_selected")["verdict"] == V.INCONCLUSIVE
+    assert row(t, "ERM memorises more of them than mixup")["verdict"] == V.INCONCLUSIVE
+    # attack accuracies 0.2 points apart at every seed: the seeds agree, but 500 shared images
+    # cannot tell them apart
+    wb = row(t, "mixup keeps more accuracy than ERM under white-box FGSM at ε = 8/255")
+    assert wb["verdict"] == V.INCONCLUSIVE and wb["lo"] < 0 < wb["hi"]
+
+
+def test_paper_orderings_use_the_paper_columns(tmp_path):
+    """At 20 % the paper ranks mixup + dropout below mixup at the last epoch but above it at
+    its best epoch: two claims, one per column; every pair of the four methods is tested."""
+    methods = {"erm": (0.62, 0.40, 0.9, 0.05), "dropout": (0.64, 0.50, 0.8, 0.05),
+               "mixup": (0.71, 0.70, 0.5, 0.02), "mixup_dropout": (0.70, 0.69, 0.5, 0.02)}
+    _, t = table(tmp_path, methods, seeds=(0,), ratio=0.2)
+    orders = t[t["family"] == "Table 2 ordering"]
+    assert len(orders) == 3 * 6  # three checkpoint kinds, six pairs
+    assert (orders["n_seeds"] == 1).all()
+    assert set(orders["interval_over"]) == {"1 seed: 5000 test images only"}
+    last = row(t, "mixup + dropout has lower test error than mixup", "last")
+    best = row(t, "mixup has lower test error than mixup + dropout", "test_selected")
+    assert last["effect"] == pytest.approx(-best["effect"])
+    assert "paper: 6.2 vs 6.4" in last["detail"] and "paper: 5.9 vs 6.2" in best["detail"]
+
+
+def test_ablation_claims_both_directions(tmp_path):
+    _, t = table(tmp_path, {"mixup": (0.71, 0.70, 0.5, 0.02),
+                            "mixup_labels_only": (0.55, 0.50, 0.7, 0.04)}, seeds=(0, 1))
+    r = row(t, "mixup has lower test error than mixup labels only", "last")
+    assert r["family"] == "ablation" and r["verdict"] == V.SUPPORTED
+    _, t = table(tmp_path / "2", {"mixup": (0.55, 0.50, 0.7, 0.04),
+                                  "mixup_labels_only": (0.71, 0.70, 0.5, 0.02)}, seeds=(0, 1))
+    assert row(t, "mixup has lower test error than mixup labels only",
+               "selected")["verdict"] == V.CONTRADICTED
+
+
+def test_runs_without_predictions_fall_back_and_say_so(tmp_path):
+    """Legacy runs: no selected checkpoint, no per-image results. Three seeds: t over seeds;
+    one seed: the binomial over the per-epoch test images."""
+    res, t = table(tmp_path, {"erm": (0.62, 0.40, 0.9, 0.05), "mixup": (0.71, 0.70, 0.5, 0.02)},
+                   legacy=True)
+    assert not res.predictions and any("predictions.csv" in n for n in res.skipped)
+    assert not (t["checkpoint"] == "selected").any()
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["verdict"] == V.SUPPORTED
+    assert r["interval_over"] == "3 seeds (Student t) × 2500 images (binomial)"
+    # per-seed differences are all 30 points, so the t-interval is the point itself and the
+    # binomial interval of the mean errors (60 % vs 30 % on 2,500 images) sets the width: at
+    # such proportions about the normal approximation
+    se = math.sqrt(0.6 * 0.4 / 2500 + 0.7 * 0.3 / 2500)
+    assert r["lo"] == pytest.approx(30.0 - 100 * 1.959964 * se, abs=0.1)
+    assert r["hi"] == pytest.approx(30.0 + 100 * 1.959964 * se, abs=0.1)
+
+    res, t = table(tmp_path / "one", {"erm": (0.62, 0.50, 0.9, 0.05),
+                                      "mixup": (0.63, 0.49, 0.5, 0.02)}, seeds=(0,), legacy=True)
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["interval_over"] == "1 seed: 2500 images, binomial"
+    se = math.sqrt(0.5 * 0.5 / 2500 + 0.51 * 0.49 / 2500)
+    assert r["hi"] - r["lo"] == pytest.approx(2 * 100 * 1.959964 * se, abs=0.1)
+    assert r["verdict"] == V.INCONCLUSIVE
+
+
+def test_unpaired_seeds_give_no_effect(tmp_path):
+    """ERM trained with seed 0 only, mixup with seed 1 only: nothing to pair."""
+    write_fixture(tmp_path / "runs", specs({"erm": (0.62, 0.40, 0.9, 0.05)}, seeds=(0,))
+                  + specs({"mixup": (0.71, 0.70, 0.5, 0.02)}, seeds=(1,)),
+                  unfinished=False, attacks=False)
+    t = V.verdict_table(R.load_results([tmp_path / "runs"]))
+    r = row(t, "mixup has lower test error than ERM", "last")
+    assert r["verdict"] == V.INCONCLUSIVE and math.isnan(r["effect"])
+    assert r["interval_over"] == "no runs with the same seed"
