@@ -12,6 +12,11 @@ Times, on the same machine, model, width and batch size:
   2. test-set evaluation (robustmix's batched evaluation against a DataLoader at batch 100);
   3. an FGSM sweep over 8 ε: the fast path against torchattacks.FGSM looped per ε;
   4. I-FGSM: robustmix against torchattacks.BIM looped per ε;
+  5. PGD: robustmix (several ε in one batch on a GPU) against torchattacks.PGD looped per ε,
+     the same random starts on both sides; AutoAttack (the standard ensemble robustmix runs,
+     100 iterations per stage) and torchattacks.AutoAttack(version='standard') (10
+     iterations) at one ε, seconds per image beside PGD's, and how many images each stage
+     still had to attack;
 then how cost grows (img/s against batch size and width; time against training-set size and
 number of ε), and test accuracy of a short run with and without bf16. Writes
 reports/benchmarks/<device>.md and a tidy CSV beside it.
@@ -179,10 +184,73 @@ def time_attacks(width: int, device, precision: str, n: int, batch: int, eps255:
         common = (name, model, x, y, eps, batch, steps, precision, device)
         (t_ours, c_ours), (t_ref, c_ref) = timed_pair(repeats, device, (ours, common),
                                                       (loop_torchattacks, common))
-        task = f"{name} sweep, {len(eps)} eps" + (f", {steps} steps" if name == "ifgsm" else "")
+        task = f"{name} sweep, {len(eps)} eps" + (f", {steps} steps" if name != "fgsm" else "")
         for impl, t in (("reference", t_ref), ("robustmix", t_ours)):
             rows.append({"task": task, "impl": impl if impl == "robustmix" else "torchattacks loop",
                          "seconds": t, "images": n, "same_result": c_ours == c_ref})
+    return rows
+
+
+def time_autoattack(width: int, device, precision: str, n: int, batch: int, eps255: float,
+                    steps: int) -> list[dict]:
+    """Seconds per image of AutoAttack at one ε, robustmix's standard ensemble (100 iterations
+    per stage, built from torchattacks' stages) and torchattacks.AutoAttack('standard', 10
+    iterations), beside PGD's on the same model and images. A stage attacks only the images
+    every earlier stage left correctly classified: `stages` counts them."""
+    import copy
+
+    import torchattacks
+    from torchattacks import MultiAttack
+
+    from robustmix.attacks.autoattack import AutoAttack
+    from robustmix.attacks.pgd import PGD
+    from robustmix.attacks.sweep import Target, robust_accuracy
+
+    torch.manual_seed(0)
+    model = preact_resnet18(10, width).to(device).to(memory_format=torch.channels_last).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g).to(device)
+    with torch.no_grad():  # labels the model gets right: every image is attacked
+        y = model(x.permute(0, 3, 1, 2).float().div(255)).argmax(1)
+    eps = eps255 / 255
+    records: list[int] = []  # images, then images still correct after each stage
+    real_forward = MultiAttack.forward
+
+    def counting(self, images, labels):
+        self._accumulate_multi_atk_records = True
+        self._multi_atk_records = [0.0] * (len(self.attacks) + 1)
+        out = real_forward(self, images, labels)
+        counts = [int(v) for v in self._multi_atk_records]
+        records[:] = [a + b for a, b in zip(records or [0] * len(counts), counts, strict=True)]
+        return out
+
+    rows = []
+    MultiAttack.forward = counting
+    try:
+        for impl, attack in (("robustmix PGD", PGD(model, steps, None, 1, 0, precision)),
+                             ("robustmix AutoAttack (100 it.)", AutoAttack(model, 0, precision)),
+                             ("torchattacks AutoAttack (10 it.)", None)):
+            records.clear()
+            sync(device)
+            t = time.perf_counter()
+            if attack is None:  # NCHW model and images: torchattacks' FAB needs them
+                plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+                correct = 0
+                for s in range(0, n, batch):
+                    xb = x[s:s + batch].permute(0, 3, 1, 2).float().div(255).contiguous()
+                    adv = torchattacks.AutoAttack(plain, norm="Linf", eps=eps, version="standard",
+                                                  n_classes=10, seed=0)(xb, y[s:s + batch])
+                    with torch.no_grad():
+                        correct += int((model(adv).argmax(1) == y[s:s + batch]).sum())
+            else:
+                correct = robust_accuracy(attack, [Target(model, precision)], x, y, [eps],
+                                          batch)[0][0][0]
+            sync(device)
+            rows.append({"task": f"AutoAttack vs PGD ({steps} steps), eps {eps255:g}/255",
+                         "impl": impl, "seconds": time.perf_counter() - t, "images": n,
+                         "accuracy": correct / n, "stages": " ".join(map(str, records))})
+    finally:
+        MultiAttack.forward = real_forward
     return rows
 
 
@@ -249,7 +317,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128, help="training batch size")
     p.add_argument("--train-n", type=int, default=4000, help="training images per timed epoch")
     p.add_argument("--attack-n", type=int, default=1000, help="images for the attack timings")
-    p.add_argument("--steps", type=int, default=10, help="I-FGSM steps")
+    p.add_argument("--steps", type=int, default=10, help="I-FGSM and PGD steps")
+    p.add_argument("--autoattack-n", type=int, default=100,
+                   help="images for the AutoAttack timing (0: skip it)")
     p.add_argument("--repeats", type=int, default=2, help="timings per measurement; the fastest is kept")
     p.add_argument("--data", default=None, help="CIFAR-10 path for the bf16 accuracy check "
                    "(default: the usual locations; skipped when none is found)")
@@ -299,8 +369,12 @@ def main(argv=None) -> int:
     if "attacks" not in skip:
         eps8 = [1, 2, 3, 4, 6, 8, 12, 16]
         for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8, args.steps,
-                              args.repeats):
+                              args.repeats, attacks=("fgsm", "ifgsm", "pgd")):
             add(r)
+        if args.autoattack_n:
+            for r in time_autoattack(args.width, device, "fp32", args.autoattack_n, 500, 8,
+                                     args.steps):
+                add(r)
         for k in (1, 2, 4):
             for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8[:k],
                                   args.steps, 1, attacks=("fgsm",)):
@@ -329,11 +403,11 @@ def write(df: pd.DataFrame, device, precision: str, args, command: str) -> None:
              "peak allocated GPU memory on CUDA", ""]
     ratios = []
     for task, g in df.groupby("task", sort=False):
-        ref = g[g["impl"].isin(["reference", "torchattacks loop"])]
+        ref = g[g["impl"].isin(["reference", "torchattacks loop", "robustmix PGD"])]
         if len(ref):
             base = ref["images_per_second"].iloc[0]
             for _, r in g.iterrows():
-                if r["impl"] not in ("reference", "torchattacks loop"):
+                if r["impl"] not in ("reference", "torchattacks loop", "robustmix PGD"):
                     ratios.append(f"| {task} | {r['impl']} | {r['images_per_second']:.0f} | "
                                   f"{base:.0f} | {r['images_per_second'] / base:.2f}x |")
     if ratios:

@@ -2,8 +2,11 @@
 
 FGSM: one forward+backward per batch serves every ε (robustmix.attacks.FGSM) versus
 torchattacks.FGSM(model, ε) per ε. I-FGSM: robustmix.attacks.IFGSM (ε copies stacked on a GPU)
-versus torchattacks.BIM(model, ε, ε/steps, steps) per ε. Both sides craft and then measure
-accuracy at every ε with the same evaluation function, on the same model, batch and machine.
+versus torchattacks.BIM(model, ε, ε/steps, steps) per ε. PGD: robustmix.attacks.PGD (ε copies
+stacked on a GPU) versus torchattacks.PGD(model, ε, 2.5·ε/steps, steps) per ε, each call seeded
+with the random start robustmix draws for that batch, so both craft the same images. Both sides
+craft and then measure accuracy at every ε with the same evaluation function, on the same
+model, batch and machine.
 Speed does not depend on image content, so the images are random; the network is the real
 PreAct ResNet-18 of robustmix.models with random weights.
 
@@ -22,6 +25,7 @@ import torchattacks
 
 from robustmix.atomic import write_csv
 from robustmix.attacks.fgsm import FGSM, IFGSM, default_stack
+from robustmix.attacks.pgd import PGD
 from robustmix.attacks.sweep import Target, count_correct, robust_accuracy
 from robustmix.cli import csv_list
 from robustmix.evaluation.device import autocast, resolve_device, resolve_precision
@@ -40,8 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=2000, help="images attacked per timing")
     p.add_argument("--eps", type=csv_list(float), default=",".join(map(str, EPS)),
                    help="ε values in /255 units")
-    p.add_argument("--steps", type=int, default=10, help="I-FGSM iterations (step ε/steps)")
-    p.add_argument("--attacks", type=csv_list(str), default="fgsm,ifgsm",
+    p.add_argument("--steps", type=int, default=10,
+                   help="I-FGSM (step ε/steps) and PGD (step 2.5·ε/steps) iterations")
+    p.add_argument("--attacks", type=csv_list(str), default="fgsm,ifgsm,pgd",
                    help="which attacks to time")
     p.add_argument("--repeats", type=int, default=3,
                    help="timings per method, interleaved; the fastest counts")
@@ -61,11 +66,17 @@ def loop_torchattacks(name: str, model, x, y, eps, batch, steps, precision, devi
     """The baseline: a torchattacks attack per ε, then the accuracy on its images."""
     target = Target(model, precision)
     correct = [0] * len(eps)
-    for s in range(0, len(x), batch):
+    starts = PGD(model)  # only its start_seed: the random start robustmix draws per batch
+    for call, s in enumerate(range(0, len(x), batch)):
         xb, yb = float_images(x[s:s + batch].to(device)), y[s:s + batch].to(device)
         for j, e in enumerate(eps):
-            atk = (torchattacks.FGSM(model, eps=e) if name == "fgsm"
-                   else torchattacks.BIM(model, eps=e, alpha=e / steps, steps=steps))
+            if name == "fgsm":
+                atk = torchattacks.FGSM(model, eps=e)
+            elif name == "ifgsm":
+                atk = torchattacks.BIM(model, eps=e, alpha=e / steps, steps=steps)
+            else:
+                atk = torchattacks.PGD(model, eps=e, alpha=2.5 * e / steps, steps=steps)
+                torch.manual_seed(starts.start_seed(0, call))
             with autocast(device, precision):
                 adv = atk(xb, yb)
             correct[j] += count_correct(target, adv, yb)
@@ -73,8 +84,10 @@ def loop_torchattacks(name: str, model, x, y, eps, batch, steps, precision, devi
 
 
 def ours(name: str, model, x, y, eps, batch, steps, precision, device) -> list[int]:
+    stack = default_stack(device, batch)
     attack = (FGSM(model, precision) if name == "fgsm"
-              else IFGSM(model, steps, None, precision, default_stack(device, batch)))
+              else IFGSM(model, steps, None, precision, stack) if name == "ifgsm"
+              else PGD(model, steps, None, 1, 0, precision, stack))
     correct, _ = robust_accuracy(attack, [Target(model, precision)], x, y, eps, batch)
     return correct[0]
 
@@ -119,7 +132,8 @@ def main(argv=None) -> int:
             args.repeats, device, (ours, common), (loop_torchattacks, common))
         images = args.n * len(eps)
         for method, t, c in (("robustmix", t_ours, c_ours), ("torchattacks loop", t_ref, c_ref)):
-            rows.append({"attack": name, "method": method, "steps": 1 if name == "fgsm" else args.steps,
+            rows.append({"attack": name, "method": method,
+                         "steps": 1 if name == "fgsm" else args.steps,
                          "eps_values": len(eps), "n": args.n, "width": args.width,
                          "batch": args.batch, "precision": precision, "device": device_name(device),
                          "seconds": t, "adv_images_per_second": images / t,

@@ -15,7 +15,11 @@ from attack_fixtures import ROOT, env, snapshot, write_cifar, write_fashion
 
 from robustmix import attack as attack_cli
 from robustmix import noise
-from robustmix.attacks.runner import COLUMNS
+from robustmix.attacks import autoattack
+from robustmix.attacks.flags import COLUMNS as FLAG_COLUMNS
+from robustmix.attacks.flags import FLAGS
+from robustmix.attacks.outcomes import OUTCOMES, read_outcomes
+from robustmix.attacks.runner import COLUMNS, outcome_key
 from robustmix.cli import run_main
 from robustmix.runs.files import ATTACK, CONFIG, LAST, METRICS, SUMMARY, read_json
 
@@ -25,6 +29,17 @@ TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "6
          "--precision", "fp32", "--device", "cpu", "--profile", "quick",
          "--val-n", "20"]
 FAST = ["--steps", "2", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: a second thread only adds synchronisation (and, on a busy machine, waits)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +74,11 @@ def last_test_acc(run: Path, which: str = "last") -> float:
 
 def test_white_and_black_box_rows(world, capsys):
     runs, erm, mixup = world / "runs", world / "runs" / ERM, world / "runs" / MIXUP
-    assert attack(runs, "--source", erm, "--eps", "0,2,8", *FAST) == 0
+    # --precision run: each run's training precision, so ε = 0 is the stored test accuracy
+    assert attack(runs, "--source", erm, "--eps", "0,2,8", "--precision", "run", *FAST) == 0
     out = capsys.readouterr().out
     assert "18 row(s) to compute" in out and "black-box" in out and "ifgsm" in out
+    assert "worst case" in out and "gradient-masking flags" in out
     for run in (erm, mixup):
         df = pd.read_csv(run / ATTACK)
         assert list(df.columns) == COLUMNS
@@ -78,6 +95,13 @@ def test_white_and_black_box_rows(world, capsys):
     bb = mixup_rows[mixup_rows["mode"] == "black-box"]
     assert len(bb) == 6 and bb["source"].eq(ERM).all()
     assert mixup_rows.loc[mixup_rows["mode"] == "white-box", "source"].eq(MIXUP).all()
+    assert not mixup_rows["twin"].any()  # erm and mixup: another method, not a twin
+    for run in (erm, mixup):  # every row's per-image outcomes are stored beside it
+        outcomes, df = read_outcomes(run), pd.read_csv(run / ATTACK)
+        assert len(outcomes) == len(df)
+        for r in df.to_dict("records"):
+            assert outcomes[outcome_key(r)].sum() == r["correct"] and len(outcomes[outcome_key(r)]) == r["n"]
+        assert list(pd.read_csv(run / FLAGS).columns) == FLAG_COLUMNS
 
 
 def test_rerun_skips_force_recomputes_and_interrupted_sweep_resumes(world, capsys):
@@ -98,7 +122,8 @@ def test_rerun_skips_force_recomputes_and_interrupted_sweep_resumes(world, capsy
     assert "1 row(s) to compute" in capsys.readouterr().out
     after = pd.read_csv(erm / ATTACK)
     assert len(after) == len(df)
-    key = ["mode", "source", "attack", "eps", "steps", "step_size", "n", "precision"]
+    key = ["mode", "source", "attack", "eps", "steps", "step_size", "restarts", "queries",
+           "attack_seed", "n", "precision"]
     kept = after.merge(df[~gone], on=key, suffixes=("", "_old"))
     assert (kept["seconds"] == kept["seconds_old"]).all()
 
@@ -125,9 +150,18 @@ BAD = {
     "checkpoint mismatch": lambda w: [w / "bad" / "mismatch"],
     "negative eps": lambda w: [w / "runs", "--eps=-1"],
     "eps above 255": lambda w: [w / "runs", "--eps", "0,300"],
-    "unknown attack": lambda w: [w / "runs", "--attacks", "fgsm,pgd"],
+    "unknown attack": lambda w: [w / "runs", "--attacks", "fgsm,nope"],
     "source on another dataset": lambda w: [w / "runs", "--source",
                                             next((w / "fruns").iterdir())],
+    "steps 0": lambda w: [w / "runs", "--attacks", "pgd", "--steps", "0"],
+    "restarts 0": lambda w: [w / "runs", "--attacks", "pgd", "--restarts", "0"],
+    "queries 0": lambda w: [w / "runs", "--attacks", "square", "--queries", "0"],
+    "step size 0": lambda w: [w / "runs", "--attacks", "pgd", "--step-size", "0"],
+    "negative step size": lambda w: [w / "runs", "--attacks", "pgd", "--step-size=-1"],
+    "negative seed": lambda w: [w / "runs", "--attacks", "pgd", "--seed=-2"],
+    "twin source": lambda w: [w / "bad" / "twin", "--source", w / "runs" / ERM, "--attacks", "pgd"],
+    "nothing to transfer": lambda w: [w / "runs" / MIXUP, "--source", w / "runs" / ERM,
+                                      "--no-white-box", "--attacks", "square,autoattack"],
 }
 
 
@@ -142,6 +176,7 @@ def bad_results(world):
     cfg = read_json(bad / "mismatch" / CONFIG)
     cfg["train"]["width"] = 8
     (bad / "mismatch" / CONFIG).write_text(json.dumps(cfg))
+    shutil.copytree(world / "runs" / ERM, bad / "twin")  # same seed and method as the source
     before = snapshot(world / "runs"), snapshot(bad), snapshot(world / "fruns")
     procs = {name: subprocess.Popen(
         [sys.executable, "-m", "robustmix.attack", "--quiet", *map(str, make(world))],
@@ -169,8 +204,16 @@ def test_bad_input_messages(bad_results):
     assert "unfinished" in err["unfinished run"]
     assert "does not match its config" in err["checkpoint mismatch"]
     assert "outside [0, 255]" in err["negative eps"] and "outside [0, 255]" in err["eps above 255"]
-    assert "unknown attack pgd" in err["unknown attack"]
+    assert "unknown attack nope" in err["unknown attack"]
     assert "fashion-mnist" in err["source on another dataset"]
+    assert "--steps must be at least 1" in err["steps 0"]
+    assert "--restarts must be at least 1" in err["restarts 0"]
+    assert "--queries must be at least 1" in err["queries 0"]
+    assert "--step-size must be in (0, 255]" in err["step size 0"]
+    assert "--step-size must be in (0, 255]" in err["negative step size"]
+    assert "--seed" in err["negative seed"]
+    assert "shares seed 0 and method erm" in err["twin source"] and "--allow-twin" in err["twin source"]
+    assert "only fgsm, ifgsm, pgd are transferred" in err["nothing to transfer"]
 
 
 def test_help_shows_defaults():
@@ -179,7 +222,9 @@ def test_help_shows_defaults():
     assert res.returncode == 0
     text = " ".join(res.stdout.split())
     for default in ("(default: fgsm,ifgsm)", "(default: 0,1,2,4,8,16)", "(default: 10)",
-                    "(default: eps/steps)", "(default: last)", "(default: run)", "(default: 500)"):
+                    "(default: rule)", "(default: last)", "(default: run)", "(default: 500)",
+                    "(default: fp32)", "(default: 1)", "(default: 5000)", "(default: 0)",
+                    "2.5·ε/steps"):
         assert default in text
 
 
@@ -193,3 +238,99 @@ def test_help_imports_no_torch(command):
             "print(sorted(k for k in ('torch', 'pandas', 'matplotlib') if k in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def fresh_copy(run: Path, dest: Path) -> Path:
+    """A copy of a run without the attack results earlier tests left in it."""
+    shutil.copytree(run, dest)
+    for f in (ATTACK, OUTCOMES, FLAGS):
+        (dest / f).unlink(missing_ok=True)
+    return dest
+
+
+STRONG = ["--attacks", "pgd,autoattack,square", "--eps", "0,8", "--steps", "2", "--restarts", "2",
+          "--queries", "10", "--seed", "3", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture
+def cheap_autoattack(monkeypatch):
+    """AutoAttack with 2 iterations per stage and 10 Square queries: the tiny runs' attack
+    bookkeeping is under test here, not AutoAttack (tests/test_attacks_strong.py)."""
+    init = autoattack.AutoAttack.__init__
+
+    def cheap(self, model, seed=0, precision="fp32", **_):
+        init(self, model, seed, precision, steps=2, queries=10)
+
+    monkeypatch.setattr(autoattack.AutoAttack, "__init__", cheap)
+
+
+def test_strong_attacks_settings_outcomes_flags_and_resume(world, tmp_path, capsys,
+                                                           cheap_autoattack):
+    run = fresh_copy(world / "runs" / ERM, tmp_path / ERM)
+    assert attack(run, *STRONG) == 0
+    out = capsys.readouterr().out
+    assert "6 row(s) to compute" in out and "precision fp32" in out and "worst case" in out
+    df = pd.read_csv(run / ATTACK)
+    assert list(df.columns) == COLUMNS and len(df) == 6
+    assert df["precision"].eq("fp32").all() and not df["twin"].any()
+    got = {a: g.set_index("eps") for a, g in df.groupby("attack")}
+    pgd, aa, sq = got["pgd"].loc[8.0], got["autoattack"].loc[8.0], got["square"].loc[8.0]
+    assert (pgd["steps"], pgd["step_size"], pgd["restarts"], pgd["queries"], pgd["attack_seed"]) \
+        == (2, 10.0, 2, 0, 3)  # step size 2.5·ε/steps
+    assert (aa["steps"], aa["queries"], aa["restarts"], aa["attack_seed"]) == (100, 5000, 1, 3)
+    assert (sq["steps"], sq["queries"], sq["attack_seed"]) == (0, 10, 3)
+    outcomes = read_outcomes(run)
+    assert len(outcomes) == 6
+    for r in df.to_dict("records"):
+        assert int(outcomes[outcome_key(r)].sum()) == r["correct"]
+    assert (run / FLAGS).exists()
+
+    files = {f: (run / f).read_bytes() for f in (ATTACK, OUTCOMES, FLAGS)}
+    assert attack(run, *STRONG) == 0
+    assert "0 row(s) to compute" in capsys.readouterr().out
+    assert {f: (run / f).read_bytes() for f in files} == files  # nothing rewritten
+
+    # an interrupted sweep: one AutoAttack row gone, only it comes back
+    gone = (df["attack"] == "autoattack") & (df["eps"] == 8)
+    df[~gone].to_csv(run / ATTACK, index=False)
+    assert attack(run, *STRONG) == 0
+    assert "1 row(s) to compute" in capsys.readouterr().out
+    after = pd.read_csv(run / ATTACK)
+    assert len(after) == 6
+    kept = after.merge(df[~gone], on=["attack", "eps"], suffixes=("", "_old"))
+    assert (kept["seconds"] == kept["seconds_old"]).all()
+
+    # rows whose outcomes are not stored are computed again, to store them
+    (run / OUTCOMES).unlink()
+    assert attack(run, *STRONG) == 0
+    assert "6 row(s) to compute" in capsys.readouterr().out
+    assert len(read_outcomes(run)) == 6
+
+
+def test_old_attack_csv_without_new_columns_still_loads(world, tmp_path, capsys):
+    run = fresh_copy(world / "runs" / MIXUP, tmp_path / MIXUP)
+    args = [run, "--attacks", "fgsm,ifgsm", "--eps", "0,4", *FAST]
+    assert attack(*args) == 0
+    new = pd.read_csv(run / ATTACK)
+    old = new.drop(columns=["twin", "restarts", "queries", "attack_seed"])
+    old.to_csv(run / ATTACK, index=False)  # as written before those columns existed
+    capsys.readouterr()
+    assert attack(*args) == 0  # loads; the defaults it fills match the rows' keys
+    assert "0 row(s) to compute" in capsys.readouterr().out
+    assert attack(*args[:4], "0,4,8", *FAST) == 0  # a new ε: the file is written whole
+    assert "2 row(s) to compute" in capsys.readouterr().out
+    filled = pd.read_csv(run / ATTACK)
+    assert list(filled.columns) == COLUMNS and len(filled) == 6
+    filled = filled[filled["eps"] != 8]
+    assert filled["restarts"].eq(1).all() and filled["queries"].eq(0).all()
+    assert filled["attack_seed"].eq(-1).all() and not filled["twin"].any()
+    assert filled["accuracy"].tolist() == new["accuracy"].tolist()
+
+
+def test_twin_source_with_allow_twin_and_bf16(world, tmp_path, capsys):
+    twin = fresh_copy(world / "runs" / ERM, tmp_path / "twin" / ERM)
+    assert attack(twin, "--source", world / "runs" / ERM, "--allow-twin", "--no-white-box",
+                  "--attacks", "fgsm,square", "--eps", "0,8", "--precision", "bf16", *FAST) == 0
+    df = pd.read_csv(twin / ATTACK)
+    assert set(df["mode"]) == {"black-box"} and set(df["attack"]) == {"fgsm"}  # square: not transferred
+    assert df["twin"].all() and df["source"].eq(ERM).all() and df["precision"].eq("bf16").all()

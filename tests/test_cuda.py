@@ -32,7 +32,8 @@ def test_one_epoch_paper_profile_run_and_its_attack(tiny, tmp_path):
     assert cfg["train"]["precision"] == ("bf16" if major >= 8 else "fp32")
     assert cfg["precision_reason"].startswith("auto: CUDA compute capability")
     assert run_main(attack_cli.main, [str(run), "--attacks", "fgsm", "--eps", "0,8",
-                                      "--device", "cuda", "--quiet"]) == 0
+                                      "--device", "cuda", "--precision", "run",
+                                      "--quiet"]) == 0
     a = pd.read_csv(run / "attack.csv")
     m = pd.read_csv(run / "metrics.csv")
     clean = a[(a["eps"] == 0) & (a["mode"] == "white-box")]["accuracy"].item()

@@ -1,6 +1,19 @@
-"""Attack names for --attacks and study files (imports no torch: --help reads it).
+"""Attack names for --attacks and study files, their defaults, and the settings each records
+(imports no torch: --help reads it).
 
-Adding an attack: a class in its family's module, one entry here, and its test.
+Adding an attack: a class in its family's module, one entry in ATTACKS (and GRADIENT or QUERY),
+one branch in make_attack and in settings, and its test.
+
+Settings recorded per attack.csv row (step_size in /255 units; 0 = not used by this attack;
+attack_seed -1 = the attack draws no random numbers):
+
+| attack     | steps            | step size                 | restarts | queries | attack_seed |
+|------------|------------------|---------------------------|----------|---------|--------|
+| fgsm       | 1                | ε                         | 1        | 0       | -1     |
+| ifgsm      | --steps          | ε/steps or --step-size    | 1        | 0       | -1     |
+| pgd        | --steps          | 2.5·ε/steps or --step-size| --restarts | 0     | --seed |
+| autoattack | 100 (APGD, FAB)  | 0 (APGD adapts its own)   | 1        | 5000    | --seed |
+| square     | 0                | 0                         | 1        | --queries | --seed |
 """
 
 from __future__ import annotations
@@ -13,18 +26,85 @@ if TYPE_CHECKING:
     from .base import Attack
 
 DEFAULT_STEPS = 10
+DEFAULT_ATTACKS = ("fgsm", "ifgsm")  # the mixup paper's; the stronger ones are asked for by name
+DEFAULT_RESTARTS = 1
+# Square's query budget: 5,000, the value of the standard AutoAttack ensemble (Croce & Hein
+# 2020), so a `square` row and AutoAttack's Square stage spend the same budget.
+DEFAULT_QUERIES = 5000
+DEFAULT_SEED = 0
+# PGD's step size a = 2.5·ε/steps (Madry et al. 2018 take 2.5·ε/steps so that the iterates can
+# travel 2.5 times the ε-ball's radius and reach its boundary from any random start).
+PGD_STEP_FACTOR = 2.5
+# The standard AutoAttack (Croce & Hein 2020, fra31/auto-attack, version='standard'): APGD-CE,
+# APGD-T (9 target classes), FAB-T (9 target classes), 100 iterations each and one restart, then
+# Square with 5,000 queries. torchattacks' own AutoAttack(version='standard') leaves APGD, APGD-T
+# and FAB at torchattacks' default of 10 iterations; robustmix builds the ensemble from the same
+# torchattacks components with the original's settings (attacks/autoattack.py).
+AUTOATTACK_STEPS = 100
+AUTOATTACK_QUERIES = 5000
+
 ATTACKS: dict[str, str] = {
     "fgsm": "one step of size ε (Goodfellow et al. 2015)",
     "ifgsm": "iterative FGSM: BIM update, clipped to the ε-ball and [0, 1] (Kurakin et al. 2017)",
+    "pgd": "L∞ PGD with a random start, step 2.5·ε/steps, best of --restarts per image "
+           "(Madry et al. 2018)",
+    "autoattack": "standard AutoAttack: APGD-CE, APGD-T, FAB-T, Square, each on the images the "
+                  "previous ones left (Croce & Hein 2020; torchattacks components)",
+    "square": "query-based Square attack, no gradients, --queries per image (Andriushchenko et "
+              "al. 2020; torchattacks)",
 }
+GRADIENT = ("fgsm", "ifgsm", "pgd")  # attacks that follow the input gradient
+ITERATIVE = ("ifgsm", "pgd")
+QUERY = ("square",)  # attacks that query the model's scores only
+# Attacks crafted on the attacked model only: transferring Square's or AutoAttack's examples from
+# another model measures nothing the gradient attacks' transfer rows do not.
+TRANSFER = GRADIENT
+
+
+def settings(attack: str, eps: float, steps: int = DEFAULT_STEPS, step_size: float | None = None,
+             restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
+             seed: int = DEFAULT_SEED) -> dict:
+    """The settings recorded for attack at ε (ε and step size in the same units, /255 or [0, 1])."""
+    if attack == "fgsm":
+        return {"steps": 1, "step_size": eps, "restarts": 1, "queries": 0, "attack_seed": -1}
+    if attack == "ifgsm":
+        return {"steps": steps, "step_size": eps / steps if step_size is None else step_size,
+                "restarts": 1, "queries": 0, "attack_seed": -1}
+    if attack == "pgd":
+        return {"steps": steps,
+                "step_size": PGD_STEP_FACTOR * eps / steps if step_size is None else step_size,
+                "restarts": restarts, "queries": 0, "attack_seed": seed}
+    if attack == "autoattack":
+        return {"steps": AUTOATTACK_STEPS, "step_size": 0.0, "restarts": 1,
+                "queries": AUTOATTACK_QUERIES, "attack_seed": seed}
+    if attack == "square":
+        return {"steps": 0, "step_size": 0.0, "restarts": 1, "queries": queries, "attack_seed": seed}
+    raise ValueError(f"unknown attack '{attack}' (choose from {', '.join(ATTACKS)})")
 
 
 def make_attack(name: str, model: nn.Module, precision: str = "fp32", steps: int = DEFAULT_STEPS,
-                step_size: float | None = None, stack: int | None = None) -> Attack:
-    from .fgsm import FGSM, IFGSM
-
+                step_size: float | None = None, stack: int | None = None,
+                restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
+                seed: int = DEFAULT_SEED) -> Attack:
+    """The attack called name on model (step_size in [0, 1] units; None = the attack's rule)."""
     if name == "fgsm":
+        from .fgsm import FGSM
+
         return FGSM(model, precision)
     if name == "ifgsm":
+        from .fgsm import IFGSM
+
         return IFGSM(model, steps, step_size, precision, stack)
+    if name == "pgd":
+        from .pgd import PGD
+
+        return PGD(model, steps, step_size, restarts, seed, precision, stack)
+    if name == "autoattack":
+        from .autoattack import AutoAttack
+
+        return AutoAttack(model, seed=seed, precision=precision)
+    if name == "square":
+        from .autoattack import Square
+
+        return Square(model, queries=queries, seed=seed, precision=precision)
     raise ValueError(f"unknown attack '{name}' (choose from {', '.join(ATTACKS)})")

@@ -1,10 +1,25 @@
 """Attacking trained runs: which rows to compute, computing them, and merging them into each
-run's attack.csv. Rows already in attack.csv are skipped, so an interrupted sweep resumes where
-it stopped. ε = 0 is the clean accuracy on the same test images and with the same evaluation
-function as training, so it equals the run's stored test accuracy.
+run's attack.csv. Rows already in attack.csv (with their per-image outcomes stored) are skipped,
+so an interrupted sweep resumes where it stopped; rows written before outcomes were stored are
+computed once more to store them. ε = 0 is the clean accuracy on the same test images and with
+the same evaluation function as training, so in the run's training precision (--precision run)
+it equals the run's stored test accuracy.
+
+Per run, the attack stage writes (each file atomically, in this order):
+  attack_outcomes.npz  per row, which test images stayed correct (attacks/outcomes.py);
+  attack.csv           one tidy row per target × source × attack × ε × checkpoint, with the
+                       attack's settings (steps, step_size, restarts, queries, attack_seed; see
+                       attacks/registry.py) and, for black-box rows, the source run and whether
+                       it is a twin (same seed and method as the target, only with --allow-twin);
+  attack_flags.csv     gradient-masking flags raised by all of the run's rows (attacks/flags.py).
 
 Every row records the data source and a fingerprint of the test images it was computed on; a
 run is never attacked on test images other than those it was evaluated on in training.
+
+Black-box (transfer) protocol: the source must be trained on the same dataset and image size as
+every target, and independently of it: a source that shares its seed and method with a target
+(same batch order, crops and initialisation) is refused unless allow_twin. Only the gradient
+attacks (fgsm, ifgsm, pgd) are transferred; autoattack and square run on the model itself.
 """
 
 from __future__ import annotations
@@ -21,35 +36,54 @@ from ..atomic import write_csv
 from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, is_finished, read_json
 from ..runs.rundir import load_train_config
-from .registry import ATTACKS, DEFAULT_STEPS
+from .flags import FLAGS, check_flags
+from .outcomes import key_text, read_outcomes, robust_table, write_outcomes
+from .registry import (
+    DEFAULT_ATTACKS,
+    DEFAULT_QUERIES,
+    DEFAULT_RESTARTS,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+    TRANSFER,
+)
+from .registry import settings as attack_settings
 
 if TYPE_CHECKING:
     from ..data.datasets import Dataset
     from ..training.config import TrainConfig
 
 META = ["run", "dataset", "noise", "ratio", "method", "alpha", "dropout", "seed", "profile"]
-KEY = ["checkpoint", "mode", "source", "attack", "eps", "steps", "step_size", "n", "precision"]
-COLUMNS = META + ["checkpoint", "mode", "source", "attack", "eps", "steps", "step_size", "n",
+SETTINGS = ["steps", "step_size", "restarts", "queries", "attack_seed"]
+KEY = ["checkpoint", "mode", "source", "attack", "eps", *SETTINGS, "n", "precision"]
+COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "eps", *SETTINGS, "n",
                   "correct", "accuracy", "seconds", "precision", "device", "date", "data",
                   "test_fingerprint"]
+# Columns added after attack.csv was first written, and the value their rows had implicitly
+# (every earlier row is an fgsm or ifgsm row: one run, no queries, no random numbers).
+ADDED = {"data": "", "test_fingerprint": "", "twin": False, "restarts": 1, "queries": 0,
+         "attack_seed": -1}
 
 
 @dataclass
 class AttackSpec:
     """What to compute: the attack CLI's options and a study's [attack] table both become one."""
 
-    attacks: list[str] = field(default_factory=lambda: list(ATTACKS))
+    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
     eps: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])  # /255
     steps: int = DEFAULT_STEPS
-    step_size: float | None = None  # /255; None = eps/steps
+    step_size: float | None = None  # /255; None = each attack's rule (registry.settings)
+    restarts: int = DEFAULT_RESTARTS
+    queries: int = DEFAULT_QUERIES
+    seed: int = DEFAULT_SEED
     source: Path | None = None
+    allow_twin: bool = False
     no_white_box: bool = False
     checkpoint: str = "last"
     n: int | None = None  # None = the run's own test_n; 0 = all
     batch: int = 500
     data: Path | None = None
     device: str = "auto"
-    precision: str = "run"
+    precision: str = "fp32"  # or bf16, or run = each run's training precision
     force: bool = False
     quiet: bool = False
 
@@ -65,6 +99,8 @@ class Run:
     n_images: int = 0  # the test images it is attacked on
     existing: pd.DataFrame | None = None  # rows of its attack.csv
     new_rows: list[dict] = field(default_factory=list)
+    outcomes: dict = field(default_factory=dict)  # key text -> per-image correct mask
+    new_outcomes: dict = field(default_factory=dict)
     data_source: str = ""  # the data it is attacked on
     test_fingerprint: str = ""  # of that data's test images
 
@@ -127,10 +163,10 @@ def read_existing(run: Path) -> pd.DataFrame:
     except Exception as e:
         raise UsageError(f"cannot read {path} ({type(e).__name__}); move it away to start "
                          "afresh") from None
-    for col in ("data", "test_fingerprint"):  # absent from files written before they existed
+    for col, default in ADDED.items():  # absent from files written before they existed
         if col not in df.columns:
-            df[col] = ""
-    df[["data", "test_fingerprint"]] = df[["data", "test_fingerprint"]].fillna("").astype(str)
+            df[col] = default
+        df[col] = df[col].fillna(default).astype(type(default))
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
@@ -140,21 +176,43 @@ def read_existing(run: Path) -> pd.DataFrame:
 def row_key(r) -> tuple:
     return (str(r["checkpoint"]), str(r["mode"]), str(r["source"]), str(r["attack"]),
             round(float(r["eps"]), 6), int(r["steps"]), round(float(r["step_size"]), 6),
-            int(r["n"]), str(r["precision"]))
+            int(r["restarts"]), int(r["queries"]), int(r["attack_seed"]), int(r["n"]),
+            str(r["precision"]))
+
+
+def outcome_key(r) -> str:
+    """The key of a row's per-image outcomes in attack_outcomes.npz."""
+    return key_text(row_key(r))
+
+
+def stored_results(run: Path) -> tuple[pd.DataFrame, dict]:
+    """A run's attack.csv rows and {outcome_key(row): per-image correct mask}, read from disk:
+    what robust accuracy and paired comparisons between runs (same n and test_fingerprint: the
+    same images in the same order) are computed from, without attacking again."""
+    return read_existing(Path(run)), read_outcomes(Path(run))
+
+
+def stored_robust_accuracy(run: Path) -> pd.DataFrame:
+    """Robust accuracy of a run at every stored ε (outcomes.robust_table), without attacking."""
+    rows, outcomes = stored_results(run)
+    return robust_table(rows, outcomes, outcome_key)
 
 
 def wanted_key(args, t: Run, attack: str, src: Run, mode: str, eps: float) -> tuple:
-    steps, size = settings(args, attack, eps)
     return row_key({"checkpoint": args.checkpoint, "mode": mode, "source": src.name,
-                    "attack": attack, "eps": eps, "steps": steps, "step_size": size,
+                    "attack": attack, "eps": eps, **settings(args, attack, eps),
                     "n": t.n_images, "precision": precision_label(src, t)})
 
 
-def settings(args, attack: str, eps: float) -> tuple[int, float]:
-    """(steps, step size) in /255 units as recorded for attack at ε."""
-    if attack == "fgsm":
-        return 1, eps
-    return args.steps, (eps / args.steps if args.step_size is None else args.step_size)
+def settings(args, attack: str, eps: float) -> dict:
+    """The settings recorded for attack at ε (ε and step size in /255 units)."""
+    return attack_settings(attack, eps, args.steps, args.step_size, args.restarts, args.queries,
+                           args.seed)
+
+
+def is_twin(source: Run, target: Run) -> bool:
+    """Trained with the same seed and method: same initialisation, batch order and crops."""
+    return source.cfg.seed == target.cfg.seed and source.cfg.method == target.cfg.method
 
 
 @dataclass
@@ -192,13 +250,39 @@ def load_all(runs: list[Path], args: AttackSpec, device: torch.device
         if other:
             raise UsageError(f"source run {source.name} was trained on {source.cfg.dataset} but "
                              f"{other[0].name} on {other[0].cfg.dataset}: black-box needs one dataset")
+        twins = [t for t in black_box_targets(targets, source) if is_twin(source, t)]
+        if twins and not args.allow_twin:
+            raise UsageError(f"source run {source.name} shares seed {source.cfg.seed} and method "
+                             f"{source.cfg.method} with target {twins[0].name}"
+                             + (f" (and {len(twins) - 1} more)" if len(twins) > 1 else "")
+                             + ": its examples would be nearly white-box; use a source of another "
+                             "seed, or --allow-twin to attack twins anyway")
     for r in targets + ([source] if source else []):
         r.precision = r.cfg.precision if args.precision == "run" else args.precision
         r.model, _ = load_model(r.path, args.checkpoint, device)
         r.data_key = data_key(r, args.data)
         r.n = r.cfg.test_n if args.n is None else (args.n or None)
         r.existing = read_existing(r.path)
+        r.outcomes = read_outcomes(r.path)
     return targets, source
+
+
+def black_box_targets(targets: list[Run], source: Run) -> list[Run]:
+    """The targets a source attacks black-box: all but itself."""
+    return [t for t in targets if t.path.resolve() != source.path.resolve()]
+
+
+def check_shapes(targets: list[Run], source: Run | None, datasets: dict) -> None:
+    """Refuse a source whose images differ in size or channels from a target's."""
+    if source is None:
+        return
+    shape = datasets[source.data_key].x_test.shape[1:]
+    for t in black_box_targets(targets, source):
+        other = datasets[t.data_key].x_test.shape[1:]
+        if other != shape:
+            raise UsageError(f"source run {source.name} takes {'x'.join(map(str, shape))} images "
+                             f"but {t.name} {'x'.join(map(str, other))}: black-box needs one "
+                             "image size")
 
 
 def load_datasets(runs: list[Run]) -> dict[tuple, Dataset]:
@@ -243,7 +327,8 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
         return images[key]
 
     def todo(t: Run, attack: str, src: Run, mode: str) -> list[float]:
-        done = set() if args.force else {row_key(r) for r in t.existing.to_dict("records")}
+        done = set() if args.force else {
+            row_key(r) for r in t.existing.to_dict("records") if outcome_key(r) in t.outcomes}
         return [e for e in dict.fromkeys(args.eps)
                 if wanted_key(args, t, attack, src, mode, e) not in done]
 
@@ -257,8 +342,8 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
                 x, y = test_set(t)
                 groups.append(Group(attack, t, [t], "white-box", x, y,
                                     {t.path: todo(t, attack, t, "white-box")}))
-        if source is not None:
-            others = [t for t in targets if t.path.resolve() != source.path.resolve()]
+        if source is not None and attack in TRANSFER:
+            others = black_box_targets(targets, source)
             for key in dict.fromkeys((t.data_key, t.n) for t in others):
                 members = [t for t in others if (t.data_key, t.n) == key]
                 x, y = test_set(members[0])
@@ -272,33 +357,36 @@ def compute(args, g: Group, device: torch.device, device_label: str) -> None:
 
     from .fgsm import default_stack
     from .registry import make_attack
-    from .sweep import Target, robust_accuracy
+    from .sweep import Target, attack_outcomes
 
     src = g.source
     stack = default_stack(device, args.batch)
     step = None if args.step_size is None else args.step_size / 255
-    atk = make_attack(g.attack, src.model, src.precision, args.steps, step, stack)
+    atk = make_attack(g.attack, src.model, src.precision, args.steps, step, stack,
+                      args.restarts, args.queries, args.seed)
     tgts = [Target(t.model, t.precision) for t in g.targets]
     eps = g.eps
     label = src.name if g.mode == "white-box" else f"{src.name} -> {len(g.targets)} runs"
     with tqdm(total=len(g.y), unit="img", desc=f"{g.attack} {g.mode} {label}", leave=False,
               disable=args.quiet) as bar:
-        correct, seconds = robust_accuracy(atk, tgts, g.x, g.y, [e / 255 for e in eps],
-                                           args.batch, bar.update)
+        masks, seconds = attack_outcomes(atk, tgts, g.x, g.y, [e / 255 for e in eps],
+                                         args.batch, bar.update)
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     n = len(g.y)
-    for t, c_row, s_row in zip(g.targets, correct, seconds, strict=True):
+    for t, m_row, s_row in zip(g.targets, masks, seconds, strict=True):
         meta = {"run": t.name, **{k: getattr(t.cfg, k) for k in META[1:]}}
-        for e, c, s in zip(eps, c_row, s_row, strict=True):
+        for e, m, s in zip(eps, m_row, s_row, strict=True):
             if e not in g.todo[t.path]:
                 continue
-            steps, size = settings(args, g.attack, e)
-            t.new_rows.append({**meta, "checkpoint": args.checkpoint, "mode": g.mode,
-                               "source": src.name, "attack": g.attack, "eps": e, "steps": steps,
-                               "step_size": size, "n": n, "correct": c,
-                               "accuracy": fp32_accuracy(c, n, device), "seconds": s, "precision": precision_label(src, t),
-                               "device": device_label, "date": date, "data": t.data_source,
-                               "test_fingerprint": t.test_fingerprint})
+            c = int(m.sum())
+            row = {**meta, "checkpoint": args.checkpoint, "mode": g.mode, "source": src.name,
+                   "twin": g.mode == "black-box" and is_twin(src, t), "attack": g.attack,
+                   "eps": e, **settings(args, g.attack, e), "n": n, "correct": c,
+                   "accuracy": fp32_accuracy(c, n, device), "seconds": s,
+                   "precision": precision_label(src, t), "device": device_label, "date": date,
+                   "data": t.data_source, "test_fingerprint": t.test_fingerprint}
+            t.new_rows.append(row)
+            t.new_outcomes[outcome_key(row)] = m.numpy().astype(bool)
         save(t)
 
 
@@ -309,46 +397,96 @@ def fp32_accuracy(correct: int, n: int, device: torch.device) -> float:
 
 
 def save(t: Run) -> None:
-    """Merge the new rows into attack.csv (replacing rows with the same key), atomically."""
+    """Merge the new rows into attack.csv (replacing rows with the same key), atomically: their
+    outcomes first, so that a row in attack.csv always has its outcomes stored."""
     if not t.new_rows:
         return
+    outcomes = {**t.outcomes, **t.new_outcomes}
+    write_outcomes(t.path, outcomes)
     new = pd.DataFrame(t.new_rows, columns=COLUMNS)
     keys = {row_key(r) for r in t.new_rows}
     old = t.existing[[row_key(r) not in keys for r in t.existing.to_dict("records")]]
     merged = pd.concat([df for df in (old, new) if len(df)], ignore_index=True)
     merged = merged.sort_values(["checkpoint", "mode", "source", "attack", "precision", "n",
-                                 "steps", "step_size", "eps"], kind="stable")
+                                 "steps", "restarts", "queries", "attack_seed", "step_size", "eps"],
+                                kind="stable")
     write_csv(t.path / ATTACK, merged[COLUMNS])
     t.existing, t.new_rows = merged[COLUMNS].reset_index(drop=True), []
+    t.outcomes, t.new_outcomes = outcomes, {}
 
 
-def results_table(args, targets: list[Run], source: Run | None) -> pd.DataFrame:
-    """Accuracy (%) per run, mode, source and attack (rows) and ε (columns) for this command's
-    settings, whether computed now or found in attack.csv."""
+def save_flags(t: Run) -> pd.DataFrame:
+    """The run's gradient-masking flags over all its rows, written to attack_flags.csv (only
+    when they changed, so a rerun with nothing to compute leaves the run's files as they were)."""
+    import io
+
+    flags = check_flags(t.existing)
+    path = t.path / FLAGS
+    buf = io.StringIO()
+    flags.to_csv(buf, index=False)
+    if not path.exists() or path.read_text() != buf.getvalue():
+        write_csv(path, flags)
+    return flags
+
+
+@dataclass
+class AttackResults:
+    """What run_attacks returns: the accuracy table (%) of the rows asked for, with each run's
+    robust accuracy (per-image worst case over those rows, attack 'worst case'), the robust
+    accuracy in long form, and the gradient-masking flags of every run attacked."""
+
+    table: pd.DataFrame
+    robust: pd.DataFrame
+    flags: pd.DataFrame
+
+
+def asked_rows(args, targets: list[Run], source: Run | None) -> pd.DataFrame:
+    """The attack.csv rows of every target for this command's settings."""
     frames = []
     for t in targets:
         wanted = {wanted_key(args, t, a, src, mode, e)
                   for a in args.attacks for e in args.eps
                   for src, mode in [(t, "white-box"), (source, "black-box")]
-                  if src is not None and not (mode == "white-box" and args.no_white_box)}
+                  if src is not None and not (mode == "white-box" and args.no_white_box)
+                  and not (mode == "black-box" and (a not in TRANSFER
+                                                    or src.path.resolve() == t.path.resolve()))}
         df = t.existing
         frames.append(df[[row_key(r) in wanted for r in df.to_dict("records")]])
-    df = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else None
-    if df is None:
-        return pd.DataFrame()
-    df = df.assign(source=[s if m == "black-box" else "-"
-                           for s, m in zip(df["source"], df["mode"], strict=True)],
-                   accuracy=(100 * df["accuracy"]).round(1))
-    table = df.pivot_table(index=["run", "mode", "source", "attack"], columns="eps",
-                           values="accuracy", aggfunc="last", sort=False)
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+
+
+def results_table(args, targets: list[Run], source: Run | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Accuracy (%) per run, mode, source and attack (rows) and ε (columns) for this command's
+    settings, whether computed now or found in attack.csv, with a 'worst case' row per run
+    (robust accuracy over those rows); and the robust accuracy in long form."""
+    df = asked_rows(args, targets, source)
+    if not len(df):
+        return pd.DataFrame(), robust_table(df, {}, outcome_key)
+    # outcome keys are per run (the source column names white-box rows' own run only)
+    robust = pd.concat([robust_table(df[df["run"] == t.name], t.outcomes, outcome_key)
+                        for t in targets], ignore_index=True)
+    view = df.assign(source=[s if m == "black-box" else "-"
+                             for s, m in zip(df["source"], df["mode"], strict=True)],
+                     accuracy=(100 * df["accuracy"]).round(1))
+    view = view[["run", "mode", "source", "attack", "eps", "accuracy"]]
+    if len(robust):
+        worst = robust.assign(mode="all", source="-", attack="worst case",
+                              accuracy=(100 * robust["accuracy"]).round(1))
+        view = pd.concat([view, worst[view.columns]], ignore_index=True)
+    order = {t.name: i for i, t in enumerate(targets)}
+    view = view.sort_values("run", key=lambda r: r.map(order), kind="stable")
+    table = view.pivot_table(index=["run", "mode", "source", "attack"], columns="eps",
+                             values="accuracy", aggfunc="last", sort=False)
     table = table[sorted(table.columns)]
     table.columns = [f"{e:g}" for e in table.columns]
-    return table.reset_index()
+    return table.reset_index(), robust
 
 
-def run_attacks(runs: list[Path], args: AttackSpec) -> pd.DataFrame:
+def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     """Compute every missing row for runs (and the black-box source), write each run's
-    attack.csv, and return the accuracy table (%) of the rows asked for."""
+    attack_outcomes.npz, attack.csv and attack_flags.csv, and return the accuracy table (%) of
+    the rows asked for, robust accuracy and the flags."""
     from tqdm.auto import tqdm
 
     from ..evaluation.device import resolve_device
@@ -357,14 +495,19 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> pd.DataFrame:
     device = resolve_device(args.device)
     targets, source = load_all(runs, args, device)
     datasets = load_datasets(targets + ([source] if source else []))
+    check_shapes(targets, source, datasets)
     groups = plan(args, targets, source, datasets, device)
     label = device_name(device)
     rows = sum(len(g.todo[t.path]) for g in groups for t in g.targets)
     print(f"robustmix.attack: {len(targets)} run(s), checkpoint {args.checkpoint}, "
           f"attacks {','.join(args.attacks)}, eps {','.join(f'{e:g}' for e in args.eps)}/255, "
-          f"device {device} ({label}); {rows} row(s) to compute"
+          f"precision {args.precision}, device {device} ({label}); {rows} row(s) to compute"
           + ("" if rows else " (all in attack.csv already; --force recomputes)"), flush=True)
     bar = tqdm(groups, unit="group", desc="attack", disable=args.quiet or len(groups) < 2)
     for g in bar:
         compute(args, g, device, label)
-    return results_table(args, targets, source)
+    flags = [save_flags(t) for t in targets]
+    flags = [f for f in flags if len(f)]
+    table, robust = results_table(args, targets, source)
+    return AttackResults(table, robust,
+                         pd.concat(flags, ignore_index=True) if flags else check_flags(None))

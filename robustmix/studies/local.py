@@ -107,12 +107,23 @@ def check_study(study) -> None:
     for p in plans:
         print(f"  {p.action:>6}  {p.run}")
     if study.attack is not None:
-        from .spec import attack_options
+        from .spec import attack_options, attack_sources, source_only
 
         a = attack_options(study)
         print(f"attacks: {','.join(a['attacks'])} at eps {','.join(f'{e:g}' for e in a['eps'])}/255 "
               f"on checkpoint {a['checkpoint']}"
               + (f"; black-box source {a['source']}" if "source" in a else ""))
+        if study.source is not None:
+            twins = [c.run_name for c in study.configs if c.run_name != study.source.run_name
+                     and c.seed == study.source.seed and c.method == study.source.method]
+            if twins:
+                print(f"  note: the source shares seed and method with {len(twins)} target(s) "
+                      f"({twins[0]}, ...): their black-box rows are marked twin; name a source "
+                      "of another seed per ratio with [attack.sources]")
+        extra = {c.run_name for c in source_only(study)}
+        for ratio, src in attack_sources(study).items():
+            print(f"  noise {ratio:g}: black-box source {study.out / src.run_name}"
+                  + (" (trained for the attack stage)" if src.run_name in extra else ""))
     print(f"report: {study.report}")
 
 
@@ -152,11 +163,21 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     runs = [p.run for p in plans if is_finished(p.run)]
     if study.attack is not None and not skip_attacks and runs:
         from ..attacks.runner import AttackSpec, run_attacks
-        from .spec import attack_options
+        from .spec import attack_jobs, source_only
 
+        extra = source_only(study)
+        if extra:  # [attack.sources] runs that are not targets: trained here, never attacked
+            print(f"attack sources: {len(extra)} source-only run(s)", flush=True)
+            train_planned([Planned(c, *plan_run(study.out, c, force=False)) for c in extra],
+                          lambda: load_dataset(study.dataset, study.data), device, wait=wait,
+                          show_progress=not quiet, precision_reason=why)
         print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
-        table = run_attacks(runs, AttackSpec(**attack_options(study), quiet=quiet))
-        print(table.to_string(index=False) if len(table) else "(no attack rows)")
+        for targets, opts in attack_jobs(study, runs):
+            res = run_attacks(targets, AttackSpec(**opts, quiet=quiet))
+            print(res.table.to_string(index=False, na_rep="-") if len(res.table)
+                  else "(no attack rows)")
+            for r in res.flags.to_dict("records"):
+                print(f"  flag {r['run']}: {r['flag']}: {r['detail']}")
     if not skip_report and runs:
         from ..reporting import results as R
         from ..reporting.markdown import remove_stale, write_report

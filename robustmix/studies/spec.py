@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..attacks.registry import ATTACKS
+from ..attacks.registry import ATTACKS, DEFAULT_ATTACKS
 from ..data.classes import DATASETS
 from ..data.labelnoise import NOISE_TYPES
 from ..errors import UsageError
@@ -36,9 +36,16 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
               "smoothing": float, "k": int},
     "method": {"alpha": list, "dropout": list},
     "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
-               "checkpoint": str, "batch": int, "source": dict},
+               "checkpoint": str, "batch": int, "source": dict, "sources": dict,
+               "restarts": int, "queries": int, "seed": int, "precision": str,
+               "allow_twin": bool},
     "attack.source": {"ratio": float, "method": str, "seed": int, "alpha": float, "dropout": float},
+    # [attack.sources]: noise ratio (a string key, e.g. "0.5") -> the run its black-box
+    # examples are crafted on, trained at that ratio (by the study, if it is not one of its runs)
+    "attack.sources": {"method": str, "seed": int, "alpha": float, "dropout": float,
+                       "noise_seed": int},
 }
+ATTACK_PRECISIONS = ("fp32", "bf16", "run")
 
 
 @dataclass
@@ -175,7 +182,7 @@ def _build(path: Path, doc: dict) -> Study:
     source_cfg = None
     if attack is not None:
         _check_keys(attack, "attack", "attack")
-        names = attack.get("attacks", list(ATTACKS))
+        names = attack.get("attacks", list(DEFAULT_ATTACKS))
         if not names or not all(isinstance(a, str) for a in names):
             raise UsageError(f"key 'attack.attacks' must be a non-empty list of names, got {names!r}")
         for a in names:
@@ -196,6 +203,17 @@ def _build(path: Path, doc: dict) -> Study:
             raise UsageError(f"key 'attack.batch' must be at least 1, got {attack['batch']}")
         if attack.get("n", 0) < 0:
             raise UsageError(f"key 'attack.n' must be 0 (all) or positive, got {attack['n']}")
+        for key in ("restarts", "queries"):
+            if attack.get(key, 1) < 1:
+                raise UsageError(f"key 'attack.{key}' must be at least 1, got {attack[key]}")
+        if attack.get("seed", 0) < 0:
+            raise UsageError(f"key 'attack.seed' must be 0 or positive, got {attack['seed']}")
+        if attack.get("precision", "fp32") not in ATTACK_PRECISIONS:
+            raise UsageError(f"key 'attack.precision' must be {', '.join(ATTACK_PRECISIONS)}, "
+                             f"got {attack['precision']!r}")
+        if "source" in attack and "sources" in attack:
+            raise UsageError("give 'attack.source' (one source for every ratio) or "
+                             "'attack.sources' (one per ratio), not both")
         if "source" in attack:
             src = attack["source"]
             _check_keys(src, "attack.source", "attack.source")
@@ -209,6 +227,8 @@ def _build(path: Path, doc: dict) -> Study:
             if not matches:
                 raise UsageError(f"key 'attack.source' = {src} names no run of this study")
             source_cfg = matches[0]
+        if "sources" in attack:
+            _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
     name = doc.get("name", path.stem)
     return Study(
         path=path, name=name, out=Path(doc.get("out", f"runs/{name}")),
@@ -218,19 +238,102 @@ def _build(path: Path, doc: dict) -> Study:
         precision=precision)
 
 
-def attack_options(study: Study) -> dict:
-    """The study's [attack] table as keyword arguments of attacks.runner.AttackSpec."""
+def _sources(attack: dict, configs: list[TrainConfig]) -> dict[float, TrainConfig]:
+    """[attack.sources] as noise ratio -> the source's training config: the study's run of that
+    ratio, method, seed (and α, p, noise seed if given), or a source-only run trained like the
+    study's runs of that ratio. A source that shares its seed and method with a run of its ratio
+    (a 'twin': same initialisation, batch order and crops) is refused unless allow_twin."""
+    import dataclasses
+
+    from ..training.methods import default_alpha, default_dropout
+
+    out: dict[float, TrainConfig] = {}
+    for key, src in attack["sources"].items():
+        where = f"attack.sources.{key}"
+        try:
+            ratio = float(key)
+        except ValueError:
+            raise UsageError(f"key '{where}' must be a noise ratio such as \"0.5\"") from None
+        if not isinstance(src, dict):
+            raise UsageError(f"key '{where}' must be a table such as {{ method = \"erm\", seed = 1 }}")
+        _check_keys(src, "attack.sources", where)
+        at = [c for c in configs if abs(c.ratio - ratio) < 1e-9]
+        if not at:
+            raise UsageError(f"key '{where}': the study trains no run at noise ratio {key}")
+        method = src.get("method", "erm")
+        if method not in METHODS:
+            raise UsageError(f"key '{where}.method' names unknown method {method!r}")
+        if "seed" not in src:
+            raise UsageError(f"key '{where}' needs a seed: the source should be trained with "
+                             "another seed than the runs it attacks")
+        if src["seed"] < 0 or src.get("noise_seed", 0) < 0:
+            raise UsageError(f"key '{where}' holds a negative seed")
+        cfg = dataclasses.replace(
+            at[0], method=method, seed=src["seed"],
+            alpha=float(src.get("alpha", default_alpha(method, at[0].ratio))),
+            dropout=float(src.get("dropout", default_dropout(method, at[0].ratio))),
+            noise_seed=src.get("noise_seed", at[0].noise_seed))
+        try:
+            cfg.validate()
+        except UsageError as e:
+            raise UsageError(f"key '{where}': {e}") from None
+        twins = [c for c in at if c.run_name != cfg.run_name and c.seed == cfg.seed
+                 and c.method == cfg.method]
+        if twins and not attack.get("allow_twin", False):
+            raise UsageError(f"key '{where}': source {cfg.run_name} shares seed {cfg.seed} and "
+                             f"method {method} with {twins[0].run_name}; give the source another "
+                             "seed, or set attack.allow_twin = true")
+        out[cfg.ratio] = cfg
+    return out
+
+
+def attack_sources(study: Study) -> dict[float, TrainConfig]:
+    """The black-box source per noise ratio named by [attack.sources] ({} without it)."""
     a = study.attack or {}
-    opts = {"attacks": list(a.get("attacks", list(ATTACKS))),
+    return _sources(a, study.configs) if "sources" in a else {}
+
+
+def source_only(study: Study) -> list[TrainConfig]:
+    """Sources of [attack.sources] that are not runs of the study: trained for the attack stage."""
+    names = {c.run_name for c in study.configs}
+    return [c for c in attack_sources(study).values() if c.run_name not in names]
+
+
+def attack_options(study: Study) -> dict:
+    """The study's [attack] table as keyword arguments of attacks.runner.AttackSpec (with the
+    single legacy 'source'; per-ratio sources come from attack_jobs)."""
+    a = study.attack or {}
+    opts = {"attacks": list(a.get("attacks", list(DEFAULT_ATTACKS))),
             "eps": [float(e) for e in a.get("eps", [0, 1, 2, 4, 8, 16])],
             "checkpoint": a.get("checkpoint", "last"), "batch": a.get("batch", 500),
             "device": study.device, "data": study.data}
-    if "steps" in a:
-        opts["steps"] = a["steps"]
+    for key in ("steps", "n", "restarts", "queries", "seed", "precision"):
+        if key in a:
+            opts[key] = a[key]
     if "step_size" in a:
         opts["step_size"] = float(a["step_size"])
-    if "n" in a:
-        opts["n"] = a["n"]
     if study.source is not None:
         opts["source"] = study.out / study.source.run_name
+        # The single 'source' key keeps its earlier meaning, one source for every ratio, twins
+        # (same seed and method at other ratios) included unless allow_twin = false.
+        opts["allow_twin"] = a.get("allow_twin", True)
+    else:
+        opts["allow_twin"] = a.get("allow_twin", False)
     return opts
+
+
+def attack_jobs(study: Study, runs: list[Path]) -> list[tuple[list[Path], dict]]:
+    """(target runs, AttackSpec keyword arguments) per attack command the study runs: one for
+    all runs, or with [attack.sources] one per noise ratio, each with its own source (ratios
+    without a source get white-box rows only)."""
+    opts = attack_options(study)
+    sources = attack_sources(study)
+    if not sources:
+        return [(list(runs), opts)]
+    ratio_of = {c.run_name: c.ratio for c in study.configs}
+    jobs = []
+    for ratio in dict.fromkeys(ratio_of[Path(r).name] for r in runs if Path(r).name in ratio_of):
+        targets = [r for r in runs if ratio_of.get(Path(r).name) == ratio]
+        src = sources.get(ratio)
+        jobs.append((targets, {**opts, **({"source": study.out / src.run_name} if src else {})}))
+    return jobs

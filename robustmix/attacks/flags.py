@@ -1,0 +1,131 @@
+"""Signs that an evaluation measured a weak attack rather than a robust model (gradient masking,
+Athalye et al. 2018; Carlini et al. 2019), checked on a run's attack.csv rows.
+
+Each flag names the rows and the numbers that raised it. Rows are compared only within one run,
+checkpoint, image set (n) and evaluation precision. A difference counts when it exceeds
+tolerance(n) images (0.5 % of the images, at least one), so a single image's coin flip does
+not raise a flag.
+
+| flag                        | raised when                                                     |
+|-----------------------------|-----------------------------------------------------------------|
+| accuracy_rises_with_eps     | one attack (same mode, source, settings) is less effective at a  |
+|                             | larger ε than at a smaller one: a larger ball contains the       |
+|                             | smaller ball's examples                                          |
+| iterative_weaker_than_fgsm  | I-FGSM or PGD leaves more images correct than FGSM at the same ε |
+|                             | (same mode and source)                                           |
+| black_box_below_white_box   | an attack crafted on another model (black-box) fools the model   |
+|                             | more than the same attack crafted on the model itself            |
+| square_beats_gradients      | Square, which uses no gradients, fools the model more than every |
+|                             | white-box gradient attack at that ε                              |
+| pgd_not_near_zero           | white-box PGD at the largest ε, when that is ≥ 64/255, leaves    |
+|                             | more than 10 % correct: an undefended model falls to ~0 there    |
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .outcomes import eval_precision
+from .registry import GRADIENT, ITERATIVE, QUERY
+
+FLAGS = "attack_flags.csv"
+COLUMNS = ["run", "checkpoint", "n", "precision", "flag", "attack", "mode", "source", "eps",
+           "accuracy", "reference", "detail"]
+LARGE_EPS = 64.0  # /255: PGD at an ε this large should leave an undefended model near 0
+PGD_CEILING = 0.10  # "far from 0": more than this fraction correct
+SETTINGS = ["steps", "restarts", "queries", "attack_seed"]
+
+
+def tolerance(n: int) -> int:
+    """Images by which two accuracies must differ to raise a flag."""
+    return max(1, math.ceil(0.005 * n))
+
+
+def _pct(r) -> str:
+    return f"{100 * r['accuracy']:.1f}%"
+
+
+def _who(r) -> str:
+    return f"{r['attack']} {r['mode']}" + (f" from {r['source']}" if r["mode"] == "black-box" else "")
+
+
+def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
+    """The flags raised by attack.csv rows (one run or several); columns COLUMNS."""
+    if rows is None or not len(rows):
+        return pd.DataFrame(columns=COLUMNS)
+    df = rows.assign(eval_precision=[eval_precision(p) for p in rows["precision"]])
+    for col, default in (("restarts", 1), ("queries", 0), ("attack_seed", -1)):
+        if col not in df.columns:
+            df[col] = default
+    out: list[dict] = []
+
+    def flag(name: str, r, reference: float, detail: str) -> None:
+        out.append({"run": r["run"], "checkpoint": r["checkpoint"], "n": int(r["n"]),
+                    "precision": r["eval_precision"], "flag": name, "attack": r["attack"],
+                    "mode": r["mode"], "source": r["source"], "eps": float(r["eps"]),
+                    "accuracy": float(r["accuracy"]), "reference": float(reference),
+                    "detail": detail})
+
+    for (_run, _ck, n, _prec), g in df.groupby(["run", "checkpoint", "n", "eval_precision"],
+                                               sort=False):
+        tol = tolerance(int(n))
+        # 1. accuracy rising with ε, per attack, mode, source and settings
+        for _, a in g.groupby(["attack", "mode", "source", *SETTINGS], sort=False):
+            a = a.sort_values("eps", kind="stable").drop_duplicates("eps", keep="last")
+            lo = None  # the smaller ε of fewest correct so far
+            for hi in a.to_dict("records"):
+                if lo is None or hi["correct"] < lo["correct"]:
+                    lo = hi
+                elif hi["correct"] - lo["correct"] > tol:
+                    flag("accuracy_rises_with_eps", hi, lo["accuracy"],
+                         f"{_who(hi)}: {_pct(lo)} at eps {lo['eps']:g}/255, {_pct(hi)} at "
+                         f"{hi['eps']:g}/255 (+{hi['correct'] - lo['correct']} images > {tol})")
+        pos = g[g["eps"] > 0]
+        # 2. an iterative attack weaker than FGSM at the same ε, mode and source
+        for _, s in pos.groupby(["mode", "source", "eps"], sort=False):
+            fgsm = s[s["attack"] == "fgsm"]
+            if not len(fgsm):
+                continue
+            f = fgsm.sort_values("correct").iloc[0]
+            for r in s[s["attack"].isin(ITERATIVE)].to_dict("records"):
+                if r["correct"] - f["correct"] > tol:
+                    flag("iterative_weaker_than_fgsm", r, f["accuracy"],
+                         f"{_who(r)} ({r['steps']} steps) leaves {_pct(r)} correct at eps "
+                         f"{r['eps']:g}/255, FGSM {_pct(f)} (+{r['correct'] - f['correct']} "
+                         f"images > {tol})")
+        # 3. black-box stronger than white-box, per attack and ε
+        for _, s in pos.groupby(["attack", "eps"], sort=False):
+            white = s[s["mode"] == "white-box"]
+            if not len(white):
+                continue
+            w = white.sort_values("correct").iloc[0]
+            for r in s[s["mode"] == "black-box"].to_dict("records"):
+                if w["correct"] - r["correct"] > tol:
+                    flag("black_box_below_white_box", r, w["accuracy"],
+                         f"{_who(r)} leaves {_pct(r)} correct at eps {r['eps']:g}/255, white-box "
+                         f"{_pct(w)} (-{w['correct'] - r['correct']} images > {tol})")
+        # 4. Square stronger than every white-box gradient attack at ε
+        white = pos[pos["mode"] == "white-box"]
+        for _, s in white.groupby("eps", sort=False):
+            grad = s[s["attack"].isin(GRADIENT)]
+            if not len(grad):
+                continue
+            best = grad.sort_values("correct").iloc[0]
+            for r in s[s["attack"].isin(QUERY)].to_dict("records"):
+                if best["correct"] - r["correct"] > tol:
+                    flag("square_beats_gradients", r, best["accuracy"],
+                         f"square ({r['queries']} queries) leaves {_pct(r)} correct at eps "
+                         f"{r['eps']:g}/255, the strongest gradient attack ({best['attack']}) "
+                         f"{_pct(best)} (-{best['correct'] - r['correct']} images > {tol})")
+        # 5. white-box PGD far from 0 at the largest ε (≥ 64/255)
+        pgd = white[white["attack"] == "pgd"]
+        if len(pgd) and pgd["eps"].max() >= LARGE_EPS:
+            top = pgd[pgd["eps"] == pgd["eps"].max()].sort_values("correct")
+            r = top.iloc[0]
+            if r["accuracy"] > PGD_CEILING:
+                flag("pgd_not_near_zero", r, PGD_CEILING,
+                     f"white-box PGD ({r['steps']} steps, {r['restarts']} restart(s)) leaves "
+                     f"{_pct(r)} correct at eps {r['eps']:g}/255 (> {100 * PGD_CEILING:g}%)")
+    return pd.DataFrame(out, columns=COLUMNS)
