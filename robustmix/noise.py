@@ -33,6 +33,11 @@ def build_parser() -> Parser:
                         "subset, 80 epochs, 1,000 test images; auto = paper on CUDA, quick otherwise")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (lr steps stay at 50%% and 75%%)")
+    p.add_argument("--hparams", choices=["auto", "paper", "tuned"], default="auto",
+                   help="default α and p: paper = Table 2's best per noise level (α = 1 for "
+                        "clean labels); tuned = chosen at the quick scale on noisy validation "
+                        "accuracy (reports/sweep_quick); auto = tuned for the quick profile, paper "
+                        "for the paper profile")
     p.add_argument("--alpha", type=float, default=None,
                    help="mixup α for every mixing method (default: paper's best for the ratio)")
     p.add_argument("--dropout", type=float, default=None,
@@ -93,6 +98,7 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
                         method=method, ratio=ratio, profile=profile, alpha=args.alpha,
                         dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
                         noise=args.noise, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
+                        hparams=args.hparams,
                         precision=precision, smoothing=args.smoothing, knn_k=args.k,
                         width=args.width))
                     if args.train_subset is not None:

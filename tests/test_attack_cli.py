@@ -24,7 +24,7 @@ from robustmix.cli import run_main
 from robustmix.runs.files import ATTACK, CONFIG, LAST, METRICS, SUMMARY, read_json
 
 ERM = "cifar10_sym0.5_erm_a0_p0_quick_s0"
-MIXUP = "cifar10_sym0.5_mixup_a32_p0_quick_s0"
+MIXUP = "cifar10_sym0.5_mixup_a4_p0_quick_s0"
 TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "60", "--quiet",
          "--precision", "fp32", "--device", "cpu", "--profile", "quick",
          "--val-n", "20"]

@@ -3,6 +3,8 @@ estimates on any device, and comparing with the paper only like for like."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -21,8 +23,9 @@ def test_clean_labels_take_the_papers_clean_cifar_alpha():
     assert cfg.alpha == 1.0 and cfg.dropout == 0.0
     assert make_config(method="mixup_dropout", ratio=0.0, profile="quick").alpha == 1.0
     # 20 % keeps Table 2's settings
-    assert make_config(method="mixup", ratio=0.2, profile="quick").alpha == 8.0
-    assert make_config(method="dropout", ratio=0.2, profile="quick").dropout == 0.7
+    assert make_config(method="mixup", ratio=0.2, profile="quick", hparams="paper").alpha == 8.0
+    assert make_config(method="dropout", ratio=0.2, profile="quick", hparams="paper").dropout == 0.7
+    assert make_config(method="mixup", ratio=0.2, profile="paper").alpha == 8.0
 
 
 @pytest.mark.parametrize("ratio", [0.05, 0.2, 0.3, 0.5, 0.65, 0.8, 1.0])
@@ -102,3 +105,27 @@ def test_noise_cli_prints_paper_numbers_beside_a_comparable_run(tiny, tmp_path, 
     assert _train(tiny, tmp_path, "--data", str(tiny.pickles)) == 0
     out = capsys.readouterr().out
     assert "18.8" in out and "44.6" in out and "quick profile" in out
+
+
+def test_quick_defaults_are_the_sweeps_validation_choices():
+    """The tuned quick defaults are the rows the committed sweep table chose on noisy-validation
+    accuracy (reports/sweep_quick/table_sweep.csv), never on test error."""
+    import pandas as pd
+
+    from robustmix.training.methods import TUNED_QUICK
+
+    table = pd.read_csv(Path(__file__).resolve().parents[1] / "reports/sweep_quick/table_sweep.csv")
+    chosen = table[table["chosen"]]
+    assert set(chosen["chosen_by"]) == {"noisy validation accuracy"}
+    for _, row in chosen.iterrows():
+        assert TUNED_QUICK[row["method"]] == (row["alpha"], row["dropout"])
+    for method, (alpha, p) in TUNED_QUICK.items():
+        for ratio in (0.2, 0.5, 0.8):
+            cfg = make_config(method=method, ratio=ratio, profile="quick")
+            assert (cfg.alpha, cfg.dropout) == (alpha, p)
+        paper_cfg = make_config(method=method, ratio=0.5, profile="paper")
+        assert (paper_cfg.alpha, paper_cfg.dropout) == (default_alpha(method, 0.5),
+                                                        default_dropout(method, 0.5))
+    # clean labels keep the clean defaults; ablations take the tuned mixup alpha
+    assert make_config(method="mixup", ratio=0.0, profile="quick").alpha == 1.0
+    assert make_config(method="mixup_pick", ratio=0.5, profile="quick").alpha == TUNED_QUICK["mixup"][0]

@@ -226,7 +226,7 @@ def finished(tiny, tmp_path_factory):
 
 def test_run_directory_is_complete(finished, tiny):
     out, run, printed = finished
-    assert run.name == "cifar10_sym0.5_mixup_a32_p0_quick_s0"
+    assert run.name == "cifar10_sym0.5_mixup_a4_p0_quick_s0"  # the tuned quick default
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "summary.json",
                                               "labels.csv", "last.pt", "best.pt", "selected.pt",
                                               "predictions.csv"}
@@ -237,7 +237,7 @@ def test_run_directory_is_complete(finished, tiny):
     assert t == {**TrainConfig.from_dict(t).to_dict()}  # every field, nothing else
     assert (t["method"], t["epochs"], t["width"], t["train_subset"], t["precision"]) == \
         ("mixup", 2, 4, 100, "fp32")
-    assert (t["seed"], t["noise_seed"], t["ratio"], t["alpha"], t["dropout"]) == (0, 0, 0.5, 32.0, 0.0)
+    assert (t["seed"], t["noise_seed"], t["ratio"], t["alpha"], t["dropout"]) == (0, 0, 0.5, 4.0, 0.0)
     env = config["env"]
     for key in ("robustmix", "python", "torch", "torchvision", "numpy", "device_name", "host",
                 "started"):
@@ -277,7 +277,7 @@ def test_run_directory_is_complete(finished, tiny):
     assert s["last_test_error"] == pytest.approx(m["test_error"].iloc[-1])
     assert s["last_epoch"] == 2 and s["train_images"] == 100 and s["test_images"] == 50
     assert s["actual_noise_rate"] == pytest.approx(np.mean(labels["clean"] != labels["noisy"]))
-    assert (s["method"], s["ratio"], s["alpha"], s["seed"]) == ("mixup", 0.5, 32.0, 0)
+    assert (s["method"], s["ratio"], s["alpha"], s["seed"]) == ("mixup", 0.5, 4.0, 0)
 
 
 def test_checkpoints_reproduce_the_recorded_accuracies(finished, tiny):

@@ -31,7 +31,7 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
          "train": dict, "methods": dict, "attack": dict},
     "data": {"dataset": str, "path": str},
     "train": {"profile": str, "noise": str, "ratios": list, "seeds": list, "noise_seed": int,
-              "noise_seeds": list, "val_n": int,
+              "noise_seeds": list, "val_n": int, "hparams": str,
               "epochs": int, "width": int, "train_subset": int, "precision": str, "device": str,
               "smoothing": float, "k": int},
     "method": {"alpha": list, "dropout": list},
@@ -169,6 +169,7 @@ def _build(path: Path, doc: dict) -> Study:
                         method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
                         epochs=train.get("epochs"), dataset=dataset, noise=noise,
                         noise_seed=noise_seed, seed=seed, val_n=train.get("val_n"),
+                        hparams=train.get("hparams", "auto"),
                         precision="fp32" if precision == "auto" else precision,
                         width=train.get("width"), smoothing=train.get("smoothing"),
                         knn_k=train.get("k"))
@@ -238,14 +239,15 @@ def _build(path: Path, doc: dict) -> Study:
         precision=precision)
 
 
-def _sources(attack: dict, configs: list[TrainConfig]) -> dict[float, TrainConfig]:
+def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
+             ) -> dict[float, TrainConfig]:
     """[attack.sources] as noise ratio -> the source's training config: the study's run of that
     ratio, method, seed (and α, p, noise seed if given), or a source-only run trained like the
     study's runs of that ratio. A source that shares its seed and method with a run of its ratio
     (a 'twin': same initialisation, batch order and crops) is refused unless allow_twin."""
     import dataclasses
 
-    from ..training.methods import default_alpha, default_dropout
+    from ..training.methods import default_alpha, default_dropout, hparams_for
 
     out: dict[float, TrainConfig] = {}
     for key, src in attack["sources"].items():
@@ -260,6 +262,7 @@ def _sources(attack: dict, configs: list[TrainConfig]) -> dict[float, TrainConfi
         at = [c for c in configs if abs(c.ratio - ratio) < 1e-9]
         if not at:
             raise UsageError(f"key '{where}': the study trains no run at noise ratio {key}")
+        hp = hparams_for(at[0].profile, hparams)
         method = src.get("method", "erm")
         if method not in METHODS:
             raise UsageError(f"key '{where}.method' names unknown method {method!r}")
@@ -270,8 +273,8 @@ def _sources(attack: dict, configs: list[TrainConfig]) -> dict[float, TrainConfi
             raise UsageError(f"key '{where}' holds a negative seed")
         cfg = dataclasses.replace(
             at[0], method=method, seed=src["seed"],
-            alpha=float(src.get("alpha", default_alpha(method, at[0].ratio))),
-            dropout=float(src.get("dropout", default_dropout(method, at[0].ratio))),
+            alpha=float(src.get("alpha", default_alpha(method, at[0].ratio, hp))),
+            dropout=float(src.get("dropout", default_dropout(method, at[0].ratio, hp))),
             noise_seed=src.get("noise_seed", at[0].noise_seed))
         try:
             cfg.validate()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..data.labelnoise import NOISE_TYPES
 from ..errors import UsageError
-from .methods import METHODS, default_alpha, default_dropout
+from .methods import HPARAMS, METHODS, default_alpha, default_dropout, hparams_for
 
 # Profiles. `paper` is the published setup. `quick` is sized so that the four methods at one
 # noise ratio train in under 20 minutes on a 2-core CPU (width 16, a 2,000-image class-balanced
@@ -115,8 +115,12 @@ class TrainConfig:
 
 
 def make_config(*, method: str, ratio: float, profile: str, alpha: float | None = None,
-                dropout: float | None = None, epochs: int | None = None, **overrides) -> TrainConfig:
-    """A config from a profile, the paper's defaults for (method, ratio), and explicit overrides."""
+                dropout: float | None = None, epochs: int | None = None, hparams: str = "auto",
+                **overrides) -> TrainConfig:
+    """A config from a profile, the default α and p of a hyperparameter set for (method, ratio)
+    (auto: tuned for quick, paper for paper), and explicit overrides."""
+    if hparams not in HPARAMS:
+        raise UsageError(f"unknown hyperparameter set '{hparams}' (choose from {', '.join(HPARAMS)})")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
     if method not in METHODS:
@@ -128,8 +132,9 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
     p["milestones"] = [max(1, round(f * n_epochs)) for f in fractions]
     cfg = TrainConfig(
         method=method, ratio=ratio, profile=profile,
-        alpha=default_alpha(method, ratio) if alpha is None else alpha,
-        dropout=default_dropout(method, ratio) if dropout is None else dropout,
+        alpha=default_alpha(method, ratio, hparams_for(profile, hparams)) if alpha is None else alpha,
+        dropout=(default_dropout(method, ratio, hparams_for(profile, hparams)) if dropout is None
+                 else dropout),
         **p,
     )
     for k, v in overrides.items():
