@@ -29,7 +29,8 @@ DPI = 150
 VECTOR = "pdf"
 
 CONDITION_STYLES = ("-", "--", ":", "-.")
-ATTACK_NAMES = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}
+ATTACK_NAMES = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "pgd": "PGD", "autoattack": "AutoAttack",
+                "square": "Square"}
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
