@@ -334,3 +334,43 @@ def test_twin_source_with_allow_twin_and_bf16(world, tmp_path, capsys):
     df = pd.read_csv(twin / ATTACK)
     assert set(df["mode"]) == {"black-box"} and set(df["attack"]) == {"fgsm"}  # square: not transferred
     assert df["twin"].all() and df["source"].eq(ERM).all() and df["precision"].eq("bf16").all()
+
+
+def test_report_shows_robust_accuracy_relative_accuracy_and_flags(world, tmp_path, capsys):
+    """The report's robust accuracy is the per-image worst case recomputed from the stored
+    outcomes, never above any attack's accuracy; relative accuracy is 100 % at ε = 0."""
+    import numpy as np
+
+    from robustmix import report
+
+    runs = tmp_path / "runs"
+    for name in (ERM, MIXUP):
+        fresh_copy(world / "runs" / name, runs / name)
+    assert attack(runs, "--attacks", "fgsm,ifgsm,pgd", "--eps", "0,2,8", *FAST) == 0
+    out = tmp_path / "report"
+    assert run_main(report.main, [str(runs), "--out", str(out)]) == 0
+    capsys.readouterr()
+    robust = pd.read_csv(out / "table_robust.csv")
+    table = pd.read_csv(out / "table_attack.csv")
+    assert set(robust["eps"]) == {2.0, 8.0} and (robust["n_runs"] == 1).all()
+    assert set(robust["attacks"]) == {"fgsm+ifgsm+pgd"}
+    for name in (ERM, MIXUP):
+        rows, outcomes = pd.read_csv(runs / name / ATTACK), read_outcomes(runs / name)
+        method = read_json(runs / name / SUMMARY)["method"]
+        clean = outcomes[outcome_key(rows[rows["eps"] == 0].iloc[0])]
+        for eps in (2.0, 8.0):
+            masks = [outcomes[outcome_key(r)] for r in rows[rows["eps"] == eps].to_dict("records")]
+            expect = 100 * np.logical_and.reduce([clean, *masks]).mean()
+            got = robust[(robust["method"] == method) & (robust["eps"] == eps)]["robust_mean"]
+            assert got.item() == pytest.approx(expect, abs=1e-3)
+            each = table[(table["method"] == method) & (table["eps"] == eps)]["accuracy_mean"]
+            assert got.item() <= each.min() + 1e-9
+    zero = table[table["eps"] == 0]
+    assert np.allclose(zero["relative_mean"], 100.0)
+    md = (out / "report.md").read_text()
+    assert "### Robust accuracy" in md and "fig_robust.png" in md and "fig_attack_relative" in md
+    assert "### Gradient-masking flags" in md
+    assert (out / "fig_robust.png").exists() and (out / "fig_attack_relative.png").exists()
+    flags = pd.concat([pd.read_csv(runs / n / FLAGS) for n in (ERM, MIXUP)])
+    assert len(pd.read_csv(out / "table_flags.csv")) == len(flags)
+    assert ("No flag raised" in md) == (len(flags) == 0)

@@ -33,8 +33,26 @@ OUTCOMES = "attack_outcomes.npz"
 GROUP = ["checkpoint", "n", "eval_precision"]
 
 
+# attack.csv columns absent from files written before they existed, with the value they meant.
+ADDED = {"data": "", "test_fingerprint": "", "twin": False, "restarts": 1, "queries": 0,
+         "attack_seed": -1}
+
+
 def key_text(key: Sequence) -> str:
     return json.dumps(list(key))
+
+
+def row_key(r) -> tuple:
+    """The fields that identify an attack.csv row (one measurement)."""
+    return (str(r["checkpoint"]), str(r["mode"]), str(r["source"]), str(r["attack"]),
+            round(float(r["eps"]), 6), int(r["steps"]), round(float(r["step_size"]), 6),
+            int(r["restarts"]), int(r["queries"]), int(r["attack_seed"]), int(r["n"]),
+            str(r["precision"]))
+
+
+def outcome_key(r) -> str:
+    """The key of a row's per-image outcomes in attack_outcomes.npz."""
+    return key_text(row_key(r))
 
 
 def read_outcomes(run: Path) -> dict[str, np.ndarray]:
@@ -89,10 +107,12 @@ def robust_table(rows: pd.DataFrame, outcomes: Mapping[str, np.ndarray], key_of)
 
     rows: attack.csv rows (one run or several); key_of(row) -> key text of a row. Rows without
     stored outcomes are left out and counted in `missing`. Columns: run, checkpoint, n,
-    eval_precision, eps, correct, accuracy (fraction), attacks (rows combined), clean (whether
-    the ε = 0 row was among them), missing, worst (the attack row of lowest accuracy).
+    eval_precision, eps, correct, accuracy (fraction), attacks (rows combined), names (the
+    attacks combined, '+'-joined, black-box ones marked '(bb)'), clean (whether the ε = 0 row was
+    among them), missing, worst (the attack row of lowest accuracy).
     """
-    cols = ["run", *GROUP, "eps", "correct", "accuracy", "attacks", "clean", "missing", "worst"]
+    cols = ["run", *GROUP, "eps", "correct", "accuracy", "attacks", "names", "clean", "missing",
+            "worst"]
     if rows is None or not len(rows):
         return pd.DataFrame(columns=cols)
     df = rows.assign(eval_precision=[eval_precision(p) for p in rows["precision"]],
@@ -105,10 +125,13 @@ def robust_table(rows: pd.DataFrame, outcomes: Mapping[str, np.ndarray], key_of)
             if not have:
                 continue
             lowest = ge.sort_values("accuracy", kind="stable").iloc[0]
+            used = ge[ge["_key"].isin(have)]
+            names = "+".join(sorted({a + (" (bb)" if m == "black-box" else "")
+                                     for a, m in zip(used["attack"], used["mode"], strict=True)}))
             mask = worst_case([outcomes[k] for k in have + clean])
             out.append({"run": run, **dict(zip(GROUP, group, strict=True)), "eps": float(e),
                         "correct": int(mask.sum()), "accuracy": float(mask.mean()) if len(mask) else 0.0,
-                        "attacks": len(have), "clean": bool(clean),
+                        "attacks": len(have), "names": names, "clean": bool(clean),
                         "missing": len(ge) - len(have),
                         "worst": f"{lowest['attack']} {lowest['mode']}"
                                  + (f" from {lowest['source']}" if lowest["mode"] == "black-box" else "")})

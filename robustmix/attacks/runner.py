@@ -37,7 +37,7 @@ from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, is_finished, read_json
 from ..runs.rundir import load_train_config
 from .flags import FLAGS, check_flags
-from .outcomes import key_text, read_outcomes, robust_table, write_outcomes
+from .outcomes import ADDED, outcome_key, read_outcomes, robust_table, row_key, write_outcomes
 from .registry import (
     DEFAULT_ATTACKS,
     DEFAULT_QUERIES,
@@ -60,10 +60,6 @@ COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "eps", *SETT
                   "test_fingerprint"]
 # Columns added after attack.csv was first written, and the value their rows had implicitly
 # (every earlier row is an fgsm or ifgsm row: one run, no queries, no random numbers).
-ADDED = {"data": "", "test_fingerprint": "", "twin": False, "restarts": 1, "queries": 0,
-         "attack_seed": -1}
-
-
 @dataclass
 class AttackSpec:
     """What to compute: the attack CLI's options and a study's [attack] table both become one."""
@@ -171,18 +167,6 @@ def read_existing(run: Path) -> pd.DataFrame:
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
     return df[COLUMNS]
-
-
-def row_key(r) -> tuple:
-    return (str(r["checkpoint"]), str(r["mode"]), str(r["source"]), str(r["attack"]),
-            round(float(r["eps"]), 6), int(r["steps"]), round(float(r["step_size"]), 6),
-            int(r["restarts"]), int(r["queries"]), int(r["attack_seed"]), int(r["n"]),
-            str(r["precision"]))
-
-
-def outcome_key(r) -> str:
-    """The key of a row's per-image outcomes in attack_outcomes.npz."""
-    return key_text(row_key(r))
 
 
 def stored_results(run: Path) -> tuple[pd.DataFrame, dict]:

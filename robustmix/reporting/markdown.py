@@ -250,6 +250,30 @@ def md_attack(t: pd.DataFrame) -> str:
                      *[f"ε={e:g}" for e in eps]], rows)
 
 
+def md_robust(t: pd.DataFrame) -> str:
+    eps = sorted(set(t["eps"]))
+    rows = []
+    keys = ["ratio", "method", "alpha", "dropout"]
+    for key, g in t.groupby(keys, sort=False):
+        r = dict(zip(keys, key, strict=True))
+        cells = {e: fmt_ci(a, lo, hi) for e, a, lo, hi in
+                 zip(g["eps"], g["robust_mean"], g["robust_lo"], g["robust_hi"], strict=True)}
+        rows.append([fmt_ratio(r["ratio"]), name(r["method"]), f"{r['alpha']:g}",
+                     f"{r['dropout']:g}", int(g["n_runs"].max()),
+                     g["attacks"].iloc[0].replace("+", ", "),
+                     *[cells.get(e, "–") for e in eps]])
+    return md_table(["noise", "method", "α", "p", "runs", "worst case over",
+                     *[f"ε={e:g}" for e in eps]], rows)
+
+
+def md_flags(f: pd.DataFrame) -> str:
+    counts = (f.groupby(["ratio", "method", "flag"], sort=False)
+              .agg(runs=("seed", "nunique"), times=("flag", "size")).reset_index())
+    rows = [[fmt_ratio(r.ratio), name(r.method), f"`{r.flag}`", r.runs, r.times]
+            for r in counts.itertuples()]
+    return md_table(["noise", "method", "flag", "runs", "times raised"], rows)
+
+
 # --------------------------------------------------------------------------- caveats
 
 
@@ -328,9 +352,10 @@ def _dates(started: list[str]) -> str:
     return f"on {days[0]}" if len(days) == 1 else f"from {days[0]} to {days[-1]}"
 
 
-def _fig_md(stem: str, caption: str) -> str:
+def _fig_md(stem: str, caption: str, data: str | None = None) -> str:
+    data = data or stem
     return (f"![{caption}]({stem}.png)\n\n"
-            f"[{stem}.png]({stem}.png) · [{stem}.pdf]({stem}.pdf) · data: [{stem}.csv]({stem}.csv)")
+            f"[{stem}.png]({stem}.png) · [{stem}.pdf]({stem}.pdf) · data: [{data}.csv]({data}.csv)")
 
 
 def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, checkpoint: str,
@@ -355,6 +380,8 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     curves = R.curves_table(runs, res.metrics)
     attack = R.attack_table(res.attacks, checkpoint)
     attack_fig = R.attack_plot_table(attack, noise)
+    robust = R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise)
+    flags = R.flag_table(res.flags, checkpoint)
     verdicts = V.verdict_table(res, checkpoint)
 
     csv("table_verdicts", verdicts)
@@ -363,6 +390,10 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     csv("table_memorisation", memo)
     if not attack.empty:
         csv("table_attack", attack)
+    if not robust.empty:
+        csv("table_robust", robust)
+    if not attack.empty:
+        csv("table_flags", flags)
     if not ablation.empty:
         csv("table_ablation", ablation)
     if not sweep.empty:
@@ -384,6 +415,9 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     if not attack_fig.empty:
         csv("fig_attack", attack_fig)
         written += plots.plot_attack(attack_fig, out / "fig_attack")
+        written += plots.plot_attack(attack_fig, out / "fig_attack_relative", value="relative")
+    if not robust.empty:
+        written += plots.plot_robust(robust, out / "fig_robust")
     if not ablation.empty:
         csv("fig_ablation", ablation[["condition", "ratio", "method", "alpha", "dropout", "ablation",
                                       "n_seeds",
@@ -474,16 +508,46 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
                + (f" (found: {', '.join(kinds)}; see --checkpoint)." if kinds else
                   " (no run has an attack.csv yet)."), ""]
     else:
-        md += [_fig_md("fig_attack", "accuracy under FGSM and I-FGSM"), "",
+        md += [_fig_md("fig_attack", "accuracy under attack"), "",
                "Accuracy (%) on adversarial test images against the perturbation size ε (in "
                "/255 of the pixel range), as measured, mean over seeds with its 95 % interval; "
                "white-box: crafted on the model itself; black-box: crafted on the source model "
                "named in the panel. One setting per method (the chosen one where it was "
                "attacked).", "",
+               _fig_md("fig_attack_relative", "accuracy under attack relative to clean",
+                       "fig_attack"), "",
+               "The same, as a share of each model's own clean accuracy (ε = 0): how much of "
+               "what a model gets right an attack takes away, apart from how much it gets right "
+               "to begin with (interval over seeds only). Columns relative_* of "
+               "[table_attack.csv](table_attack.csv).", "",
                f"Accuracy (%) by ε, {checkpoint} checkpoint, mean [95 % interval]; "
                f"{_interval_note(attack, ['accuracy_over'])}. Table: "
                "[table_attack.csv](table_attack.csv)", "",
                _by_condition(attack, md_attack), ""]
+    if not robust.empty:
+        md += ["### Robust accuracy", "", _fig_md("fig_robust", "robust accuracy", "table_robust"),
+               "",
+               "Robust accuracy (%): the share of the attacked test images that are classified "
+               "correctly clean and that no attack run at that ε fooled (per-image worst case "
+               "over every attack named, white-box and transferred; '(bb)': black-box), mean "
+               f"[95 % interval]; {_interval_note(robust, ['robust_over'])}. It is never above "
+               "any single attack's accuracy. Where AutoAttack is among the attacks this is "
+               "the number RobustBench reports; without it, a weaker upper bound. Table: "
+               "[table_robust.csv](table_robust.csv)", "",
+               _by_condition(robust, md_robust), ""]
+    if not attack.empty:
+        md += ["### Gradient-masking flags", ""]
+        if flags.empty:
+            md += [f"No flag raised for the {checkpoint} checkpoint by the checks of "
+                   "robustmix.attacks.flags (accuracy rising with ε, an iterative attack weaker "
+                   "than FGSM, black-box stronger than white-box, Square stronger than every "
+                   "gradient attack, white-box PGD far from 0 at ε ≥ 64/255).", ""]
+        else:
+            md += ["Signs that an attack, not the model, limited the measured accuracy "
+                   "(robustmix.attacks.flags: a difference counts when it exceeds 0.5 % of the "
+                   "images). Each flag, the numbers that raised it and the rows compared are in "
+                   "[table_flags.csv](table_flags.csv).", "",
+                   _by_condition(flags, md_flags), ""]
 
     md += ["## What this scale cannot show", "", *[f"- {s}" for s in caveats(runs, noise)],
            ""]

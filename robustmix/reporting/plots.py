@@ -10,6 +10,7 @@ wrote.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -157,9 +158,20 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Accuracy (%) under attack against ε (/255): rows = attack × mode, columns = condition ×
-    noise ratio, one line per method (mean over seeds with its 95 % interval), as measured."""
+def eps_axis(ax, eps: Sequence[float]) -> None:
+    """ε on a log₂ axis that still shows ε = 0 (linear between 0 and 1/255): the differences
+    between methods sit at the small ε, which a linear axis squeezes together."""
+    ax.set_xscale("symlog", base=2, linthresh=1, linscale=0.5)
+    ticks = sorted({float(e) for e in eps})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{e:g}" for e in ticks])
+    ax.minorticks_off()
+
+
+def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy") -> list[Path]:
+    """Accuracy under attack against ε (/255): rows = attack × mode, columns = condition ×
+    noise ratio, one line per method (mean over seeds with its 95 % interval), as measured.
+    value = "accuracy" (%) or "relative" (% of the model's own clean accuracy)."""
     rows = [(a, m) for a in ("fgsm", "ifgsm", *sorted(set(table["attack"]) - {"fgsm", "ifgsm"}))
             for m in ("white-box", "black-box", *sorted(set(table["mode"]) - {"white-box", "black-box"}))
             if ((table["attack"] == a) & (table["mode"] == m)).any()]
@@ -175,8 +187,8 @@ def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
                       & (table["condition"] == c) & (table["ratio"] == ratio)]
             for m in _methods(d):
                 dm = d[d["method"] == m].sort_values("eps")
-                h = ax.errorbar(dm["eps"], dm["accuracy_mean"],
-                                yerr=_yerr(dm, "accuracy_mean", "accuracy_lo", "accuracy_hi"),
+                h = ax.errorbar(dm["eps"], dm[f"{value}_mean"],
+                                yerr=_yerr(dm, f"{value}_mean", f"{value}_lo", f"{value}_hi"),
                                 color=method_color(m), marker=method_marker(m), markersize=4,
                                 capsize=2, linestyle="-", label=method_label(m))
                 seen.setdefault(m, h)
@@ -186,10 +198,11 @@ def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
                 src = " (from " + "/".join(sorted(set("+".join(d["sources"]).split("+")))) + ")"
             ax.set_title(f"{ATTACK_NAMES.get(attack, attack)} {mode}{src}\n{where}", fontsize=9)
             ax.grid(alpha=0.3)
+            eps_axis(ax, table["eps"])
             if i == len(rows) - 1:
-                ax.set_xlabel("ε (/255)")
+                ax.set_xlabel("ε (/255, log₂ scale)")
             if j == 0:
-                ax.set_ylabel("accuracy (%)")
+                ax.set_ylabel("accuracy (%)" if value == "accuracy" else "% of clean accuracy")
             ax.tick_params(labelbottom=True)
     methods = _methods(pd.DataFrame({"method": list(seen)}))
     for m in methods:
@@ -198,6 +211,35 @@ def plot_attack(table: pd.DataFrame, stem: Path) -> list[Path]:
     _legend_below(fig, handles, 3)
     fig.subplots_adjust(hspace=0.55, bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3))
                         / (2.7 * len(rows) + 1.3))
+    return save(fig, stem)
+
+
+def plot_robust(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Robust accuracy (%: images no attack fooled) against ε, one panel per condition × noise
+    ratio, one line per method (mean over seeds with its 95 % interval)."""
+    cols = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
+    conditions = list(dict.fromkeys(table["condition"]))
+    fig = Figure(figsize=(3.3 * len(cols) + 0.6, 4.0))
+    axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
+    seen = {}
+    for ax, (c, ratio) in zip(axes, cols, strict=True):
+        d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
+        for m in _methods(d):
+            dm = d[d["method"] == m].sort_values("eps")
+            seen.setdefault(m, ax.errorbar(
+                dm["eps"], dm["robust_mean"], yerr=_yerr(dm, "robust_mean", "robust_lo", "robust_hi"),
+                color=method_color(m), marker=method_marker(m), markersize=4, capsize=2,
+                label=method_label(m)))
+        attacks = "+".join(sorted({a for s in d["attacks"] for a in str(s).split("+")}))
+        ax.set_title(f"{_pct_ratio(ratio)}" + (f", {c}" if len(conditions) > 1 else "")
+                     + f"\nworst case over {attacks.replace('+', ', ')}", fontsize=8)
+        ax.grid(alpha=0.3)
+        eps_axis(ax, d["eps"])
+        ax.set_xlabel("ε (/255, log₂ scale)")
+    axes[0].set_ylabel("robust accuracy (%)")
+    methods = _methods(pd.DataFrame({"method": list(seen)}))
+    _legend_below(fig, [seen[m] for m in methods], 4)
+    fig.subplots_adjust(bottom=0.3, top=0.8)
     return save(fig, stem)
 
 

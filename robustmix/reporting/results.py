@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..attacks.flags import FLAGS
+from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robust_table
 from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, METRICS, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
@@ -72,6 +74,9 @@ class Results:
     attacks      one row per attack.csv row of every run (accuracy in %, plus the run's keys)
     predictions  run path -> predictions.csv (one row per test image), for runs that have it
     skipped      run directories named on the command line but not finished, and duplicates
+    robust       robust accuracy (%) per run, checkpoint, image set and ε: the images no stored
+                 attack fooled (attacks.outcomes.robust_table), plus the run's keys
+    flags        the gradient-masking flags of every run (attack_flags.csv), plus its keys
     """
 
     runs: pd.DataFrame
@@ -79,6 +84,8 @@ class Results:
     attacks: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    robust: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flags: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------- reading
@@ -277,6 +284,44 @@ def read_attacks(run: Path) -> pd.DataFrame:
               "accuracy", "seconds", "precision", "date"]]
 
 
+def read_robust(run: Path) -> pd.DataFrame:
+    """Robust accuracy (%) of a run at every attacked ε from its attack.csv and per-image
+    outcomes (empty when it has none); the checkpoint named as in attack tables."""
+    path = Path(run) / ATTACK
+    if not path.exists() or not (Path(run) / OUTCOMES).exists():
+        return pd.DataFrame()
+    try:
+        rows = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
+    for col, default in ADDED.items():
+        rows[col] = rows[col].fillna(default) if col in rows.columns else default
+    if "run" not in rows.columns or not len(rows):
+        return pd.DataFrame()
+    t = robust_table(rows, read_outcomes(Path(run)), outcome_key)
+    if t.empty:
+        return pd.DataFrame()
+    t["accuracy"] = (100 * t["accuracy"]).round(ROUND)
+    t["checkpoint"] = t["checkpoint"].map(_checkpoint_name)
+    return t.drop(columns=["run"])
+
+
+def read_flags(run: Path) -> pd.DataFrame:
+    """A run's gradient-masking flags (attack_flags.csv; empty frame when there is none)."""
+    path = Path(run) / FLAGS
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        f = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, pd.errors.ParserError) as e:
+        raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
+    if len(f) and "checkpoint" in f.columns:
+        f["checkpoint"] = f["checkpoint"].map(_checkpoint_name)
+    return f.drop(columns=["run"], errors="ignore")
+
+
 def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
     """Add `condition` (short label naming what varies) and `setup` (full description)."""
     def fmt(k, v):
@@ -320,7 +365,7 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
 def load_results(paths: Sequence[str | Path]) -> Results:
     """Read every finished run under paths into a Results; UsageError on bad input."""
     found, notes = find_runs(paths)
-    rows, metrics, attacks, preds = [], [], [], {}
+    rows, metrics, attacks, preds, robust, flags = [], [], [], {}, [], []
     for run in found:
         row, m = read_run(run)
         rows.append(row)
@@ -334,6 +379,10 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         p = read_predictions(run)
         if p is not None:
             preds[row["path"]] = p
+        for frame, into in ((read_robust(run), robust), (read_flags(run), flags)):
+            if not frame.empty:
+                frame.insert(0, "path", row["path"])
+                into.append(frame)
     runs = pd.DataFrame(rows)
     # The same run reached twice (two copies, or a rerun elsewhere): count it once.
     ident = [*CONDITION_KEYS, "ratio", "method", "alpha", "dropout", "seed", "noise_seed",
@@ -374,7 +423,10 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         at = pd.DataFrame(columns=[*keys.columns, "checkpoint", "mode", "source", "attack", "eps",
                                    "steps", "step_size", "n", "correct", "accuracy", "seconds",
                                    "precision", "date", "source_method"])
-    return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds)
+    rb = keys.merge(pd.concat(robust, ignore_index=True), on="path") if robust else pd.DataFrame()
+    fl = keys.merge(pd.concat(flags, ignore_index=True), on="path") if flags else pd.DataFrame()
+    return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds,
+                   robust=rb, flags=fl)
 
 
 def _method_from_name(name: str) -> str:
@@ -644,13 +696,18 @@ def attack_per_run(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFr
     keys = ["condition", "ratio", "method", *SETTING_KEYS, "attack", "mode", "eps", "path",
             "seed", "noise_seed"]
     if a.empty:
-        return pd.DataFrame(columns=[*keys, "accuracy", "n", "sources", "steps"])
+        return pd.DataFrame(columns=[*keys, "accuracy", "n", "sources", "steps", "relative"])
     g = a.groupby(keys, sort=False)
     out = g["accuracy"].mean().to_frame()
     out["n"] = g["n"].sum(min_count=1)
     out["sources"] = g["source_method"].agg(lambda s: "+".join(sorted(set(s))))
     out["steps"] = g["steps"].max()
-    return out.reset_index()
+    out = out.reset_index()
+    # Relative to clean: accuracy over the run's own ε = 0 accuracy (the same images, no attack).
+    clean = out[out["eps"] == 0].groupby("path")["accuracy"].mean()
+    base = out["path"].map(clean)
+    out["relative"] = np.where(base > 0, 100 * out["accuracy"] / base, np.nan)
+    return out
 
 
 def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
@@ -660,7 +717,8 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
     a = attacks[attacks["checkpoint"] == _checkpoint_name(checkpoint)]
     cols = ["condition", "ratio", "method", *SETTING_KEYS, "attack", "mode", "eps",
             "accuracy_mean", "accuracy_std", "accuracy_lo", "accuracy_hi", "accuracy_over",
-            "n_rows", "n_runs", "images", "sources", "steps"]
+            "relative_mean", "relative_lo", "relative_hi", "n_rows", "n_runs", "images",
+            "sources", "steps"]
     if a.empty:
         return pd.DataFrame(columns=cols)
     per_run = attack_per_run(attacks, checkpoint)
@@ -676,6 +734,10 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
         steps = g["steps"].dropna()
         row = {**dict(zip(keys, key, strict=True)), "accuracy_mean": mean, "accuracy_std": std}
         _put(row, "accuracy", iv)
+        rel = S.estimate(list(pr["relative"].dropna()))  # over seeds only: a ratio, not a share
+        row.update({"relative_mean": rel.estimate,
+                    "relative_lo": rel.lo if len(pr["relative"].dropna()) > 1 else np.nan,
+                    "relative_hi": rel.hi if len(pr["relative"].dropna()) > 1 else np.nan})
         row.update({"n_rows": len(g), "n_runs": g["path"].nunique(),
                     "images": int(g["n"].fillna(0).sum()), "sources": "+".join(srcs),
                     "steps": int(steps.max()) if len(steps) else np.nan})
@@ -686,6 +748,58 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
     t["_mode"] = t["mode"].map({"white-box": 0, "black-box": 1}).fillna(2)
     t = t.sort_values(["condition", "ratio", "_atk", "_mode", "_order", *SETTING_KEYS, "eps"])
     return t.drop(columns=["_order", "_atk", "_mode"]).reset_index(drop=True)[cols]
+
+
+def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
+    """Robust accuracy (%) per condition × ratio × method × setting × ε > 0 for one checkpoint:
+    the share of test images that no stored attack at that ε fooled (per-image worst case over
+    every attack, white- and black-box), mean and 95 % interval over the attacked runs (seeds;
+    the Student-t interval widened to the binomial one over the images, as for attacks).
+    `attacks` names the attacks combined (union over runs; a run that lacks one of them is
+    counted in `runs_without_all`)."""
+    cols = ["condition", "ratio", "method", *SETTING_KEYS, "eps", "robust_mean", "robust_std",
+            "robust_lo", "robust_hi", "robust_over", "n_runs", "images", "attacks",
+            "runs_without_all", "worst_attack"]
+    if robust is None or robust.empty:
+        return pd.DataFrame(columns=cols)
+    r = robust[(robust["checkpoint"] == _checkpoint_name(checkpoint)) & (robust["eps"] > 0)]
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    keys = ["condition", "ratio", "method", *SETTING_KEYS, "eps"]
+    rows = []
+    for key, g in r.groupby(keys, sort=False):
+        # One image set per run: the largest one it was attacked on.
+        g = g.sort_values("n").groupby("path", sort=False).tail(1)
+        mean, std, _ = _mean_std(g["accuracy"])
+        iv = S.estimate(list(g["accuracy"]), n_images=int(g["n"].min()))
+        names = sorted({a for s in g["names"] for a in str(s).split("+")})
+        row = {**dict(zip(keys, key, strict=True)), "robust_mean": mean, "robust_std": std}
+        _put(row, "robust", iv)
+        worst = g["worst"].value_counts()
+        row.update({"n_runs": len(g), "images": int(g["n"].sum()), "attacks": "+".join(names),
+                    "runs_without_all": int(sum(set(str(s).split("+")) != set(names)
+                                                for s in g["names"])),
+                    "worst_attack": worst.index[0] if len(worst) else ""})
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    t["_order"] = t["method"].map(method_rank)
+    t = t.sort_values(["condition", "ratio", "_order", *SETTING_KEYS, "eps"])
+    return t.drop(columns="_order").reset_index(drop=True)[cols]
+
+
+def flag_table(flags: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
+    """The gradient-masking flags raised for one checkpoint, one row per flag and run, with the
+    numbers that raised it (attacks.flags)."""
+    cols = ["condition", "ratio", "method", *SETTING_KEYS, "seed", "flag", "attack", "mode",
+            "source", "eps", "accuracy", "reference", "detail"]
+    if flags is None or flags.empty:
+        return pd.DataFrame(columns=cols)
+    f = flags[flags["checkpoint"] == _checkpoint_name(checkpoint)]
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    f = f.assign(_order=f["method"].map(method_rank))
+    f = f.sort_values(["condition", "ratio", "_order", *SETTING_KEYS, "seed", "flag", "eps"])
+    return f.reindex(columns=cols).reset_index(drop=True)
 
 
 def attack_plot_table(attack: pd.DataFrame, noise: pd.DataFrame) -> pd.DataFrame:
