@@ -373,4 +373,9 @@ def test_report_shows_robust_accuracy_relative_accuracy_and_flags(world, tmp_pat
     assert (out / "fig_robust.png").exists() and (out / "fig_attack_relative.png").exists()
     flags = pd.concat([pd.read_csv(runs / n / FLAGS) for n in (ERM, MIXUP)])
     assert len(pd.read_csv(out / "table_flags.csv")) == len(flags)
+    v = pd.read_csv(out / "table_verdicts.csv")
+    claim = v[v["claim"].str.startswith("mixup keeps more test images robust than ERM")]
+    assert len(claim) == 1 and "fgsm, ifgsm, pgd) at ε = 8/255" in claim["claim"].item()
+    at8 = robust[robust["eps"] == 8].set_index("method")["robust_mean"]
+    assert claim["effect"].item() == pytest.approx(at8["mixup"] - at8["erm"], abs=1e-3)
     assert ("No flag raised" in md) == (len(flags) == 0)

@@ -318,6 +318,33 @@ def _attack_claims(res: R.Results, chosen: pd.DataFrame, checkpoint: str) -> lis
                             accuracy_difference(a, b),
                             f"effect: mixup − ERM accuracy (%); sources {'+'.join(sorted(set(a['sources'])))}"
                             if mode != "white-box" else "effect: mixup − ERM accuracy (%)"))
+    out += _robust_claims(res, chosen, ck)
+    return out
+
+
+def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
+    """mixup against ERM on robust accuracy (the per-image worst case over every attack run),
+    at the same ε rule as the single-attack claims."""
+    rb = res.robust
+    if rb is None or rb.empty:
+        return []
+    rb = rb[(rb["checkpoint"] == ck) & (rb["eps"] > 0)]
+    rb = rb.sort_values("n").groupby(["path", "eps"], sort=False).tail(1)
+    out = []
+    for (cond, ratio), _ in rb.groupby(["condition", "ratio"], sort=False):
+        e = _attack_runs(rb, chosen, cond, ratio, "erm")
+        m = _attack_runs(rb, chosen, cond, ratio, "mixup")
+        eps = sorted(set(e["eps"]) & set(m["eps"]))
+        if not eps:
+            continue
+        below = [x for x in eps if x <= ATTACK_EPS]
+        x = max(below) if below else min(eps)
+        a, b = m[m["eps"] == x], e[e["eps"] == x]
+        names = sorted({n for s in pd.concat([a, b])["names"] for n in str(s).split("+")})
+        out.append(_row("adversarial", "mixup keeps more test images robust than ERM (worst "
+                        f"case over {', '.join(names)}) at ε = {x:g}/255", cond, ratio,
+                        ck.replace("-", "_"), accuracy_difference(a, b),
+                        "effect: mixup − ERM robust accuracy (%)"))
     return out
 
 
