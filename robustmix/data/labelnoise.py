@@ -84,6 +84,9 @@ class NoiseSpec:
             raise UsageError(f"noise source {self.source} takes no ratio (its noise rate is "
                              f"measured), got {self.ratio:g}")
         if self.source == "cifar10n":
+            if self.labels is None:
+                raise UsageError("cifar10n noise needs a label set (--noise-labels): "
+                                 f"{', '.join(CIFAR10N_LABEL_SETS)}")
             if self.labels not in CIFAR10N_LABEL_SETS:
                 raise UsageError(f"unknown CIFAR-10N label set {self.labels!r} (choose from "
                                  f"{', '.join(CIFAR10N_LABEL_SETS)})")

@@ -318,10 +318,11 @@ def plot_transitions(table: pd.DataFrame, stem: Path, classes: list[str] | tuple
     labels = list(dict.fromkeys(table["source_label"]))
     cols = min(len(labels), 3)
     rows = -(-len(labels) // cols)
-    fig = Figure(figsize=(4.4 * cols + 1.0, 4.5 * rows))
+    fig = Figure(figsize=(5.0 * cols + 1.0, 4.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(wspace=0.45, hspace=0.55)
     image = None
-    for ax, label in zip(axes.flat, labels, strict=False):
+    for n, (ax, label) in enumerate(zip(axes.flat, labels, strict=False)):
         d = table[table["source_label"] == label]
         k = int(max(d["clean"].max(), d["noisy"].max())) + 1
         m = np.zeros((k, k))
@@ -339,7 +340,8 @@ def plot_transitions(table: pd.DataFrame, stem: Path, classes: list[str] | tuple
         ax.set_yticks(range(k))
         ax.set_yticklabels(names, fontsize=7)
         ax.set_xlabel("noisy label", fontsize=8)
-        ax.set_ylabel("true class", fontsize=8)
+        if n % cols == 0:
+            ax.set_ylabel("true class", fontsize=8)
         first = d.iloc[0]
         draws = int(first["label_draws"])
         ax.set_title(f"{label}: {first['rate']:.1f}% wrong\n{int(first['images'])} training labels"
@@ -397,5 +399,5 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
         ax.tick_params(labelleft=True)
     axes[0].set_ylabel("test error (%)")
     _legend_below(fig, handles, 2)
-    fig.subplots_adjust(bottom=0.30 + 0.05 * ((len(handles) - 1) // 2), wspace=0.15)
+    fig.subplots_adjust(bottom=0.26 + 0.05 * ((len(handles) - 1) // 2), wspace=0.15)
     return save(fig, stem)
