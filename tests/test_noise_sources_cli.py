@@ -256,6 +256,7 @@ def test_study_across_noise_sources_trains_and_reports(tiny, files, tmp_path, ca
     report = tmp_path / "report"
     md = (report / "report.md").read_text()
     assert "CIFAR-10N (CC BY-NC 4.0), label set worst" in md
+    assert (report / "table_source_contrasts.csv").stat().st_size > 0
     for f in ("fig_transition", "fig_sources"):
         assert (report / f"{f}.png").stat().st_size > 0 and (report / f"{f}.pdf").exists()
     src = pd.read_csv(report / "table_sources.csv")
@@ -283,6 +284,9 @@ BAD_STUDY = {
     "bad matrix": ('[{ source = "matrix", file = "BADMATRIX" }]', "", "sums to"),
     "unknown entry key": ('[{ source = "sym", rate = 0.4 }]', "", "rate"),
     "empty list": ("[]", "", "empty"),
+    "attack sources with cifar10n": ('[{ source = "cifar10n", labels = "worst", file = "x.pt" }]',
+                                     '\n[attack]\nsources = { "0" = { method = "erm", seed = 1 } }',
+                                     "attack.sources"),
     "cifar10n with a file of another kind": ('[{ source = "sym", file = "MATRIX" }]', "",
                                              "matrix and cifar10n"),
 }
@@ -300,3 +304,45 @@ def test_bad_noise_lists_fail_at_load(tiny, files, tmp_path, capsys, case):
         one_line_error(run_main(study.main, [str(path), *flag]), capsys.readouterr().err,
                        fragment, str(path))
     assert snapshot(tmp_path) == before
+
+
+# --- the report's comparisons across sources, on the report fixture with known errors ----------
+
+def test_source_contrasts_are_paired_differences_of_the_runs(tmp_path):
+    from report_fixtures import SPECS, expected_error, write_fixture
+
+    from robustmix.reporting import results as R
+    from robustmix.reporting.sources import contrast_table
+
+    root = tmp_path / "runs"
+    write_fixture(root, attacks=False)
+    # The 20 % runs become CIFAR-10N runs: another source, with the same seeds.
+    for run in root.iterdir():
+        cfg = json.loads((run / "config.json").read_text())
+        if cfg["train"].get("ratio") == 0.2:
+            cfg["train"].update(noise="cifar10n", ratio=0.0, noise_labels="worst",
+                                noise_file="/data/CIFAR-10_human.pt", noise_sha256="ab" * 32)
+            (run / "config.json").write_text(json.dumps(cfg))
+    res = R.load_results([root])
+    assert set(res.runs["source_label"]) == {"CIFAR-10N worst", "sym 50%"}
+    t = contrast_table(res.runs, res.predictions)
+    err = {(s.ratio, s.method, s.alpha, s.seed): s for s in SPECS}
+
+    def row(comparison, method, kind):
+        (r,) = t[(t["comparison"] == comparison) & (t["method"] == method)
+                 & (t["checkpoint"] == kind)].to_dict("records")
+        return r
+
+    for kind in ("last", "test_selected"):
+        # ERM − mixup on CIFAR-10N (the former 20 % runs): one seed each.
+        r = row("ERM − mixup on CIFAR-10N worst", "erm−mixup", kind)
+        want = (expected_error(err[(0.2, "erm", 0.0, 0)], kind)
+                - expected_error(err[(0.2, "mixup", 8.0, 0)], kind))
+        assert r["effect"] == pytest.approx(want, abs=1e-3) and r["lo"] <= want <= r["hi"]
+        # The same method on two sources, paired on seed 0 (the only seed both have).
+        r = row("CIFAR-10N worst − sym 50%", "erm", kind)
+        want = (expected_error(err[(0.2, "erm", 0.0, 0)], kind)
+                - expected_error(err[(0.5, "erm", 0.0, 0)], kind))
+        assert r["effect"] == pytest.approx(want, abs=1e-3) and r["n_seeds"] == 1
+    assert set(t["comparison"]) == {"ERM − mixup on CIFAR-10N worst", "ERM − mixup on sym 50%",
+                                    "CIFAR-10N worst − sym 50%"}

@@ -27,13 +27,15 @@ from ..atomic import write_csv, write_text
 from ..runs.provenance import git_commit
 from ..training.methods import method_label
 from . import results as R
+from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
 
 FIGURES = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation", "fig_transition",
            "fig_sources")
 TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
-          "table_ablation", "table_sweep", "table_runs", "table_sources")
+          "table_ablation", "table_sweep", "table_runs", "table_sources",
+          "table_source_contrasts")
 OWNED = ("report.md", *(f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "csv")),
          *(f"{t}.csv" for t in TABLES))
 KIND_HEADERS = {"last": "last", "selected": "selected (noisy validation)",
@@ -381,8 +383,22 @@ def md_sources(t: pd.DataFrame) -> str:
                      *[KIND_HEADERS[k] for k in kinds]], rows)
 
 
+def md_contrasts(t: pd.DataFrame) -> str:
+    kinds = [k for k in R.KINDS if (t["checkpoint"] == k).any()]
+    rows = []
+    for (comparison, method), g in t.groupby(["comparison", "method"], sort=False):
+        cells = {r["checkpoint"]: fmt_signed_ci(r["effect"], r["lo"], r["hi"])
+                 for _, r in g.iterrows()}
+        rows.append([comparison if method == "erm−mixup" else f"{comparison}, {name(method)}",
+                     *[cells.get(k, "–") for k in kinds], int(g["n_seeds"].max()),
+                     "; ".join(dict.fromkeys(g["interval_over"]))])
+    return md_table(["difference in test error (points)", *[KIND_HEADERS[k] for k in kinds],
+                     "seeds", "interval over"], rows)
+
+
 def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
-                         sources: pd.DataFrame) -> list[str]:
+                         sources: pd.DataFrame, contrasts: pd.DataFrame | None = None
+                         ) -> list[str]:
     """Each noise source: what it is, how many training labels it got wrong overall and per true
     class, its transition matrix, and (with several sources) test error across sources."""
     md = ["## Noise sources", ""]
@@ -416,6 +432,14 @@ def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
                f"{_interval_note(sources, [f'{k}_error_over' for k in R.KINDS])}. Sources in "
                "order of their measured rate of wrong training labels. Table: "
                "[table_sources.csv](table_sources.csv)", "", md_sources(sources), ""]
+    if contrasts is not None and not contrasts.empty:
+        md += ["Paired differences in test error, in points, mean [95 % interval], each method "
+               "at its chosen setting, runs paired by seed and evaluated on the same test "
+               "images: `ERM − mixup on` a source (+ = mixup has the lower error there), and "
+               "`A − B` for a method (+ = the method does worse on source A than on B). "
+               "Measurements, not claims of the paper. Table: "
+               "[table_source_contrasts.csv](table_source_contrasts.csv)", "",
+               md_contrasts(contrasts), ""]
     return md
 
 
@@ -445,6 +469,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     transitions = R.transition_table(runs)
     several_sources = runs["noise"].nunique() > 1
     sources = R.sources_table(noise, runs) if several_sources else noise.iloc[0:0]
+    contrasts = SRC.contrast_table(runs, preds) if several_sources else pd.DataFrame()
 
     csv("table_verdicts", verdicts)
     csv("table_runs", runs.drop(columns=["path", "setup"]))
@@ -458,6 +483,8 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         csv("table_sweep", sweep)
     if not sources.empty:
         csv("table_sources", sources)
+    if not contrasts.empty:
+        csv("table_source_contrasts", contrasts)
 
     fig_noise_cols = ["condition", "ratio", "method", "alpha", "dropout", "n_seeds",
                       *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
@@ -533,7 +560,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     if res.skipped:
         md += ["Left out or noted:", "", *[f"- {s}" for s in res.skipped], ""]
 
-    md += noise_source_section(runs, transitions, sources)
+    md += noise_source_section(runs, transitions, sources, contrasts)
     chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
     md += ["## Test error under label noise", "",
            _fig_md("fig_noise", "test accuracy against label noise ratio"), "",

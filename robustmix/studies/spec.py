@@ -232,10 +232,11 @@ def _build(path: Path, doc: dict) -> Study:
             if not matches:
                 raise UsageError(f"key 'attack.source' = {src} names no run of this study")
             source_cfg = matches[0]
-        if "sources" in attack and len({(c.noise, c.noise_labels, c.noise_file)
-                                        for c in configs}) > 1:
+        if "sources" in attack and (len({(c.noise, c.noise_labels, c.noise_file)
+                                         for c in configs}) > 1
+                                    or any(c.noise not in TAKES_RATIO for c in configs)):
             raise UsageError("key 'attack.sources' names a source per noise ratio: use it with "
-                             "one noise source, or 'attack.source' for all")
+                             "one noise source that takes a ratio, or 'attack.source' for all")
         if "sources" in attack:
             _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
     name = doc.get("name", path.stem)
