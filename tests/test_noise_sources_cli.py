@@ -346,3 +346,19 @@ def test_source_contrasts_are_paired_differences_of_the_runs(tmp_path):
         assert r["effect"] == pytest.approx(want, abs=1e-3) and r["n_seeds"] == 1
     assert set(t["comparison"]) == {"ERM − mixup on CIFAR-10N worst", "ERM − mixup on sym 50%",
                                     "CIFAR-10N worst − sym 50%"}
+
+
+def test_idn_run_trains_on_the_generator_labels(tiny, tmp_path):
+    from robustmix.data.idn import idn_labels, mean_flip_rate
+
+    out = tmp_path / "runs"
+    assert run_main(noise.main, args(tiny.pickles, out, "--noise", "idn", "--ratio", "0.4",
+                                     "--noise-seed", "2")) == 0
+    run = out / "cifar10_idn0.4_erm_a0_p0_quick_s0_n2"
+    ds = load_dataset("cifar10", tiny.pickles)
+    lab = pd.read_csv(run / "labels.csv")
+    want = idn_labels(ds.x_train, ds.y_train, 0.4, K, seed=2)
+    np.testing.assert_array_equal(lab["noisy"], want[lab["index"]])
+    rec = json.loads((run / "noise.json").read_text())
+    assert (rec["source"], rec["ratio"], rec["noise_seed"]) == ("idn", 0.4, 2)
+    assert rec["source_rate"] == pytest.approx(mean_flip_rate(0.4))
