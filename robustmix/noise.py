@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli import Parser, csv_list, entry
-from .data.classes import DATASETS
-from .data.labelnoise import NOISE_TYPES
+from .data.classes import CIFAR10_CLASSES, DATASETS, FASHION_CLASSES
+from .data.labelnoise import (
+    CIFAR10N_LABEL_SETS,
+    NOISE_HELP,
+    NOISE_TYPES,
+    TAKES_RATIO,
+    NoiseSpec,
+    resolve_file,
+)
 from .errors import UsageError
 from .training.config import PROFILES, TrainConfig, make_config
 from .training.methods import METHODS, PAPER_METHODS
@@ -24,8 +31,9 @@ def build_parser() -> Parser:
                description="Train ERM, dropout, mixup and mixup+dropout (or the ablations) on "
                            "a dataset with corrupted training labels; print best/last test error "
                            "beside the paper's Table 2.")
-    p.add_argument("--ratio", type=float, nargs="+", default=[0.5],
-                   help="noise ratio(s) r in [0, 1]: each training label is replaced with probability r")
+    p.add_argument("--ratio", type=float, nargs="+", default=None,
+                   help="noise ratio(s) r in [0, 1] of sym, asym and idn noise (default 0.5); "
+                        "matrix and cifar10n take none: their rate is measured")
     p.add_argument("--methods", type=csv_list(str), default=list(PAPER_METHODS),
                    help="comma-separated methods: " + "; ".join(f"{k} = {v.help}" for k, v in METHODS.items()))
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
@@ -45,7 +53,20 @@ def build_parser() -> Parser:
     p.add_argument("--smoothing", type=float, default=0.1, help="label smoothing ε for label_smoothing")
     p.add_argument("--k", type=int, default=5, help="neighbours for mixup_knn")
     p.add_argument("--noise", choices=NOISE_TYPES, default="sym",
-                   help="sym = uniform over all classes; asym = CIFAR-10 class-pair flips")
+                   help="noise source: " + "; ".join(f"{k} = {v}" for k, v in NOISE_HELP.items()))
+    p.add_argument("--noise-labels", choices=list(CIFAR10N_LABEL_SETS), default=None,
+                   help="CIFAR-10N label set, required with --noise cifar10n: aggre = majority "
+                        "vote of three workers (9.01%% wrong), rand1/rand2/rand3 = one worker "
+                        "each (17-18%%), worst = a wrong worker label wherever there is one "
+                        "(40.21%%)")
+    p.add_argument("--noise-file", type=Path, default=None,
+                   help="with --noise cifar10n: CIFAR-10_human.pt from the CIFAR-N repository "
+                        "(github.com/UCSC-REAL/cifar-10-100n, data/); with --noise matrix: the "
+                        "transition matrix T as CSV or .npy (rows = true class, summing to 1)")
+    p.add_argument("--write-matrix", type=Path, default=None, metavar="CSV",
+                   help="write the transition matrix of the chosen noise over the whole "
+                        "training set (e.g. T estimated from CIFAR-10N's worst labels) to this "
+                        ".csv, usable as --noise matrix --noise-file, and stop; trains nothing")
     p.add_argument("--noise-seed", "--noise-seeds", type=int, nargs="+", default=[0],
                    help="seed(s) of the noisy labels, the training subset and the validation "
                         "set, separate from --seed: every method and training seed sees the same "
@@ -76,8 +97,27 @@ def build_parser() -> Parser:
     return p
 
 
+def noise_from_args(args) -> tuple[NoiseSpec, list[float]]:
+    """The noise source with its file resolved and read (bad files fail here, before anything is
+    written), and the ratios it is trained at ([0.0] for sources that take none)."""
+    if args.noise in TAKES_RATIO:
+        ratios = args.ratio if args.ratio is not None else [0.5]
+    elif args.ratio is not None:
+        raise UsageError(f"--ratio does not apply to --noise {args.noise}: its noise rate is "
+                         "measured, not set")
+    else:
+        ratios = [0.0]
+    spec = NoiseSpec(args.noise, 0.0, args.noise_labels,
+                     str(args.noise_file) if args.noise_file is not None else None)
+    spec.check(args.dataset)
+    classes = CIFAR10_CLASSES if args.dataset == "cifar10" else FASHION_CLASSES
+    return resolve_file(spec, len(classes)), ratios
+
+
 def configs_from_args(args, device: torch.device, precision: str) -> list[TrainConfig]:
     profile = args.profile if args.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+    spec, ratios = noise_from_args(args)
+    args.ratio = ratios
     for r in args.ratio:
         if not 0.0 <= r <= 1.0:
             raise UsageError(f"--ratio {r} is outside [0, 1]")
@@ -97,7 +137,8 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
                     cfgs.append(make_config(
                         method=method, ratio=ratio, profile=profile, alpha=args.alpha,
                         dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
-                        noise=args.noise, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
+                        noise=args.noise, noise_labels=spec.labels, noise_file=spec.file,
+                        noise_sha256=spec.sha256, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
                         hparams=args.hparams,
                         precision=precision, smoothing=args.smoothing, knn_k=args.k,
                         width=args.width))
@@ -114,14 +155,16 @@ def results_table(runs: list[Path]) -> pd.DataFrame:
 
     from .reporting import paper
     from .runs.files import read_json
+    from .runs.rundir import load_train_config
 
     rows = []
     for run in runs:
         s = read_json(run / "summary.json")
+        cfg = load_train_config(run)
         ref = paper.lookup(s["ratio"], s["method"], dataset=s["dataset"], noise=s["noise"],
                            alpha=s["alpha"], dropout=s["dropout"])
         rows.append({
-            "ratio": s["ratio"], "method": s["method"], "alpha": s["alpha"], "p": s["dropout"],
+            "noise": cfg.noise_spec.tag, "method": s["method"], "alpha": s["alpha"], "p": s["dropout"],
             "seed": s["seed"], "noise_rate": round(100 * s["actual_noise_rate"], 1),
             "best_err": round(100 * s["best_test_error"], 1), "best_ep": s["best_epoch"],
             "last_err": round(100 * s["last_test_error"], 1),
@@ -129,6 +172,40 @@ def results_table(runs: list[Path]) -> pd.DataFrame:
             "min": round(s["total_seconds"] / 60, 1),
         })
     return pd.DataFrame(rows)
+
+
+def write_matrix(args, cfg: TrainConfig) -> int:
+    """--write-matrix: the empirical transition matrix of cfg's noise over the whole training
+    set (the label file alone for cifar10n), written as CSV; nothing else is written."""
+    from .data.cifar10n import load_human_labels
+    from .data.labelnoise import noisy_labels
+    from .data.transition import per_class_rate, row_normalise, transition_counts, write_matrix
+    from .runs.rundir import check_writable
+
+    path = args.write_matrix
+    if path.suffix.lower() != ".csv":
+        raise UsageError(f"--write-matrix writes CSV: give a path ending in .csv, not {path}")
+    if len(args.ratio) > 1 or len(args.noise_seed) > 1:
+        raise UsageError("--write-matrix writes one matrix: give one --ratio and one --noise-seed")
+    spec = cfg.noise_spec
+    if spec.source == "cifar10n":
+        human = load_human_labels(spec.file, spec.sha256)
+        clean, noisy = human.labels["clean_label"], human.label_set(spec.labels)
+        classes, where = CIFAR10_CLASSES, f"{spec.file} ({len(clean)} images)"
+    else:
+        from .data.datasets import load_dataset
+
+        ds = load_dataset(args.dataset, args.data, args.download)
+        clean, noisy = ds.y_train, noisy_labels(spec, ds, cfg.noise_seed)
+        classes, where = ds.classes, f"{ds.description} from {ds.source} ({len(clean)} images)"
+    counts = transition_counts(clean, noisy, len(classes))
+    check_writable(path.parent if str(path.parent) else Path("."))
+    write_matrix(path, row_normalise(counts), classes)
+    rates = ", ".join(f"{c} {100 * r:.1f}" for c, r in zip(classes, per_class_rate(counts),
+                                                          strict=True))
+    print(f"{path}: transition matrix of {spec.tag} noise on {where}; "
+          f"{100 * (clean != noisy).mean():.2f}% of the labels wrong (per true class, %: {rates})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(args.device)
     precision, why = choose_precision(args.precision, device)
     cfgs = configs_from_args(args, device, precision)
+    if args.write_matrix is not None:
+        return write_matrix(args, cfgs[0])
     check_writable(args.out)
     plans = [Planned(cfg, *plan_run(args.out, cfg, args.force)) for cfg in cfgs]
     todo = [p.cfg for p in plans if p.action != "done"]

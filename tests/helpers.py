@@ -159,3 +159,36 @@ def snapshot(root: Path) -> dict[str, tuple]:
             out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns,
                                              hashlib.sha256(p.read_bytes()).hexdigest())
     return out
+
+
+# --- CIFAR-10N-like label files --------------------------------------------------------------------
+
+def human_label_arrays(clean: np.ndarray, seed: int = 0,
+                       worker_error: tuple[float, float, float] = (0.17, 0.18, 0.18)
+                       ) -> dict[str, np.ndarray]:
+    """The six arrays of a CIFAR-10_human.pt for these clean labels: three simulated workers
+    (each wrong with its rate, a wrong label uniform over the other classes), their majority
+    vote (aggre; the first worker where all three differ) and a wrong worker label wherever one
+    exists (worse)."""
+    rng = np.random.default_rng(seed)
+    clean = np.asarray(clean, dtype=np.int64)
+    n = len(clean)
+    workers = []
+    for rate in worker_error:
+        wrong = rng.random(n) < rate
+        workers.append(np.where(wrong, (clean + rng.integers(1, 10, n)) % 10, clean))
+    r1, r2, r3 = workers
+    aggre = np.where((r2 == r3) & (r2 != r1), r2, r1)
+    worse = clean.copy()
+    for r in (r3, r2, r1):  # the first wrong worker label wins
+        worse = np.where(r != clean, r, worse)
+    return {"clean_label": clean, "aggre_label": aggre, "worse_label": worse,
+            "random_label1": r1, "random_label2": r2, "random_label3": r3}
+
+
+def write_human_labels(path: Path, arrays: dict) -> Path:
+    """A torch.save file shaped like CIFAR-10_human.pt: a dict of int64 numpy arrays."""
+    import torch
+
+    torch.save({k: np.asarray(v) for k, v in arrays.items()}, path)
+    return Path(path)

@@ -228,8 +228,8 @@ def test_run_directory_is_complete(finished, tiny):
     out, run, printed = finished
     assert run.name == "cifar10_sym0.5_mixup_a4_p0_quick_s0"  # the tuned quick default
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "summary.json",
-                                              "labels.csv", "last.pt", "best.pt", "selected.pt",
-                                              "predictions.csv"}
+                                              "labels.csv", "noise.json", "last.pt", "best.pt",
+                                              "selected.pt", "predictions.csv"}
     assert f"training {run}" in printed and "paper_best" in printed
 
     config = json.loads((run / "config.json").read_text())

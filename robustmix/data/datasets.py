@@ -30,6 +30,9 @@ class Dataset:
     y_test: np.ndarray
     source: str
     description: str
+    # Image folders only: the file name (stem) of each training image, in array order; None for
+    # sources in CIFAR-10's canonical order (pickle batches) and Fashion-MNIST.
+    train_names: np.ndarray | None = field(default=None, repr=False, compare=False)
     _test_fp: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -83,7 +86,7 @@ def cache_dir() -> Path:
 
 def _source_key(name: str, path: Path) -> str:
     """Hash of what identifies a source: its absolute path and, for every file, size and mtime."""
-    h = hashlib.sha256(f"{name}|{path.resolve()}|v2".encode())
+    h = hashlib.sha256(f"{name}|{path.resolve()}|v3".encode())
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
         st = f.stat()
@@ -114,6 +117,8 @@ def load_dataset(name: str, path: str | Path | None = None, download: bool = Fal
         try:
             with np.load(cached) as z:
                 arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "jpeg")}
+                if "train_names" in z.files:
+                    arrays["train_names"] = z["train_names"]
             return _make(name, arrays, path)
         except Exception:  # a damaged cache is rebuilt, never trusted
             cached.unlink(missing_ok=True)
@@ -159,5 +164,7 @@ def _make(name: str, a: dict[str, np.ndarray], path: Path) -> Dataset:
         # The shared offline copy is known to be quality 75; of other JPEG trees we only know
         # that they are lossy.
         desc += ", JPEG q75 copy" if "cifar10-jpeg" in path.name else ", JPEG copy (lossy)"
+    names = a.get("train_names")
     return Dataset(name, classes, a["x_train"], a["y_train"].astype(np.int64),
-                   a["x_test"], a["y_test"].astype(np.int64), str(path), desc)
+                   a["x_test"], a["y_test"].astype(np.int64), str(path), desc,
+                   train_names=names if names is not None and len(names) else None)

@@ -189,6 +189,8 @@ class _ImageCollector:
             out[f"x_{split}"] = np.empty((len(items), 32, 32, 3), dtype=np.uint8)
             out[f"y_{split}"] = np.array([CIFAR10_CLASSES.index(keys[i][1]) for i in items],
                                          dtype=np.int64)
+            if split == "train":  # file names (stems) align CIFAR-10N with image folders
+                out["train_names"] = np.array([Path(keys[i][2]).stem for i in items], dtype=str)
             where = np.full(self.n_rows, -1, dtype=np.int64)
             where[rows[items]] = np.arange(len(items))
             dest[split] = where

@@ -27,12 +27,15 @@ from ..atomic import write_csv, write_text
 from ..runs.provenance import git_commit
 from ..training.methods import method_label
 from . import results as R
+from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
 
-FIGURES = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
+FIGURES = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation", "fig_transition",
+           "fig_sources")
 TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
-          "table_ablation", "table_sweep", "table_runs")
+          "table_ablation", "table_sweep", "table_runs", "table_sources",
+          "table_source_contrasts")
 OWNED = ("report.md", *(f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "csv")),
          *(f"{t}.csv" for t in TABLES))
 KIND_HEADERS = {"last": "last", "selected": "selected (noisy validation)",
@@ -358,6 +361,113 @@ def _fig_md(stem: str, caption: str, data: str | None = None) -> str:
             f"[{stem}.png]({stem}.png) · [{stem}.pdf]({stem}.pdf) · data: [{data}.csv]({data}.csv)")
 
 
+# --------------------------------------------------------------------------- noise sources
+
+
+def _classes(runs: pd.DataFrame) -> tuple[str, ...]:
+    from ..data.classes import CIFAR10_CLASSES, FASHION_CLASSES
+
+    return FASHION_CLASSES if set(runs["dataset"]) == {"fashion-mnist"} else CIFAR10_CLASSES
+
+
+def _short_sha(sha) -> str:
+    return f"sha256 `{sha[:12]}…`" if isinstance(sha, str) and sha else "sha256 not recorded"
+
+
+def describe_source(r) -> str:
+    """One noise source in words, with its reference; CIFAR-10N names its licence and set."""
+    label, src = r["source_label"], r["noise_source"]
+    file = Path(str(r["noise_file"])).name if isinstance(r["noise_file"], str) else "?"
+    if src == "sym":
+        return (f"{label}: each label replaced with probability r by a class drawn uniformly "
+                "(Zhang et al. 2017)")
+    if src == "asym":
+        return f"{label}: CIFAR-10 class-pair flips with probability r (Patrini et al. 2017)"
+    if src == "idn":
+        return (f"{label}: instance-dependent noise at rate r, the generator of Xia et al. "
+                "(NeurIPS 2020)")
+    if src == "cifar10n":
+        return (f"{label}: CIFAR-10N (CC BY-NC 4.0), label set {r['noise_labels']}, human labels "
+                f"of Wei et al. (ICLR 2022) from `{file}` ({_short_sha(r['noise_sha256'])})")
+    if src == "matrix":
+        return (f"{label}: class-conditional noise drawn from the transition matrix in "
+                f"`{file}` ({_short_sha(r['noise_sha256'])})")
+    return str(label)
+
+
+def source_descriptions(runs: pd.DataFrame) -> list[str]:
+    first = runs.drop_duplicates(subset=["source_label"])
+    return [describe_source(r) for _, r in first.iterrows()]
+
+
+def md_sources(t: pd.DataFrame) -> str:
+    kinds = _kinds(t)
+    rows = [[r["source_label"], fmt(r["measured_rate"]), name(r["method"]), *_setting_cells(r),
+             r["n_seeds"], *_error_cells(r, kinds)] for _, r in t.iterrows()]
+    return md_table(["noise source", "wrong labels (%)", "method", "α", "p", "seeds",
+                     *[KIND_HEADERS[k] for k in kinds]], rows)
+
+
+def md_contrasts(t: pd.DataFrame) -> str:
+    kinds = [k for k in R.KINDS if (t["checkpoint"] == k).any()]
+    rows = []
+    for (comparison, method), g in t.groupby(["comparison", "method"], sort=False):
+        cells = {r["checkpoint"]: fmt_signed_ci(r["effect"], r["lo"], r["hi"])
+                 for _, r in g.iterrows()}
+        rows.append([comparison if method == "erm−mixup" else f"{comparison}, {name(method)}",
+                     *[cells.get(k, "–") for k in kinds], int(g["n_seeds"].max()),
+                     "; ".join(dict.fromkeys(g["interval_over"]))])
+    return md_table(["difference in test error (points)", *[KIND_HEADERS[k] for k in kinds],
+                     "seeds", "interval over"], rows)
+
+
+def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
+                         sources: pd.DataFrame, contrasts: pd.DataFrame | None = None
+                         ) -> list[str]:
+    """Each noise source: what it is, how many training labels it got wrong overall and per true
+    class, its transition matrix, and (with several sources) test error across sources."""
+    md = ["## Noise sources", ""]
+    rows = []
+    for label, g in runs.groupby("source_label", sort=False):
+        tr = transitions[transitions["source_label"] == label] if not transitions.empty else None
+        per_class = "–"
+        if tr is not None and not tr.empty:
+            rates = tr.drop_duplicates(subset=["clean"])["class_rate"]
+            per_class = f"{rates.min():.1f}–{rates.max():.1f}"
+        rows.append([label, len(g), int(g["train_images"].dropna().max())
+                     if g["train_images"].notna().any() else "–",
+                     fmt(g["noise_rate"].mean(), 2), per_class, fmt(g["source_rate"].iloc[0], 2)])
+    md += ["- " + d for d in source_descriptions(runs)]
+    md += ["", "Wrong labels among the training images the runs trained on (mean over runs; the "
+           "same for every method and seed of a noise seed), the range over true classes, and "
+           "the source's rate over the whole training set (CIFAR-10N: measured; synthetic "
+           "sources: expected). For sources without a ratio (CIFAR-10N, matrix), the tables "
+           "below place them at that whole-set rate in their noise column.", "",
+           md_table(["noise source", "runs", "training images", "wrong (%)",
+                     "per true class (%)", "whole training set (%)"], rows), ""]
+    if not transitions.empty:
+        md += [_fig_md("fig_transition", "transition matrices of the noise sources"), "",
+               "Transition matrix of each source's training labels: row = true class, column = "
+               "the label trained on, cell = % of the true class (row-normalised); counts in "
+               "the data file.", ""]
+    if not sources.empty:
+        md += ["### Test error across noise sources", "",
+               _fig_md("fig_sources", "test error per method across noise sources"), "",
+               "Test error (%) per method and noise source, mean [95 % interval]; "
+               f"{_interval_note(sources, [f'{k}_error_over' for k in R.KINDS])}. Sources in "
+               "order of their measured rate of wrong training labels. Table: "
+               "[table_sources.csv](table_sources.csv)", "", md_sources(sources), ""]
+    if contrasts is not None and not contrasts.empty:
+        md += ["Paired differences in test error, in points, mean [95 % interval], each method "
+               "at its chosen setting, runs paired by seed and evaluated on the same test "
+               "images: `ERM − mixup on` a source (+ = mixup has the lower error there), and "
+               "`A − B` for a method (+ = the method does worse on source A than on B). "
+               "Measurements, not claims of the paper. Table: "
+               "[table_source_contrasts.csv](table_source_contrasts.csv)", "",
+               md_contrasts(contrasts), ""]
+    return md
+
+
 def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, checkpoint: str,
                  command: str) -> list[Path]:
     """Write every table, figure and report.md under out; return the paths written."""
@@ -383,6 +493,10 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     robust = R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise)
     flags = R.flag_table(res.flags, checkpoint)
     verdicts = V.verdict_table(res, checkpoint)
+    transitions = R.transition_table(runs)
+    several_sources = runs["noise"].nunique() > 1
+    sources = R.sources_table(noise, runs) if several_sources else noise.iloc[0:0]
+    contrasts = SRC.contrast_table(runs, preds) if several_sources else pd.DataFrame()
 
     csv("table_verdicts", verdicts)
     csv("table_runs", runs.drop(columns=["path", "setup"]))
@@ -398,6 +512,10 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         csv("table_ablation", ablation)
     if not sweep.empty:
         csv("table_sweep", sweep)
+    if not sources.empty:
+        csv("table_sources", sources)
+    if not contrasts.empty:
+        csv("table_source_contrasts", contrasts)
 
     fig_noise_cols = ["condition", "ratio", "method", "alpha", "dropout", "n_seeds",
                       *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
@@ -425,6 +543,16 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
                                         for s in ("mean", "lo", "hi")]]])
         written += plots.plot_ablation(ablation, out / "fig_ablation")
 
+    if not transitions.empty:
+        csv("fig_transition", transitions)
+        written += plots.plot_transitions(transitions, out / "fig_transition", _classes(runs))
+    if not sources.empty:
+        csv("fig_sources", sources[["condition", "ratio", "source_label", "measured_rate",
+                                    "method", "alpha", "dropout", "n_seeds",
+                                    *[f"{k}_error_{s}" for k in R.KINDS
+                                      for s in ("mean", "lo", "hi")]]])
+        written += plots.plot_sources(sources, out / "fig_sources")
+
     prov = R.provenance(runs)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     top = _git_toplevel()
@@ -443,6 +571,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     for s in prov["setup"]:
         k = int((runs["setup"] == s).sum())
         md.append(f"- Profile: {s} ({k} run{'s' if k != 1 else ''})")
+    md.append("- Label noise: " + "; ".join(source_descriptions(runs)))
     md += ["- Checkpoints: last; selected (noisy validation: the epoch of best accuracy on a "
            "held-out set labelled with the noisy labels); test-selected (oracle, optimistic: "
            "the epoch of best test accuracy, the paper's \"best\")",
@@ -465,6 +594,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     if res.skipped:
         md += ["Left out or noted:", "", *[f"- {s}" for s in res.skipped], ""]
 
+    md += noise_source_section(runs, transitions, sources, contrasts)
     chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
     md += ["## Test error under label noise", "",
            _fig_md("fig_noise", "test accuracy against label noise ratio"), "",

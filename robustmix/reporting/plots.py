@@ -350,3 +350,96 @@ def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
     _legend_below(fig, handles, 3)
     fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(handles) - 1) // 3), wspace=0.15)
     return save(fig, stem)
+
+
+def plot_transitions(table: pd.DataFrame, stem: Path, classes: list[str] | tuple[str, ...]
+                     ) -> list[Path]:
+    """The transition matrix of each noise source's training labels as a heatmap: row = true
+    class, column = noisy label, cell = % of the true class given that label (row-normalised,
+    annotated where at least 0.5 %), one panel per source."""
+    labels = list(dict.fromkeys(table["source_label"]))
+    cols = min(len(labels), 3)
+    rows = -(-len(labels) // cols)
+    fig = Figure(figsize=(5.0 * cols + 1.0, 4.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(wspace=0.45, hspace=0.55)
+    image = None
+    for n, (ax, label) in enumerate(zip(axes.flat, labels, strict=False)):
+        d = table[table["source_label"] == label]
+        k = int(max(d["clean"].max(), d["noisy"].max())) + 1
+        m = np.zeros((k, k))
+        m[d["clean"].to_numpy(), d["noisy"].to_numpy()] = 100 * d["fraction"].to_numpy(dtype=float)
+        image = ax.imshow(m, vmin=0, vmax=100, cmap="Blues")
+        for i in range(k):
+            for j in range(k):
+                if m[i, j] >= 0.5:
+                    ax.text(j, i, f"{m[i, j]:.0f}" if m[i, j] >= 9.5 else f"{m[i, j]:.1f}",
+                            ha="center", va="center", fontsize=5.5,
+                            color="white" if m[i, j] > 55 else "black")
+        names = list(classes)[:k] if len(classes) >= k else [str(c) for c in range(k)]
+        ax.set_xticks(range(k))
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
+        ax.set_yticks(range(k))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_xlabel("noisy label", fontsize=8)
+        if n % cols == 0:
+            ax.set_ylabel("true class", fontsize=8)
+        first = d.iloc[0]
+        draws = int(first["label_draws"])
+        ax.set_title(f"{label}: {first['rate']:.1f}% wrong\n{int(first['images'])} training labels"
+                     + (f" ({draws} noise seeds)" if draws > 1 else ""), fontsize=9)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes.flat), fraction=0.025, pad=0.02,
+                     label="% of the true class")
+    return save(fig, stem)
+
+
+def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Test error (%) of each method across noise sources, for each checkpoint kind the runs
+    have: x = noise source, annotated with its measured rate of wrong training labels (sources
+    in order of that rate); points = mean over seeds, bars = 95 % interval."""
+    groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
+    methods = _methods(table)
+    kinds = [k for k in ("last", "selected", "test_selected")
+             if table[f"{k}_error_mean"].notna().any()]
+    fig = Figure(figsize=(max(4.8, 1.2 + 1.5 * len(groups)) * len(kinds), 4.8))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    step = 0.7 / max(len(methods), 1)
+    handles = []
+    ticks = []
+    for c, ratio in groups:
+        r = table[(table["condition"] == c) & (table["ratio"] == ratio)].iloc[0]
+        ticks.append(f"{r['source_label']}\n{r['measured_rate']:.1f}% wrong")
+    for ax, kind in zip(axes, kinds, strict=True):
+        for k, m in enumerate(methods):
+            d = table[table["method"] == m]
+            xs, rows = [], []
+            for g, (c, ratio) in enumerate(groups):
+                hit = d[(d["condition"] == c) & (d["ratio"] == ratio)]
+                if not hit.empty:
+                    xs.append(g - 0.35 + step * (k + 0.5))
+                    rows.append(hit.iloc[0])
+            if not rows:
+                continue
+            dm = pd.DataFrame(rows)
+            h = ax.errorbar(xs, dm[f"{kind}_error_mean"].to_numpy(dtype=float),
+                            yerr=_yerr(dm, f"{kind}_error_mean", f"{kind}_error_lo",
+                                       f"{kind}_error_hi"),
+                            color=method_color(m), marker=method_marker(m), linestyle="none",
+                            capsize=3, markersize=6,
+                            label=_label(m, "", [], table[table["method"] == m]))
+            if kind == kinds[0]:
+                handles.append(h)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(ticks, fontsize=8)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_title(f"test error, {KIND_TITLES[kind]}", fontsize=10)
+        ax.set_xlabel("noise source (measured rate of wrong training labels)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(labelleft=True)
+    axes[0].set_ylabel("test error (%)")
+    _legend_below(fig, handles, 2)
+    fig.subplots_adjust(bottom=0.26 + 0.05 * ((len(handles) - 1) // 2), wspace=0.15)
+    return save(fig, stem)

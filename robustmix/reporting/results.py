@@ -36,8 +36,9 @@ import pandas as pd
 
 from ..attacks.flags import FLAGS
 from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robust_table
+from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, METRICS, PREDICTIONS, SUMMARY, read_json
+from ..runs.files import ATTACK, CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
 from ..training.methods import METHODS, PAPER_METHODS, method_rank
 from . import paper
@@ -204,10 +205,11 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
     per_epoch = {"last": _pct(pick("last_test_error", last["test_error"] / 100)),
                  "test_selected": _pct(pick("best_test_error", best["test_error"] / 100)),
                  "selected": _pct(s.get("selected_test_error"))}
+    noise = _noise_columns(run, t, s)
     row = {
         "run": run.name, "path": str(run),
         **{k: t.get(k) for k in CONDITION_KEYS},
-        "ratio": round(float(t.get("ratio", s.get("ratio", 0.0))), 6),
+        **noise,
         "method": t.get("method", s.get("method")),
         "alpha": float(t.get("alpha", s.get("alpha", 0.0))),
         "dropout": float(t.get("dropout", s.get("dropout", 0.0))),
@@ -249,6 +251,40 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
     for k in ("test_n", "train_subset", "val_n"):  # None (= all / none) must stay groupable
         row[k] = 0 if row[k] is None else int(row[k])
     return row, m
+
+
+def source_label(source: str, ratio: float, labels: str | None = None,
+                 file: str | None = None) -> str:
+    """How reports name a noise source: 'sym 50%', 'CIFAR-10N worst', 'matrix (T.csv)'."""
+    if source == "cifar10n":
+        return f"CIFAR-10N {labels}"
+    if source == "matrix":
+        return f"matrix ({Path(file).name if file else '?'})"
+    return f"{source} {100 * ratio:g}%"
+
+
+def _noise_columns(run: Path, t: dict, s: dict) -> dict:
+    """The run's noise: `noise` (the source; with its label set or matrix file for sources
+    without a ratio, so that each is a condition of its own), `ratio` (for those sources, the
+    fraction of wrong labels the source gives the whole training set, from noise.json, so that
+    tables and figures place them by their rate), and the source's label, file and sha256."""
+    source = t.get("noise", s.get("noise", "sym"))
+    ratio = float(t.get("ratio", s.get("ratio", 0.0)))
+    labels, file = t.get("noise_labels"), t.get("noise_file")
+    rec = read_json(run / NOISE) if (run / NOISE).exists() else {}
+    source_rate = rec.get("source_rate") if isinstance(rec, dict) else None
+    out = {"noise": source, "noise_source": source, "noise_labels": labels,
+           "noise_file": file, "noise_sha256": t.get("noise_sha256"),
+           "source_label": source_label(source, ratio, labels, file),
+           "source_rate": _pct(source_rate)}
+    if source not in TAKES_FILE:
+        out["ratio"] = round(ratio, 6)
+    else:
+        out["noise"] = (f"cifar10n-{labels}" if source == "cifar10n"
+                        else f"matrix-{Path(file).stem if file else '?'}")
+        rate = source_rate if source_rate is not None else s.get("actual_noise_rate", 0.0)
+        out["ratio"] = round(float(rate), 4)
+    return out
 
 
 def _checkpoint_name(c: str) -> str:
@@ -817,6 +853,82 @@ def attack_plot_table(attack: pd.DataFrame, noise: pd.DataFrame) -> pd.DataFrame
             choice = settings.index[0]
         keep.append(g[(g["alpha"] == choice[0]) & (g["dropout"] == choice[1])])
     return pd.concat(keep, ignore_index=True)
+
+
+def transition_counts(run: Path, num_classes: int = 10) -> np.ndarray | None:
+    """The run's training labels as a true class x noisy label count matrix: from noise.json,
+    or, for runs made before it existed, from labels.csv (None when neither is readable)."""
+    run = Path(run)
+    if (run / NOISE).exists():
+        rec = read_json(run / NOISE)
+        if isinstance(rec, dict) and isinstance(rec.get("counts"), list):
+            return np.asarray(rec["counts"], dtype=np.int64)
+    if (run / LABELS).exists():
+        try:
+            lab = pd.read_csv(run / LABELS)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return None
+        if not {"clean", "noisy"} <= set(lab.columns):
+            return None
+        if "split" in lab.columns:
+            lab = lab[lab["split"] == "train"]
+        c, n = lab["clean"].to_numpy(np.int64), lab["noisy"].to_numpy(np.int64)
+        if len(c) == 0 or min(c.min(), n.min()) < 0 or max(c.max(), n.max()) >= num_classes:
+            return None
+        return np.bincount(c * num_classes + n,
+                           minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return None
+
+
+SOURCE_KEYS = ("dataset", "noise", "ratio", "train_subset", "val_n", "noise_seed")
+
+
+def transition_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per noise source (`source_label`): the empirical transition matrix of the training labels
+    in long form (true class, noisy label, count, row-normalised fraction), the noise rate per
+    true class, and over how many distinct label draws it is pooled. Runs that share dataset,
+    noise, ratio, subset sizes and noise seed trained on the same labels, so each such draw
+    counts once; draws of several noise seeds are summed. Empty when no run has its labels."""
+    rows = []
+    for label, g in runs.groupby("source_label", sort=False):
+        total, draws = None, 0
+        for _, r in g.drop_duplicates(subset=list(SOURCE_KEYS)).iterrows():
+            counts = transition_counts(Path(r["path"]))
+            if counts is None:
+                continue
+            total = counts if total is None else total + counts
+            draws += 1
+        if total is None:
+            continue
+        k = len(total)
+        n = total.sum(1)
+        for i in range(k):
+            for j in range(k):
+                rows.append({"source_label": label, "noise": g["noise"].iloc[0],
+                             "clean": i, "noisy": j, "count": int(total[i, j]),
+                             "fraction": round(total[i, j] / n[i], 6) if n[i] else 0.0,
+                             "class_rate": round(100 * (1 - total[i, i] / n[i]), ROUND)
+                             if n[i] else np.nan,
+                             "rate": round(100 * (1 - np.trace(total) / total.sum()), ROUND),
+                             "images": int(total.sum()), "label_draws": draws})
+    return pd.DataFrame(rows)
+
+
+def sources_table(noise: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """noise_table's rows (chosen setting per method) with each row's noise source named and its
+    measured rate on the training labels (mean over the runs): test error per method across
+    noise sources. Sorted by measured rate, then method."""
+    if noise.empty:
+        return noise
+    meta = runs.groupby(["condition", "ratio"], sort=False).agg(
+        source_label=("source_label", "first"), measured_rate=("noise_rate", "mean"),
+        source_rate=("source_rate", "first"), noise_labels=("noise_labels", "first"),
+        noise_file=("noise_file", "first")).reset_index()
+    t = noise.merge(meta, on=["condition", "ratio"], how="left")
+    t["measured_rate"] = t["measured_rate"].round(ROUND)
+    t["_order"] = t["method"].map(method_rank)
+    t = t.sort_values(["measured_rate", "source_label", "_order"]).drop(columns="_order")
+    return t.reset_index(drop=True)
 
 
 def provenance(runs: pd.DataFrame) -> dict:

@@ -1,7 +1,8 @@
 """The files of a run directory, and reading them (imports no torch: --help reads it).
 
 A run directory holds config.json (training config plus seed, versions, device and git commit),
-labels.csv (clean and noisy training labels), metrics.csv (one row per epoch), summary.json
+labels.csv (clean and noisy training labels), noise.json (the noise source, the empirical
+transition matrix and per-class noise rates of the training labels), metrics.csv (one row per epoch), summary.json
 (written last: its presence means the run is finished), last.pt and best.pt checkpoints, and,
 once attacked, attack.csv.
 """
@@ -17,6 +18,7 @@ CONFIG = "config.json"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 LABELS = "labels.csv"
+NOISE = "noise.json"  # the noise source and its transition matrix on the training labels
 LAST = "last.pt"
 BEST = "best.pt"  # test-selected: the epoch of highest test accuracy (an optimistic oracle)
 SELECTED = "selected.pt"  # the epoch of highest accuracy on the noisy validation set

@@ -106,6 +106,8 @@ def check_study(study) -> None:
           f"({len(plans) - len(todo)} finished), profile {study.configs[0].profile}, {where}")
     for p in plans:
         print(f"  {p.action:>6}  {p.run}")
+    for f in study.missing_files:
+        print(f"  note: noise file {f} is not here; it is read when the study runs")
     if study.attack is not None:
         from .spec import attack_options, attack_sources, source_only
 

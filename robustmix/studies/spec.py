@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -18,8 +18,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..attacks.registry import ATTACKS, DEFAULT_ATTACKS
-from ..data.classes import DATASETS
-from ..data.labelnoise import NOISE_TYPES
+from ..data.classes import CIFAR10_CLASSES, DATASETS, FASHION_CLASSES
+from ..data.labelnoise import NOISE_TYPES, TAKES_RATIO, NoiseSpec, resolve_file
 from ..errors import UsageError
 from ..runs.files import CHECKPOINTS
 from ..training.config import PROFILES, TrainConfig, make_config
@@ -30,11 +30,13 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     "": {"name": str, "description": str, "out": str, "report": str, "data": dict,
          "train": dict, "methods": dict, "attack": dict},
     "data": {"dataset": str, "path": str},
-    "train": {"profile": str, "noise": str, "ratios": list, "seeds": list, "noise_seed": int,
+    "train": {"profile": str, "noise": (str, list), "ratios": list, "seeds": list, "noise_seed": int,
               "noise_seeds": list, "val_n": int, "hparams": str,
               "epochs": int, "width": int, "train_subset": int, "precision": str, "device": str,
               "smoothing": float, "k": int},
     "method": {"alpha": list, "dropout": list},
+    # an entry of train.noise given as a table (a plain string names a source with defaults)
+    "noise": {"source": str, "labels": str, "file": str, "ratios": list},
     "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
                "checkpoint": str, "batch": int, "source": dict, "sources": dict,
                "restarts": int, "queries": int, "seed": int, "precision": str,
@@ -61,6 +63,7 @@ class Study:
     attack: dict | None = None
     source: TrainConfig | None = None
     description: str = ""
+    missing_files: list[str] = field(default_factory=list)  # noise files not found here
     precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
 
     def set_precision(self, precision: str) -> None:
@@ -80,7 +83,8 @@ def _check_keys(table: dict, section: str, prefix: str) -> None:
         if want is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
-            raise UsageError(f"key '{full}' must be a {want.__name__}, got {type(value).__name__} {value!r}")
+            kind = " or ".join(t.__name__ for t in want) if isinstance(want, tuple) else want.__name__
+            raise UsageError(f"key '{full}' must be a {kind}, got {type(value).__name__} {value!r}")
 
 
 def _numbers(value: list, key: str) -> list[float]:
@@ -121,13 +125,11 @@ def _build(path: Path, doc: dict) -> Study:
     profile = train.get("profile", "quick")
     if profile not in PROFILES:
         raise UsageError(f"key 'train.profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
-    noise = train.get("noise", "sym")
-    if noise not in NOISE_TYPES:
-        raise UsageError(f"key 'train.noise' must be one of {', '.join(NOISE_TYPES)}, got {noise!r}")
     ratios = _numbers(train.get("ratios", [0.5]), "train.ratios")
     for r in ratios:
         if not 0 <= r <= 1:
             raise UsageError(f"key 'train.ratios' holds {r}, outside [0, 1]")
+    noises, missing = _noise_settings(train, ratios, dataset)
     seeds = _ints(train.get("seeds", [0]), "train.seeds")
     if "noise_seed" in train and "noise_seeds" in train:
         raise UsageError("give 'train.noise_seed' or 'train.noise_seeds', not both")
@@ -159,7 +161,7 @@ def _build(path: Path, doc: dict) -> Study:
                                            or (index.isascii() and index.isdigit())):
         raise UsageError(f"key 'train.device' must be auto, cpu, cuda or cuda:N, got {device!r}")
     configs = []
-    for ratio in ratios:
+    for spec, ratio in noises:
         for name, settings in methods.items():
             alphas = _numbers(settings["alpha"], f"methods.{name}.alpha") if "alpha" in settings else [None]
             drops = _numbers(settings["dropout"], f"methods.{name}.dropout") if "dropout" in settings else [None]
@@ -167,7 +169,9 @@ def _build(path: Path, doc: dict) -> Study:
                 try:
                     cfg = make_config(
                         method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
-                        epochs=train.get("epochs"), dataset=dataset, noise=noise,
+                        epochs=train.get("epochs"), dataset=dataset, noise=spec.source,
+                        noise_labels=spec.labels, noise_file=spec.file,
+                        noise_sha256=spec.sha256,
                         noise_seed=noise_seed, seed=seed, val_n=train.get("val_n"),
                         hparams=train.get("hparams", "auto"),
                         precision="fp32" if precision == "auto" else precision,
@@ -228,6 +232,11 @@ def _build(path: Path, doc: dict) -> Study:
             if not matches:
                 raise UsageError(f"key 'attack.source' = {src} names no run of this study")
             source_cfg = matches[0]
+        if "sources" in attack and (len({(c.noise, c.noise_labels, c.noise_file)
+                                         for c in configs}) > 1
+                                    or any(c.noise not in TAKES_RATIO for c in configs)):
+            raise UsageError("key 'attack.sources' names a source per noise ratio: use it with "
+                             "one noise source that takes a ratio, or 'attack.source' for all")
         if "sources" in attack:
             _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
     name = doc.get("name", path.stem)
@@ -236,7 +245,62 @@ def _build(path: Path, doc: dict) -> Study:
         report=Path(doc.get("report", f"reports/{name}")), dataset=dataset,
         data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
         attack=attack, source=source_cfg, description=doc.get("description", ""),
-        precision=precision)
+        precision=precision, missing_files=missing)
+
+
+def _noise_settings(train: dict, ratios: list[float], dataset: str
+                    ) -> tuple[list[tuple[NoiseSpec, float]], list[str]]:
+    """train.noise as (source, ratio) pairs, and the noise files not found here.
+
+    train.noise is a source name, or a list of names and tables {source, labels, file, ratios}:
+    sym, asym and idn take train.ratios (or the entry's own ratios); matrix and cifar10n take a
+    file and no ratio. Files that exist are hashed (and a matrix checked) now; a CIFAR-10N
+    file's content, and files that are missing here, are read when the study runs, before any
+    run is written."""
+    raw = train.get("noise", "sym")
+    entries = [raw] if isinstance(raw, str) else raw
+    if not entries:
+        raise UsageError("key 'train.noise' is an empty list: name one or more noise sources")
+    k = len(CIFAR10_CLASSES if dataset == "cifar10" else FASHION_CLASSES)
+    out: list[tuple[NoiseSpec, float]] = []
+    missing: list[str] = []
+    for i, entry in enumerate(entries):
+        where = "train.noise" if isinstance(raw, str) else f"train.noise[{i}]"
+        if isinstance(entry, str):
+            entry = {"source": entry}
+        if not isinstance(entry, dict):
+            raise UsageError(f"key '{where}' must be a source name or a table such as "
+                             '{ source = "cifar10n", labels = "worst", file = "..." }')
+        _check_keys(entry, "noise", where)
+        source = entry.get("source")
+        if source not in NOISE_TYPES:
+            raise UsageError(f"key '{where}' names noise source {source!r}; choose from "
+                             f"{', '.join(NOISE_TYPES)}")
+        if source in TAKES_RATIO:
+            mine = _numbers(entry["ratios"], f"{where}.ratios") if "ratios" in entry else ratios
+        elif "ratios" in entry:
+            raise UsageError(f"key '{where}.ratios': {source} noise takes no ratio (its rate "
+                             "is measured)")
+        else:
+            mine = [0.0]
+        spec = NoiseSpec(source, 0.0, entry.get("labels"), entry.get("file"))
+        try:
+            for r in mine:
+                NoiseSpec(source, r, spec.labels, spec.file).check(dataset)
+            if spec.file is not None:
+                if Path(spec.file).expanduser().is_file():
+                    spec = resolve_file(spec, k, read=source == "matrix")
+                else:
+                    missing.append(spec.file)
+                    spec = NoiseSpec(source, 0.0, spec.labels,
+                                     str(Path(spec.file).expanduser().absolute()))
+        except UsageError as e:
+            raise UsageError(f"key '{where}': {e}") from None
+        out += [(NoiseSpec(source, r, spec.labels, spec.file, spec.sha256), r) for r in mine]
+    if "ratios" in train and not any(s.source in TAKES_RATIO for s, _ in out):
+        raise UsageError("key 'train.ratios': no noise source of this study takes a ratio "
+                         "(matrix and cifar10n noise rates are measured)")
+    return out, missing
 
 
 def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from ..data.labelnoise import NOISE_TYPES
+from ..data.labelnoise import RATIOLESS_LEVEL, TAKES_RATIO, NoiseSpec
 from ..errors import UsageError
 from .methods import HPARAMS, METHODS, default_alpha, default_dropout, hparams_for
 
@@ -61,16 +61,31 @@ class TrainConfig:
     val_n: int = 0  # validation images held out of the training pool (0: none)
     precision: str = "fp32"
     augment: bool = True
+    # Sources with a file (matrix, cifar10n): the CIFAR-10N label set, the file's absolute path
+    # and sha256. None for the other sources, and then left out of to_dict(), so the configs of
+    # runs made before these sources existed compare equal.
+    noise_labels: str | None = None
+    noise_file: str | None = None
+    noise_sha256: str | None = None
+
+    @property
+    def noise_spec(self) -> NoiseSpec:
+        return NoiseSpec(self.noise, self.ratio, self.noise_labels, self.noise_file,
+                         self.noise_sha256)
 
     @property
     def run_name(self) -> str:
         # The noise seed appears only when it is not the default, so existing names stay.
         noise_seed = f"_n{self.noise_seed}" if self.noise_seed else ""
-        return (f"{self.dataset}_{self.noise}{self.ratio:g}_{self.method}"
+        return (f"{self.dataset}_{self.noise_spec.tag}_{self.method}"
                 f"_a{self.alpha:g}_p{self.dropout:g}_{self.profile}_s{self.seed}{noise_seed}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for k in _OPTIONAL_NOISE_KEYS:
+            if d[k] is None:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -83,18 +98,13 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.method not in METHODS:
             raise UsageError(f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
-        if self.noise not in NOISE_TYPES:
-            raise UsageError(f"unknown noise type '{self.noise}' (choose from {', '.join(NOISE_TYPES)})")
-        if not (isinstance(self.ratio, (int, float)) and 0.0 <= self.ratio <= 1.0):
-            raise UsageError(f"noise ratio {self.ratio} is outside [0, 1]")
+        self.noise_spec.check(self.dataset)
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise UsageError(f"mixup alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.smoothing < 1.0:
             raise UsageError(f"label smoothing must be in [0, 1), got {self.smoothing}")
-        if self.noise == "asym" and self.dataset != "cifar10":
-            raise UsageError(f"asymmetric noise is defined for cifar10 only, not {self.dataset}")
         if self.knn_k < 1:
             raise UsageError(f"--k must be at least 1, got {self.knn_k}")
         if self.epochs < 1:
@@ -114,6 +124,9 @@ class TrainConfig:
         return self
 
 
+_OPTIONAL_NOISE_KEYS = ("noise_labels", "noise_file", "noise_sha256")
+
+
 def make_config(*, method: str, ratio: float, profile: str, alpha: float | None = None,
                 dropout: float | None = None, epochs: int | None = None, hparams: str = "auto",
                 **overrides) -> TrainConfig:
@@ -125,6 +138,9 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
         raise UsageError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
     if method not in METHODS:
         raise UsageError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+    noise = overrides.get("noise") or "sym"
+    # Sources without a ratio take the defaults of one noisy level (their rate is measured).
+    level = ratio if noise in TAKES_RATIO else RATIOLESS_LEVEL
     p = dict(PROFILES[profile])
     n_epochs = epochs if epochs is not None else p["epochs"]
     fractions = p.pop("milestones")
@@ -132,8 +148,8 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
     p["milestones"] = [max(1, round(f * n_epochs)) for f in fractions]
     cfg = TrainConfig(
         method=method, ratio=ratio, profile=profile,
-        alpha=default_alpha(method, ratio, hparams_for(profile, hparams)) if alpha is None else alpha,
-        dropout=(default_dropout(method, ratio, hparams_for(profile, hparams)) if dropout is None
+        alpha=default_alpha(method, level, hparams_for(profile, hparams)) if alpha is None else alpha,
+        dropout=(default_dropout(method, level, hparams_for(profile, hparams)) if dropout is None
                  else dropout),
         **p,
     )

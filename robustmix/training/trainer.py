@@ -23,10 +23,10 @@ from ..evaluation.device import autocast
 from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
-from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, PREDICTIONS, SELECTED, SUMMARY
+from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, NOISE, PREDICTIONS, SELECTED, SUMMARY
 from .batches import PAD, BatchPlan, crop_flip, epoch_plans
 from .config import TrainConfig
-from .labels import Labels, make_labels
+from .labels import Labels, make_labels, noise_record
 from .methods import METHODS
 from .mixing import knn_table, mix_inputs, mix_targets, soft_cross_entropy
 from .models import build_model
@@ -190,6 +190,8 @@ def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
     labels = make_labels(cfg, ds)
     if not (run / LABELS).exists():
         write_csv(run / LABELS, labels.to_frame())
+    if not (run / NOISE).exists():
+        write_json(run / NOISE, noise_record(cfg, labels, ds))
     trainer = Trainer(cfg, ds, labels, device, run, show_progress)
     start, best, selected, rows = 0, (-1.0, 0), (-1.0, 0), []
     if (run / LAST).exists():
