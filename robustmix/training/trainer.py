@@ -24,10 +24,10 @@ from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
 from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, PREDICTIONS, SELECTED, SUMMARY
+from .api import Batch
 from .batches import PAD, BatchPlan, crop_flip, epoch_plans
 from .config import TrainConfig
 from .labels import Labels, make_labels
-from .api import Batch
 from .methods import METHODS
 from .mixing import knn_table
 from .models import build_model
