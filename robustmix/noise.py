@@ -99,7 +99,7 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
         if not 0.0 <= r <= 1.0:
             raise UsageError(f"--ratio {r} is outside [0, 1]")
     if not args.methods:
-        raise UsageError(f"--methods names no method (choose from {', '.join(METHODS)})")
+        raise UsageError(f"unknown method (none) (choose from {', '.join(METHODS)})")
     specs = [resolve_method(m) for m in args.methods]
     params = method_params(args.method_param, specs)
     for name, seeds in (("--seed", args.seed), ("--noise-seed", args.noise_seed)):
