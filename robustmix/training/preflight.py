@@ -70,8 +70,8 @@ def check_plugins(cfg, ds: Dataset) -> None:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise UsageError(f"method {method_name}: loss must be a scalar tensor, got "
                              f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
-        if not math.isfinite(float(loss)):
-            raise UsageError(f"method {method_name} gives a non-finite loss ({float(loss)}) on a "
+        if not math.isfinite(float(loss.detach())):
+            raise UsageError(f"method {method_name} gives a non-finite loss ({float(loss.detach())}) on a "
                              "first batch")
         try:
             loss.backward()
