@@ -225,7 +225,7 @@ def test_models_by_name_or_factory_with_normalisation_when_asked(mem_ds):
     normed = make_config(method="erm", ratio=0.5, profile="quick", normalize=True,
                          model="plugin_examples:tiny_cnn")
     net = build_model(normed, mem_ds)
-    inner_out = net.net(((x - net.mean) / net.std))
+    inner_out = net.net((x - net.mean) / net.std)
     assert torch.equal(net(x), inner_out) and net.mean.flatten().tolist() == pytest.approx(
         [0.4914, 0.4822, 0.4465])
     assert normed.run_name.endswith("_tiny_cnn-norm_quick_s0")

@@ -28,7 +28,6 @@ Vocabulary:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
