@@ -44,7 +44,7 @@ def build_parser() -> Parser:
                         "(num_classes, in_channels) -> torch.nn.Module taking images in [0, 1]")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise the inputs by the dataset's channel statistics inside the "
-                        "model (default: yes for the built-in models, no for a factory's)")
+                        "model (None: yes for the built-in models, no for a factory's)")
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
                    help="paper = 200 epochs, width 64, all data; quick = width 16, 2,000-image "
                         "subset, 80 epochs, 1,000 test images; auto = paper on CUDA, quick otherwise")

@@ -520,3 +520,18 @@ def test_readme_example_runs_as_written(tiny, tmp_path):
             "bootstrap has lower test error than mixup"} <= set(v["claim"])
     assert any(c.startswith("bootstrap keeps more accuracy than mixup under white-box pgd")
                for c in v["claim"])
+
+
+def test_runs_made_before_these_config_keys_are_still_found_finished(tiny, tmp_path, capsys):
+    out = tmp_path / "runs"
+    _train_cli(tiny, out, "--methods", "erm")
+    (run,) = out.iterdir()
+    cfg = json.loads((run / "config.json").read_text())
+    for key in ("method_params", "method_path", "model", "normalize"):
+        del cfg["train"][key]  # as an earlier robustmix wrote it
+    (run / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()
+    _train_cli(tiny, out, "--methods", "erm")
+    assert "finished earlier" in capsys.readouterr().out
+    model, loaded = load_model(run, "last")
+    assert loaded.model == "preact_resnet18" and loaded.normalize

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import UsageError
@@ -77,6 +76,8 @@ def load_object(path: str, what: str) -> Any:
 
 
 def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points  # only when a name is not built in: --help is fast
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
