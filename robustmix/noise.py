@@ -3,6 +3,7 @@ Table 2 of the mixup paper. Parses, validates and prints; training is robustmix.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from .data.labelnoise import (
 from .errors import UsageError
 from .training.config import PROFILES, TrainConfig, make_config
 from .training.methods import METHODS, PAPER_METHODS
+from .training.plugins import DEFAULT_MODEL, MODELS, parse_value, resolve_method
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +37,22 @@ def build_parser() -> Parser:
                    help="noise ratio(s) r in [0, 1] of sym, asym and idn noise (default 0.5); "
                         "matrix and cifar10n take none: their rate is measured")
     p.add_argument("--methods", type=csv_list(str), default=list(PAPER_METHODS),
-                   help="comma-separated methods: " + "; ".join(f"{k} = {v.help}" for k, v in METHODS.items()))
+                   help="comma-separated methods: " + "; ".join(f"{k} = {v.help}" for k, v in METHODS.items())
+                   + "; or a method of your own: an import path package.module:Class to a "
+                   "subclass of robustmix.training.api.Method, or the name of an entry point of "
+                   "the group robustmix.methods")
+    p.add_argument("--method-param", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
+                   help="a parameter of a method that declares it (e.g. gce's q = 0.7, sce's "
+                        "alpha = 0.1, beta = 1, A = -4); KEY=VALUE sets it for every named method "
+                        "that takes KEY, METHOD.KEY=VALUE for one; repeat for several. Stored in "
+                        "config.json and spelt in the run name")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="the network: " + "; ".join(f"{k} = {v}" for k, v in MODELS.items())
+                        + "; or an import path package.module:factory to a function "
+                        "(num_classes, in_channels) -> torch.nn.Module taking images in [0, 1]")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise the inputs by the dataset's channel statistics inside the "
+                        "model (None: yes for the built-in models, no for a factory's)")
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
                    help="paper = 200 epochs, width 64, all data; quick = width 16, 2,000-image "
                         "subset, 80 epochs, 1,000 test images; auto = paper on CUDA, quick otherwise")
@@ -121,9 +138,10 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
     for r in args.ratio:
         if not 0.0 <= r <= 1.0:
             raise UsageError(f"--ratio {r} is outside [0, 1]")
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown or not args.methods:
-        raise UsageError(f"unknown method {', '.join(unknown) or '(none)'} (choose from {', '.join(METHODS)})")
+    if not args.methods:
+        raise UsageError(f"unknown method (none) (choose from {', '.join(METHODS)})")
+    specs = [resolve_method(m) for m in args.methods]
+    params = method_params(args.method_param, specs)
     for name, seeds in (("--seed", args.seed), ("--noise-seed", args.noise_seed)):
         if not seeds or any(s < 0 for s in seeds):
             raise UsageError(f"{name} needs one or more integers >= 0, got {seeds}")
@@ -131,11 +149,12 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
         raise UsageError(f"--val-n must be >= 0, got {args.val_n}")
     cfgs: list[TrainConfig] = []
     for ratio in args.ratio:
-        for method in args.methods:
+        for spec in specs:
             for noise_seed in args.noise_seed:
                 for seed in args.seed:
                     cfgs.append(make_config(
-                        method=method, ratio=ratio, profile=profile, alpha=args.alpha,
+                        method=spec.name, method_params=params[spec.name], model=args.model,
+                        normalize=args.normalize, ratio=ratio, profile=profile, alpha=args.alpha,
                         dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
                         noise=args.noise, noise_labels=spec.labels, noise_file=spec.file,
                         noise_sha256=spec.sha256, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
@@ -148,6 +167,34 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
                     if any(c.run_name == cfgs[-1].run_name for c in cfgs[:-1]):
                         cfgs.pop()  # a repeated value (--seed 0 0) names the same run once
     return cfgs
+
+
+def method_params(items: list[str], specs: list) -> dict[str, dict]:
+    """--method-param values per method name: KEY=VALUE for every named method that declares KEY
+    (at least one must), METHOD.KEY=VALUE for that one."""
+    out: dict[str, dict] = {s.name: {} for s in specs}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--method-param {item!r} is not KEY=VALUE or METHOD.KEY=VALUE")
+        name, dot, key = key.rpartition(".")
+        targets = [s for s in specs if s.name == name] if dot else \
+            [s for s in specs if key in s.defaults]
+        if dot and not targets:
+            raise UsageError(f"--method-param {item!r}: method '{name}' is not in --methods")
+        if not targets:
+            takes = "; ".join(f"{s.name}: {', '.join(s.defaults) or 'none'}" for s in specs)
+            raise UsageError(f"--method-param {item!r}: no method in --methods has a parameter "
+                             f"'{key}' ({takes})")
+        for s in targets:
+            if key not in s.defaults:
+                raise UsageError(f"method {s.name}: unknown parameter '{key}' (it takes "
+                                 f"{', '.join(s.defaults) or 'none'})")
+            try:
+                out[s.name][key] = parse_value(text, s.defaults[key])
+            except UsageError as e:
+                raise UsageError(f"--method-param {item!r} for {s.name}: {e}") from None
+    return out
 
 
 def results_table(runs: list[Path]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from report_fixtures import (
 from robustmix import report
 from robustmix.cli import run_main
 from robustmix.reporting import results as R
-from robustmix.training.methods import METHODS
+from robustmix.training.methods import BUILTIN_METHODS, METHODS
 
 FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
 TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
@@ -220,8 +220,8 @@ def test_report_md_links_and_contents(built):
 
 
 def test_method_colours_and_markers_are_distinct():
-    colours = [s.color for s in METHODS.values()]
-    markers = [s.marker for s in METHODS.values()]
+    colours = [METHODS[m].color for m in BUILTIN_METHODS]
+    markers = [METHODS[m].marker for m in BUILTIN_METHODS]
     assert len(set(colours)) == len(colours) and len(set(markers)) == len(markers)
 
 

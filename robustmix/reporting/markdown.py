@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..atomic import write_csv, write_text
 from ..runs.provenance import git_commit
-from ..training.methods import method_label
+from ..training.methods import PAPER_METHODS, method_label
 from . import results as R
 from . import sources as SRC
 from . import statistics as S
@@ -153,6 +153,11 @@ FAMILY_NOTES = {
                 "were on clean labels.",
     "adversarial": "Accuracy under attack, mixup minus ERM, at one ε per attack and mode; "
                    "every ε is in the attack table below.",
+    "other methods": "Methods outside the paper (label-noise baselines, your own) against ERM "
+                     "and against mixup, on the same seeds and test images: test error at each "
+                     "checkpoint, and accuracy under attack at one ε per attack and mode. The "
+                     "paper states no direction here: + means the named method is better, and "
+                     "supported that it is better at this scale.",
 }
 
 
@@ -612,7 +617,10 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
                "error (%), mean [95 % interval]. Table: [table_sweep.csv](table_sweep.csv)", "",
                _by_condition(sweep, md_sweep), ""]
     if not ablation.empty:
-        md += ["### Ablations", "", _fig_md("fig_ablation", "test error of every method"), "",
+        others = ~ablation["ablation"] & ~ablation["method"].isin(PAPER_METHODS)
+        heading = {(True, False): "Ablations", (False, True): "Other methods"}.get(
+            (bool(ablation["ablation"].any()), bool(others.any())), "Ablations and other methods")
+        md += [f"### {heading}", "", _fig_md("fig_ablation", "test error of every method"), "",
                "Test error (%), mean [95 % interval], of every method at the noise levels where "
                f"methods outside the paper's four were trained; "
                f"{_interval_note(ablation, kinds_cols)}. Table: "

@@ -13,8 +13,11 @@ test images (older runs).
 
 Vocabulary:
   condition  runs that may be compared directly: same dataset, noise type, profile, epochs,
-             width, training subset and test images (`CONDITION_KEYS`); its short label is the
-             `condition` column, its full description the `setup` column.
+             width, training subset, test images and network (`CONDITION_KEYS`); its short
+             label is the `condition` column, its full description the `setup` column.
+  method     the method's name; a method trained with several settings of its own parameters
+             (`method_params`, e.g. GCE's q) is one method per setting, named with them
+             ("gce (q=0.5)").
   setting    a method's hyper-parameters (alpha, dropout) within a condition and noise ratio;
              the `chosen` setting of a method is the one with the best mean noisy-validation
              accuracy (never the test set), or, for runs without a validation set, the lowest
@@ -26,6 +29,7 @@ Vocabulary:
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,12 +44,13 @@ from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
-from ..training.methods import METHODS, PAPER_METHODS, method_rank
+from ..training.methods import METHODS, PAPER_METHODS, is_ablation, method_rank
+from ..training.plugins import DEFAULT_MODEL, is_builtin_model
 from . import paper
 from . import statistics as S
 
 CONDITION_KEYS = ("dataset", "noise", "profile", "epochs", "width", "train_subset", "test_n",
-                  "val_n")
+                  "val_n", "model")
 SETTING_KEYS = ("alpha", "dropout")
 GROUP_KEYS = ("condition", "ratio", "method")
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_acc", "test_error", "test_loss",
@@ -180,6 +185,24 @@ def read_predictions(run: Path) -> pd.DataFrame | None:
     return p[list(PREDICTION_COLUMNS)].astype(np.int64).sort_values("index").reset_index(drop=True)
 
 
+def model_name(train: dict) -> str:
+    """The network of a run's config as reports name it (runs made before --model: the
+    default), with the normalisation where it is not the model's default."""
+    ref = train.get("model") or DEFAULT_MODEL
+    normalize = train.get("normalize", True)
+    if bool(normalize) == is_builtin_model(ref):
+        return ref
+    return f"{ref} ({'normalised' if normalize else 'unnormalised'} inputs)"
+
+
+def params_text(params) -> str:
+    """A method's own parameters as reports spell them: "q=0.7", "" for none."""
+    if not isinstance(params, dict):
+        return ""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                     else f"{k}={v}" for k, v in params.items())
+
+
 def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
     """One finished run: (row of the runs table, its metrics with accuracies in %)."""
     run = Path(run)
@@ -211,6 +234,7 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         **{k: t.get(k) for k in CONDITION_KEYS},
         **noise,
         "method": t.get("method", s.get("method")),
+        "method_params": params_text(t.get("method_params")),
         "alpha": float(t.get("alpha", s.get("alpha", 0.0))),
         "dropout": float(t.get("dropout", s.get("dropout", 0.0))),
         "seed": int(t.get("seed", s.get("seed", 0))),
@@ -250,6 +274,7 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
     })
     for k in ("test_n", "train_subset", "val_n"):  # None (= all / none) must stay groupable
         row[k] = 0 if row[k] is None else int(row[k])
+    row["model"] = model_name(t)
     return row, m
 
 
@@ -388,8 +413,10 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
     runs["condition"] = [
         " ".join(fmt(k, r[k]) for k in (varying or ["profile"])) for _, r in runs.iterrows()]
     runs["setup"] = [
-        f"{r['dataset']}, {r['noise']} noise, profile {r['profile']}: width {r['width']}, "
-        f"{r['train_subset'] or 'all'} training images, {r['epochs']} epochs "
+        f"{r['dataset']}, {r['noise']} noise, profile {r['profile']}: "
+        + ("" if r["model"] == DEFAULT_MODEL else f"model {r['model']}, ")
+        + (f"width {r['width']}, " if r["width"] else "")
+        + f"{r['train_subset'] or 'all'} training images, {r['epochs']} epochs "
         f"(lr {r['lr']} divided by 10 at epochs {r['milestones']}), batch {r['batch_size']}, "
         + (f"{r['val_n']} noisy-label validation images, " if r["val_n"] else
            "no validation set, ")
@@ -421,8 +448,8 @@ def load_results(paths: Sequence[str | Path]) -> Results:
                 into.append(frame)
     runs = pd.DataFrame(rows)
     # The same run reached twice (two copies, or a rerun elsewhere): count it once.
-    ident = [*CONDITION_KEYS, "ratio", "method", "alpha", "dropout", "seed", "noise_seed",
-             "smoothing", "knn_k"]
+    ident = [*CONDITION_KEYS, "ratio", "method", "method_params", "alpha", "dropout", "seed",
+             "noise_seed", "smoothing", "knn_k"]
     dup = runs.astype({k: str for k in ident}).duplicated(subset=ident, keep="first")
     for p in runs.loc[dup, "path"]:
         notes.append(f"{p}: same settings and seed as another run, left out")
@@ -434,7 +461,7 @@ def load_results(paths: Sequence[str | Path]) -> Results:
                      "per-image results were stored): their intervals come from the spread "
                      "over seeds and a binomial approximation over test images, not from the "
                      "paired per-image bootstrap")
-    runs = _label_conditions(runs)
+    runs = _label_conditions(_name_param_settings(runs))
     keys = runs[["path", "run", "condition", "ratio", "method", "alpha", "dropout", "seed",
                  "noise_seed"]]
     mt = pd.concat(metrics, ignore_index=True).drop(columns="run")
@@ -465,10 +492,21 @@ def load_results(paths: Sequence[str | Path]) -> Results:
                    robust=rb, flags=fl)
 
 
+def _name_param_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """A method trained with several settings of its own parameters becomes one method per
+    setting, named with them ("gce (q=0.5)"), so no table or verdict pools them."""
+    runs = runs.copy()
+    several = runs.groupby("method")["method_params"].transform("nunique") > 1
+    named = runs["method"] + " (" + runs["method_params"] + ")"
+    runs.loc[several, "method"] = named[several]
+    return runs
+
+
 def _method_from_name(name: str) -> str:
-    """The method in a run directory name such as cifar10_sym0.5_mixup_dropout_a8_p0.3_quick_s0."""
+    """The method in a run directory name such as cifar10_sym0.5_mixup_dropout_a8_p0.3_quick_s0
+    (a method's parameters, e.g. _q0.7, may follow its name)."""
     for m in sorted(METHODS, key=len, reverse=True):
-        if f"_{m}_a" in name:
+        if re.search(rf"_{re.escape(m)}(_[A-Za-z][A-Za-z0-9]*[^_]*)*?_a[-0-9.e+]+_p", name):
             return m
     return name
 
@@ -636,12 +674,13 @@ def ablation_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | No
     """Test errors of every method (chosen setting) at each condition × ratio where a method
     outside the paper's four was trained. Empty if there is none."""
     t = noise_table(runs, predictions, settings)
-    abl = ~t["method"].isin(PAPER_METHODS)
-    where = t.loc[abl, ["condition", "ratio"]].drop_duplicates()
+    other = ~t["method"].isin(PAPER_METHODS)
+    where = t.loc[other, ["condition", "ratio"]].drop_duplicates()
     if where.empty:
         return t.iloc[0:0]
     t = t.merge(where, on=["condition", "ratio"])
-    t["ablation"] = ~t["method"].isin(PAPER_METHODS)
+    # The paper's mixup ablations are marked; baselines and your own methods are not.
+    t["ablation"] = t["method"].map(is_ablation)
     return t.reset_index(drop=True)
 
 

@@ -24,6 +24,10 @@ Claims (each where the runs allow it; methods at their chosen setting, see resul
                     ablations were on clean labels: tested here at the noise they were run at).
   adversarial       mixup keeps more accuracy than ERM under each attack and mode at one ε
                     (8/255, the usual CIFAR-10 budget, or the largest attacked below it).
+  other methods     a method outside the paper (GCE, SCE, your own) against ERM and against
+                    mixup: lower test error at each checkpoint, more accuracy under each
+                    attack and mode at the ε above. The paper states no direction for these;
+                    + means the other method is better, and "supported" that it is.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..training.methods import PAPER_METHODS, method_label
+from ..training.methods import PAPER_METHODS, is_ablation, method_label
 from . import paper
 from . import results as R
 from . import statistics as S
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-FAMILIES = ("Table 2 ordering", "best-to-last gap", "memorisation", "ablation", "adversarial")
+FAMILIES = ("Table 2 ordering", "best-to-last gap", "memorisation", "ablation", "adversarial",
+            "other methods")
 ATTACK_EPS = 8.0  # /255: the ε at which the adversarial claims are tested (or the largest below)
 COLUMNS = ["family", "claim", "condition", "ratio", "checkpoint", "verdict", "effect", "lo", "hi",
            "n_seeds", "n_images", "interval_over", "interval_method", "detail"]
@@ -269,7 +274,7 @@ def _ablation_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]
     m = groups.get("mixup")
     out = []
     for method, g in groups.items():
-        if method in PAPER_METHODS or m is None:
+        if not is_ablation(method) or m is None:
             continue
         for kind in R.KINDS:
             if not (_has(g, kind) and _has(m, kind)):
@@ -277,6 +282,28 @@ def _ablation_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]
             iv = error_contrast([Term(1, g, kind), Term(-1, m, kind)], preds)
             out.append(_row("ablation", f"mixup has lower test error than {name(method)}", cond,
                             ratio, kind, iv, "the paper's ablation (clean labels), at this noise"))
+    return out
+
+
+def _other(method: str) -> bool:
+    """A method the verdicts compare with ERM and mixup: not the paper's, not an ablation."""
+    return method not in PAPER_METHODS and not is_ablation(method)
+
+
+def _other_error_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
+    out = []
+    for method, g in groups.items():
+        if not _other(method):
+            continue
+        for ref in ("erm", "mixup"):
+            r = groups.get(ref)
+            for kind in R.KINDS:
+                if not (_has(g, kind) and _has(r, kind)):
+                    continue
+                iv = error_contrast([Term(1, r, kind), Term(-1, g, kind)], preds)
+                out.append(_row("other methods", f"{name(method)} has lower test error than "
+                                f"{name(ref)}", cond, ratio, kind, iv,
+                                f"effect: {name(ref)} − {name(method)} error"))
     return out
 
 
@@ -300,25 +327,39 @@ def _attack_claims(res: R.Results, chosen: pd.DataFrame, checkpoint: str) -> lis
     out = []
     ck = R._checkpoint_name(checkpoint)
     for (cond, ratio), _ in per_run.groupby(["condition", "ratio"], sort=False):
-        e = _attack_runs(per_run, chosen, cond, ratio, "erm")
-        m = _attack_runs(per_run, chosen, cond, ratio, "mixup")
-        if e.empty or m.empty:
-            continue
-        for (attack, mode), ge in e.groupby(["attack", "mode"], sort=False):
-            gm = m[(m["attack"] == attack) & (m["mode"] == mode)]
-            eps = sorted(set(ge["eps"]) & set(gm["eps"]) - {0.0})
-            if not eps:
-                continue
-            below = [x for x in eps if x <= ATTACK_EPS]
-            x = max(below) if below else min(eps)
-            a, b = gm[gm["eps"] == x], ge[ge["eps"] == x]
-            label = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}.get(attack, attack)
-            out.append(_row("adversarial", f"mixup keeps more accuracy than ERM under {mode} "
-                            f"{label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
-                            accuracy_difference(a, b),
-                            f"effect: mixup − ERM accuracy (%); sources {'+'.join(sorted(set(a['sources'])))}"
-                            if mode != "white-box" else "effect: mixup − ERM accuracy (%)"))
+        here = per_run[(per_run["condition"] == cond) & (per_run["ratio"] == ratio)]
+        pairs = [("mixup", "erm", "adversarial")] + [
+            (method, ref, "other methods") for method in dict.fromkeys(here["method"])
+            if _other(method) for ref in ("erm", "mixup")]
+        for method, ref, family in pairs:
+            out += _attack_pair(per_run, chosen, cond, ratio, ck, method, ref, family)
     out += _robust_claims(res, chosen, ck)
+    return out
+
+
+def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: str, method: str,
+                 ref: str, family: str) -> list[dict]:
+    """method keeps more accuracy than ref, per attack and mode, at one ε."""
+    m = _attack_runs(per_run, chosen, cond, ratio, method)
+    e = _attack_runs(per_run, chosen, cond, ratio, ref)
+    if e.empty or m.empty:
+        return []
+    out = []
+    for (attack, mode), ge in e.groupby(["attack", "mode"], sort=False):
+        gm = m[(m["attack"] == attack) & (m["mode"] == mode)]
+        eps = sorted(set(ge["eps"]) & set(gm["eps"]) - {0.0})
+        if not eps:
+            continue
+        below = [x for x in eps if x <= ATTACK_EPS]
+        x = max(below) if below else min(eps)
+        a, b = gm[gm["eps"] == x], ge[ge["eps"] == x]
+        label = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}.get(attack, attack)
+        what = f"effect: {name(method)} − {name(ref)} accuracy (%)"
+        out.append(_row(family, f"{name(method)} keeps more accuracy than {name(ref)} under "
+                        f"{mode} {label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
+                        accuracy_difference(a, b),
+                        f"{what}; sources {'+'.join(sorted(set(a['sources'])))}"
+                        if mode != "white-box" else what))
     return out
 
 
@@ -345,7 +386,6 @@ def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
                         f"case over {', '.join(names)}) at ε = {x:g}/255", cond, ratio,
                         ck.replace("-", "_"), accuracy_difference(a, b),
                         "effect: mixup − ERM robust accuracy (%)"))
-    return out
 
 
 def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFrame:
@@ -362,6 +402,7 @@ def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFra
         rows += _gap_claims(groups, cond, ratio, preds)
         rows += _memorisation_claims(groups, cond, ratio)
         rows += _ablation_claims(groups, cond, ratio, preds)
+        rows += _other_error_claims(groups, cond, ratio, preds)
     rows += _attack_claims(res, chosen, attack_checkpoint)
     if not rows:
         return pd.DataFrame(columns=COLUMNS)

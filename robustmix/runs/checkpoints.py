@@ -10,7 +10,7 @@ import torch
 from ..atomic import save_torch
 from ..errors import UsageError
 from ..training.config import TrainConfig
-from ..training.models import PreActResNet, model_from_config
+from ..training.models import model_from_config
 from .files import CHECKPOINTS, CONFIG
 from .rundir import load_train_config
 
@@ -28,7 +28,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 
 
 def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu"
-               ) -> tuple[PreActResNet, TrainConfig]:
+               ) -> tuple[torch.nn.Module, TrainConfig]:
     """The run's model in eval mode on device; UsageError if the run or checkpoint is unusable."""
     run = Path(run)
     if not (run / CONFIG).exists():
@@ -40,11 +40,14 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
     if not path.exists():
         raise UsageError(f"{run} has no {CHECKPOINTS[which]} checkpoint: the run is unfinished or was never trained")
     state = load_checkpoint(path, device)["model"]
-    model = model_from_config(cfg)
+    try:  # the recorded model: a factory that can no longer be imported is named, in one line
+        model = model_from_config(cfg)
+    except UsageError as e:
+        raise UsageError(f"{run}: {e}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError:
-        raise UsageError(f"checkpoint {path} does not match its config (width {cfg.width}, "
-                         f"dataset {cfg.dataset})") from None
+        raise UsageError(f"checkpoint {path} does not match its config (model {cfg.model}, "
+                         f"width {cfg.width}, dataset {cfg.dataset})") from None
     model.to(device).to(memory_format=torch.channels_last).eval()
     return model, cfg

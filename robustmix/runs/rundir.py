@@ -80,6 +80,11 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
     stored = run_config(run)["train"]  # before --force: it empties only a robustmix run
     if force:
         return run, "force"
+    # Keys added to the config since a run was made take their defaults (what it was made with).
+    try:
+        stored = TrainConfig.from_dict(stored).to_dict()
+    except (TypeError, UsageError):
+        pass  # keys this version does not know: reported as a difference below
     if stored != cfg.to_dict():
         raise UsageError(f"run directory {run} was made with another config "
                          f"({describe_difference(stored, cfg.to_dict())}); "

@@ -20,6 +20,7 @@ from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import plan_run, start_run
 from ..training.config import TrainConfig
 from ..training.labels import make_labels
+from ..training.preflight import check_all
 from ..training.trainer import train_run
 
 
@@ -50,6 +51,7 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
     ds = load_data() if todo else None
     for p in todo:  # a config the data cannot serve (e.g. too large a --val-n) fails here, first
         make_labels(p.cfg, ds)
+    check_all([p.cfg for p in todo], ds)  # a failing plugin method or model, too
     for i, p in enumerate(todo):
         try:
             with RunLock(p.run, wait=wait):

@@ -23,7 +23,7 @@ from ..data.labelnoise import NOISE_TYPES, TAKES_RATIO, NoiseSpec, resolve_file
 from ..errors import UsageError
 from ..runs.files import CHECKPOINTS
 from ..training.config import PROFILES, TrainConfig, make_config
-from ..training.methods import METHODS
+from ..training.plugins import resolve_method
 
 # The schema: every key a study file may hold, with its type. Anything else is rejected.
 SCHEMA: dict[str, dict[str, type | tuple]] = {
@@ -33,8 +33,11 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     "train": {"profile": str, "noise": (str, list), "ratios": list, "seeds": list, "noise_seed": int,
               "noise_seeds": list, "val_n": int, "hparams": str,
               "epochs": int, "width": int, "train_subset": int, "precision": str, "device": str,
-              "smoothing": float, "k": int},
-    "method": {"alpha": list, "dropout": list},
+              "smoothing": float, "k": int, "model": str, "models": list, "normalize": bool},
+    # [methods.NAME]: NAME is a built-in method, an entry point of robustmix.methods or an
+    # import path ("package.module:Class"); params holds the method's own parameters (a list
+    # value trains one run per value).
+    "method": {"alpha": list, "dropout": list, "params": dict},
     # an entry of train.noise given as a table (a plain string names a source with defaults)
     "noise": {"source": str, "labels": str, "file": str, "ratios": list},
     "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
@@ -146,12 +149,20 @@ def _build(path: Path, doc: dict) -> Study:
     methods = doc.get("methods")
     if not methods:
         raise UsageError("the study names no methods: add [methods.erm], [methods.mixup], ...")
+    specs = {}
     for name, settings in methods.items():
-        if name not in METHODS:
-            raise UsageError(f"unknown method 'methods.{name}' (choose from {', '.join(METHODS)})")
         if not isinstance(settings, dict):
             raise UsageError(f"key 'methods.{name}' must be a table")
         _check_keys(settings, "method", f"methods.{name}")
+        try:
+            specs[name] = resolve_method(name)
+        except UsageError as e:
+            raise UsageError(f"methods.{name}: {e}") from None
+    if "model" in train and "models" in train:
+        raise UsageError("give 'train.model' or 'train.models', not both")
+    models = train["models"] if "models" in train else [train.get("model")]
+    if not models or not all(m is None or isinstance(m, str) for m in models):
+        raise UsageError(f"key 'train.models' must be a non-empty list of model names, got {models!r}")
 
     device = train.get("device", "auto")
     # Exactly the names resolve_device takes: --check on a machine without a GPU cannot resolve
@@ -165,10 +176,14 @@ def _build(path: Path, doc: dict) -> Study:
         for name, settings in methods.items():
             alphas = _numbers(settings["alpha"], f"methods.{name}.alpha") if "alpha" in settings else [None]
             drops = _numbers(settings["dropout"], f"methods.{name}.dropout") if "dropout" in settings else [None]
-            for alpha, p, noise_seed, seed in itertools.product(alphas, drops, noise_seeds, seeds):
+            grid = itertools.product(models, alphas, drops, _param_sets(settings.get("params", {}), name),
+                                     noise_seeds, seeds)
+            for model, alpha, p, params, noise_seed, seed in grid:
                 try:
                     cfg = make_config(
-                        method=name, ratio=ratio, profile=profile, alpha=alpha, dropout=p,
+                        method=specs[name].name, method_params=params, model=model,
+                        normalize=train.get("normalize"),
+                        ratio=ratio, profile=profile, alpha=alpha, dropout=p,
                         epochs=train.get("epochs"), dataset=dataset, noise=spec.source,
                         noise_labels=spec.labels, noise_file=spec.file,
                         noise_sha256=spec.sha256,
@@ -222,10 +237,12 @@ def _build(path: Path, doc: dict) -> Study:
         if "source" in attack:
             src = attack["source"]
             _check_keys(src, "attack.source", "attack.source")
-            if src.get("method", "erm") not in METHODS:
-                raise UsageError(f"key 'attack.source.method' names unknown method {src['method']!r}")
+            try:
+                src_method = resolve_method(src.get("method", "erm")).name
+            except UsageError:
+                raise UsageError(f"key 'attack.source.method' names unknown method {src['method']!r}") from None
             matches = [c for c in configs
-                       if abs(c.ratio - src.get("ratio", 0.0)) < 1e-9 and c.method == src.get("method", "erm")
+                       if abs(c.ratio - src.get("ratio", 0.0)) < 1e-9 and c.method == src_method
                        and c.seed == src.get("seed", seeds[0])
                        and ("alpha" not in src or c.alpha == src["alpha"])
                        and ("dropout" not in src or c.dropout == src["dropout"])]
@@ -312,6 +329,7 @@ def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
     import dataclasses
 
     from ..training.methods import default_alpha, default_dropout, hparams_for
+    from ..training.plugins import resolve_params
 
     out: dict[float, TrainConfig] = {}
     for key, src in attack["sources"].items():
@@ -327,9 +345,11 @@ def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
         if not at:
             raise UsageError(f"key '{where}': the study trains no run at noise ratio {key}")
         hp = hparams_for(at[0].profile, hparams)
-        method = src.get("method", "erm")
-        if method not in METHODS:
-            raise UsageError(f"key '{where}.method' names unknown method {method!r}")
+        try:
+            spec = resolve_method(src.get("method", "erm"))
+        except UsageError:
+            raise UsageError(f"key '{where}.method' names unknown method {src['method']!r}") from None
+        method = spec.name
         if "seed" not in src:
             raise UsageError(f"key '{where}' needs a seed: the source should be trained with "
                              "another seed than the runs it attacks")
@@ -339,7 +359,9 @@ def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
             at[0], method=method, seed=src["seed"],
             alpha=float(src.get("alpha", default_alpha(method, at[0].ratio, hp))),
             dropout=float(src.get("dropout", default_dropout(method, at[0].ratio, hp))),
-            noise_seed=src.get("noise_seed", at[0].noise_seed))
+            noise_seed=src.get("noise_seed", at[0].noise_seed),
+            method_params=resolve_params(spec, {}),
+            method_path="" if spec.builtin else spec.factory)
         try:
             cfg.validate()
         except UsageError as e:
@@ -352,6 +374,16 @@ def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
                              "seed, or set attack.allow_twin = true")
         out[cfg.ratio] = cfg
     return out
+
+
+def _param_sets(params: dict, name: str) -> list[dict]:
+    """A method's params table as one dict per run: a list value is one run per value."""
+    keys = list(params)
+    values = [v if isinstance(v, list) else [v] for v in params.values()]
+    for k, v in zip(keys, values, strict=True):
+        if not v:
+            raise UsageError(f"key 'methods.{name}.params.{k}' is an empty list")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 def attack_sources(study: Study) -> dict[float, TrainConfig]:

@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from ..data.labelnoise import RATIOLESS_LEVEL, TAKES_RATIO, NoiseSpec
 from ..errors import UsageError
 from .methods import HPARAMS, METHODS, default_alpha, default_dropout, hparams_for
+from .plugins import (
+    DEFAULT_MODEL,
+    check_model,
+    is_builtin_model,
+    model_tag,
+    resolve_method,
+    resolve_params,
+)
 
 # Profiles. `paper` is the published setup. `quick` is sized so that the four methods at one
 # noise ratio train in under 20 minutes on a 2-core CPU (width 16, a 2,000-image class-balanced
@@ -72,13 +80,26 @@ class TrainConfig:
     def noise_spec(self) -> NoiseSpec:
         return NoiseSpec(self.noise, self.ratio, self.noise_labels, self.noise_file,
                          self.noise_sha256)
+    # A method's own hyperparameters (all of them, defaults completed) and, for a method from
+    # outside robustmix, the import path of its class (empty for robustmix's own methods).
+    method_params: dict = field(default_factory=dict)
+    method_path: str = ""
+    # The network: a registered name or the import path of a factory; normalize: inputs are
+    # standardised by the dataset's channel statistics inside the model (width is 0 for a
+    # factory, which sets its own size).
+    model: str = DEFAULT_MODEL
+    normalize: bool = True
 
     @property
     def run_name(self) -> str:
-        # The noise seed appears only when it is not the default, so existing names stay.
+        # The noise seed, a method's parameters and the model appear only where they are not
+        # the default, so existing names stay.
         noise_seed = f"_n{self.noise_seed}" if self.noise_seed else ""
-        return (f"{self.dataset}_{self.noise_spec.tag}_{self.method}"
-                f"_a{self.alpha:g}_p{self.dropout:g}_{self.profile}_s{self.seed}{noise_seed}")
+        params = "".join(f"_{k}{_spell(v)}" for k, v in self.method_params.items())
+        model = ("" if self.model == DEFAULT_MODEL and self.normalize
+                 else f"_{model_tag(self.model, self.normalize)}")
+        return (f"{self.dataset}_{self.noise_spec.tag}_{self.method}{params}"
+                f"_a{self.alpha:g}_p{self.dropout:g}{model}_{self.profile}_s{self.seed}{noise_seed}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -111,8 +132,14 @@ class TrainConfig:
             raise UsageError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
             raise UsageError(f"batch size must be at least 2, got {self.batch_size}")
-        if self.width < 1:
+        if self.width < (1 if is_builtin_model(self.model) else 0):
             raise UsageError(f"width must be at least 1, got {self.width}")
+        if not is_builtin_model(self.model) and self.width:
+            raise UsageError(f"model factory {self.model} sets its own size: --width (train.width) "
+                             "applies to the built-in models only")
+        if self.dropout > 0 and self.model != DEFAULT_MODEL:
+            raise UsageError(f"dropout p = {self.dropout:g} needs {DEFAULT_MODEL} (model "
+                             f"{self.model} has no dropout layers); train dropout methods with it")
         if self.precision not in ("fp32", "bf16"):
             raise UsageError(f"precision must be fp32 or bf16, got {self.precision}")
         if self.seed < 0 or self.noise_seed < 0:
@@ -127,17 +154,33 @@ class TrainConfig:
 _OPTIONAL_NOISE_KEYS = ("noise_labels", "noise_file", "noise_sha256")
 
 
+def _spell(value) -> str:
+    """A method parameter's value as a run name spells it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def make_config(*, method: str, ratio: float, profile: str, alpha: float | None = None,
                 dropout: float | None = None, epochs: int | None = None, hparams: str = "auto",
-                **overrides) -> TrainConfig:
+                method_params: dict | None = None, model: str | None = None,
+                normalize: bool | None = None, **overrides) -> TrainConfig:
     """A config from a profile, the default α and p of a hyperparameter set for (method, ratio)
-    (auto: tuned for quick, paper for paper), and explicit overrides."""
+    (auto: tuned for quick, paper for paper), and explicit overrides. method is a name, an
+    import path or an entry point (plugins.resolve_method); method_params are checked against
+    the parameters it declares; model is a registered name or a factory's import path."""
     if hparams not in HPARAMS:
         raise UsageError(f"unknown hyperparameter set '{hparams}' (choose from {', '.join(HPARAMS)})")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
-    if method not in METHODS:
-        raise UsageError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+    spec = resolve_method(method)
+    method = spec.name
+    params = resolve_params(spec, method_params or {})
+    model = model or DEFAULT_MODEL
+    check_model(model)
+    if not is_builtin_model(model) and overrides.get("width") is not None:
+        raise UsageError(f"model factory {model} sets its own size: --width (train.width) "
+                         "applies to the built-in models only")
     noise = overrides.get("noise") or "sym"
     # Sources without a ratio take the defaults of one noisy level (their rate is measured).
     level = ratio if noise in TAKES_RATIO else RATIOLESS_LEVEL
@@ -151,8 +194,12 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
         alpha=default_alpha(method, level, hparams_for(profile, hparams)) if alpha is None else alpha,
         dropout=(default_dropout(method, level, hparams_for(profile, hparams)) if dropout is None
                  else dropout),
+        method_params=params, method_path="" if spec.builtin else spec.factory, model=model,
+        normalize=is_builtin_model(model) if normalize is None else normalize,
         **p,
     )
+    if not is_builtin_model(model):
+        cfg.width = 0
     for k, v in overrides.items():
         if v is not None:
             setattr(cfg, k, v)

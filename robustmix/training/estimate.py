@@ -19,7 +19,8 @@ def estimate_seconds(cfgs: list[TrainConfig], device: torch.device) -> float:
     for c in cfgs:
         # A device type without a measurement (mps, xpu, ...) is estimated as a CPU.
         kind = device.type if device.type in ("cpu", "cuda") else "cpu"
-        speed = THROUGHPUT[(kind, c.precision)] * (16 / c.width) ** 2
+        # A model factory's size is unknown (width 0): estimated as the width-16 network.
+        speed = THROUGHPUT[(kind, c.precision)] * (16 / (c.width or 16)) ** 2
         n_train = c.train_subset or 50000
         n_eval = (c.test_n or 10000) + c.train_eval_n
         total += c.epochs * (n_train + n_eval / 3) / speed  # evaluation costs about 1/3 of a step

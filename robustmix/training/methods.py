@@ -5,14 +5,21 @@ target is built), its default α and dropout p per noise level, and how figures 
 and draw it. The training loop, the CLIs, the plots and the report all read this table, so
 adding a method is one `MethodSpec` entry (plus a partner or target rule in `mixing` if it needs
 a new one) and its test. This module imports no torch: `--help` reads it.
+
+Every method trains through one interface, `robustmix.training.api.Method`: the mixing rules
+above through `mixing.MixingMethod`, methods with their own loss (GCE, SCE) through the class
+their `factory` names, and methods from outside robustmix (`robustmix.training.plugins`) through
+a `MethodSpec` registered here when they are first named.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 PARTNER_RULES = ("none", "shuffle", "same_class", "knn")
-TARGET_RULES = ("hard", "blend", "pick", "labels_only", "smooth")
+TARGET_RULES = ("hard", "blend", "pick", "labels_only", "smooth", "method")
 
 # The noise levels with their own tuned settings. 20/50/80 % are Table 2's best settings.
 # 0 % (clean labels) takes α = 1, the value of the paper's CIFAR-10 experiments (Section 3.2);
@@ -34,6 +41,19 @@ class MethodSpec:
     alpha: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     dropout: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     paper: bool = False  # one of the four methods of the paper's Table 2
+    # Import path of its `api.Method` class, for methods that are not a mixing rule (target
+    # "method"); empty for the mixing rules, which `mixing.MixingMethod` implements.
+    factory: str = ""
+    # Its hyperparameters and their defaults, in the order run names spell them.
+    params: tuple[tuple[str, Any], ...] = ()
+    # Compared with ERM and mixup in the verdicts (a baseline or the user's own method), rather
+    # than tested as one of the paper's mixup ablations.
+    compare: bool = False
+    builtin: bool = True  # False: registered from outside robustmix (a plugin)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self.params)
 
     @property
     def mixes(self) -> bool:
@@ -67,10 +87,35 @@ _SPECS = (
                "labels blended as in mixup, inputs left unmixed", alpha=_MIXUP_ALPHA),
     MethodSpec("label_smoothing", "label smoothing", "#bcbd22", "h", "none", "smooth",
                "ERM with label-smoothed targets (--smoothing)"),
+    # Label-noise baselines with their papers' default settings (robustmix.training.losses).
+    MethodSpec("gce", "GCE", "#17becf", "p", "none", "method",
+               "generalized cross-entropy (Zhang & Sabuncu 2018), loss (1 - p_y^q) / q",
+               factory="robustmix.training.losses:GCE", params=(("q", 0.7),), compare=True),
+    MethodSpec("sce", "SCE", "#8c6d31", "d", "none", "method",
+               "symmetric cross-entropy (Wang et al. 2019), alpha CE + beta reverse CE with "
+               "log 0 = A", factory="robustmix.training.losses:SCE",
+               params=(("alpha", 0.1), ("beta", 1.0), ("A", -4.0)), compare=True),
 )
 
 METHODS: dict[str, MethodSpec] = {s.name: s for s in _SPECS}
+BUILTIN_METHODS = tuple(METHODS)
 PAPER_METHODS = tuple(s.name for s in _SPECS if s.paper)
+MIXUP_ALPHA = _MIXUP_ALPHA  # what a plugin that mixes takes by default, as the ablations do
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method from outside robustmix to the table (robustmix.training.plugins does this
+    when one is first named). The same method registered again is a no-op; another method under
+    a taken name is refused."""
+    from ..errors import UsageError
+
+    have = METHODS.get(spec.name)
+    if have is not None and have != spec:
+        where = "robustmix's own" if have.builtin else f"{have.factory}'s"
+        raise UsageError(f"method name '{spec.name}' of {spec.factory} is already {where}; "
+                         "give the class another `name`")
+    METHODS[spec.name] = spec
+    return spec
 
 
 def level(ratio: float) -> float:
@@ -116,21 +161,43 @@ def default_dropout(method: str, ratio: float, hparams: str = "paper") -> float:
     return METHODS[method].dropout[LEVELS.index(level(ratio))]
 
 
+# Methods a report meets without knowing them (a plugin not imported there, or one method with
+# several parameter settings, named "gce (q=0.5)") draw from these, by a stable hash of the name:
+# colours and markers no built-in method uses.
+_OTHER_COLORS = ("#e6550d", "#31a354", "#756bb1", "#636363", "#3182bd", "#843c39", "#7b4173",
+                 "#637939")
+_OTHER_MARKERS = ("<", ">", "8", "H")
+
+
+def _base(method: str) -> tuple[str, str]:
+    """("gce", " (q=0.5)") for a method named with its parameters, as reports name them."""
+    name, sep, rest = method.partition(" (")
+    return name, sep + rest
+
+
 def method_label(method: str) -> str:
-    spec = METHODS.get(method)
-    return spec.label if spec else method
+    name, params = _base(method)
+    spec = METHODS.get(name)
+    return (spec.label if spec else name) + params
 
 
 def method_color(method: str) -> str:
     spec = METHODS.get(method)
-    return spec.color if spec else "#17becf"
+    return spec.color if spec else _OTHER_COLORS[zlib.crc32(method.encode()) % len(_OTHER_COLORS)]
 
 
 def method_marker(method: str) -> str:
     spec = METHODS.get(method)
-    return spec.marker if spec else "o"
+    return spec.marker if spec else _OTHER_MARKERS[zlib.crc32(method.encode()) % len(_OTHER_MARKERS)]
+
+
+def is_ablation(method: str) -> bool:
+    """One of the paper's mixup ablations (tested against mixup), not a compared method."""
+    spec = METHODS.get(method)
+    return spec is not None and not spec.paper and not spec.compare
 
 
 def method_rank(method: str) -> int:
-    order = list(METHODS)
-    return order.index(method) if method in order else len(order)
+    order = list(BUILTIN_METHODS)
+    name = _base(method)[0]
+    return order.index(name) if name in order else len(order)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .api import Batch, Method
+
 
 def sample_lambda(rng: np.random.Generator, alpha: float) -> float:
     """λ ~ Beta(α, α); α = 0 means no mixing (λ = 1), which is ERM."""
@@ -95,3 +97,20 @@ def mix_inputs(x: torch.Tensor, x_partner: torch.Tensor, lam: float, rule: str) 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy against probability targets, computed in fp32."""
     return torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+
+
+class MixingMethod(Method):
+    """robustmix's own methods (erm, dropout, mixup, mixup_dropout, the ablations, label
+    smoothing) on the method interface: the target rule of their `MethodSpec` (and --smoothing)
+    applied to the batch and its partners, trained with soft cross-entropy."""
+
+    def __init__(self, target: str, smoothing: float = 0.0) -> None:
+        super().__init__(target=target, smoothing=smoothing)
+
+    def inputs_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = mix_targets(batch.y, batch.y_partner, batch.lam, batch.num_classes,
+                              self.target, self.smoothing)
+        return mix_inputs(batch.x, batch.x_partner, batch.lam, self.target), targets
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return soft_cross_entropy(logits, targets)

@@ -1,5 +1,7 @@
-"""PreAct ResNet-18 as in the mixup paper's code, with dropout between the two convolutions of
-each block, a width multiplier, and input normalisation inside the model (inputs in [0, 1])."""
+"""The networks: PreAct ResNet-18 as in the mixup paper's code, with dropout between the two
+convolutions of each block, a width multiplier, and input normalisation inside the model (inputs
+in [0, 1]); torchvision's ResNet-18 adapted to 32x32 inputs; and models from a user's factory
+(`--model package.module:factory`), wrapped in input normalisation when asked."""
 
 from __future__ import annotations
 
@@ -8,6 +10,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from ..errors import UsageError
+from .plugins import DEFAULT_MODEL, load_object
 
 
 class Dropout(nn.Module):
@@ -103,18 +109,79 @@ def preact_resnet18(
     return PreActResNet((2, 2, 2, 2), num_classes, width, in_channels, dropout, mean, std)
 
 
+class CifarResNet18(ResNet):
+    """torchvision's ResNet-18 (post-activation BasicBlocks) for 32x32 inputs: a 3x3 stride-1
+    stem without max-pooling, as is usual for CIFAR, and a width multiplier. At width 64 its
+    layers are torchvision's; a narrower width scales every layer as PreAct ResNet-18's does,
+    so the two architectures can be compared at the quick profile's width."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64) -> None:
+        self._width = width  # read by _make_layer, which ResNet.__init__ calls
+        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.bn1 = nn.BatchNorm2d(width)
+        self.maxpool = nn.Identity()
+        self.fc = nn.Linear(8 * width, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):  # noqa: ANN001
+        if planes == 64:  # the first stage starts from the stem's width
+            self.inplanes = self._width
+        return super()._make_layer(block, planes * self._width // 64, blocks, stride, dilate)
+
+
+class Normalized(nn.Module):
+    """(x - mean) / std per channel in front of a network that takes images in [0, 1]; the
+    statistics are buffers, stored with the weights."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
 # The canonical CIFAR-10 training-set statistics, fixed so models do not depend on the copy used.
 CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-def build_model(cfg, ds) -> PreActResNet:
-    """A fresh model for a run's config (width, dropout) and dataset (classes, channels, stats)."""
+def make_model(cfg, num_classes: int, channels: int, mean: Sequence[float],
+               std: Sequence[float]) -> nn.Module:
+    """The network of a config (model, normalize, width, dropout) for images of `channels`
+    channels standardised by (mean, std). A factory's failure is a UsageError naming it."""
+    model = getattr(cfg, "model", DEFAULT_MODEL)
+    normalize = getattr(cfg, "normalize", True)
+    if model == DEFAULT_MODEL:
+        if not normalize:
+            mean, std = [0.0] * channels, [1.0] * channels
+        return preact_resnet18(num_classes, cfg.width, channels, cfg.dropout, mean, std)
+    if model == "resnet18":
+        net: nn.Module = CifarResNet18(num_classes, channels, cfg.width)
+    else:
+        factory = load_object(model, "model factory")
+        try:
+            net = factory(num_classes, channels)
+        except Exception as e:  # the user's code: one line naming it, never a traceback
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UsageError(f"model factory {model} failed: {type(e).__name__}: {first}") from None
+        if not isinstance(net, nn.Module):
+            raise UsageError(f"model factory {model} returned {type(net).__name__}, not a "
+                             "torch.nn.Module")
+    return Normalized(net, mean, std) if normalize else net
+
+
+def build_model(cfg, ds) -> nn.Module:
+    """A fresh model for a run's config (model, width, dropout) and dataset (classes, channels,
+    stats)."""
     mean, std = ds.channel_stats() if ds.name != "cifar10" else CIFAR_STATS
-    return preact_resnet18(ds.num_classes, cfg.width, ds.channels, cfg.dropout, mean, std)
+    return make_model(cfg, ds.num_classes, ds.channels, mean, std)
 
 
-def model_from_config(cfg) -> PreActResNet:
+def model_from_config(cfg) -> nn.Module:
     """An untrained model of a stored run's architecture; its mean/std buffers are placeholders
     that the checkpoint's weights overwrite."""
     channels = 1 if cfg.dataset == "fashion-mnist" else 3
-    return preact_resnet18(10, cfg.width, channels, cfg.dropout, [0.5] * channels, [0.25] * channels)
+    return make_model(cfg, 10, channels, [0.5] * channels, [0.25] * channels)

@@ -24,12 +24,14 @@ from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
 from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, NOISE, PREDICTIONS, SELECTED, SUMMARY
+from .api import Batch
 from .batches import PAD, BatchPlan, crop_flip, epoch_plans
 from .config import TrainConfig
 from .labels import Labels, make_labels, noise_record
 from .methods import METHODS
-from .mixing import knn_table, mix_inputs, mix_targets, soft_cross_entropy
+from .mixing import knn_table
 from .models import build_model
+from .plugins import method_for
 
 __all__ = ["Trainer", "train_run", "summarise", "lr_at", "make_labels", "Labels"]
 
@@ -65,6 +67,7 @@ class Trainer:
         self.x_val = to_device_images(ds.x_train[labels.val_index], device)
         self.y_val_noisy = torch.from_numpy(labels.val_noisy).to(device)
         self.y_val_clean = torch.from_numpy(labels.val_clean).to(device)
+        self.method = method_for(cfg)  # registers a plugin method this process has not met
         self.knn = self._knn_table() if METHODS[cfg.method].partner == "knn" else None
         # Initial weights come from the run's seed alone, whatever ran before in this process.
         with torch.random.fork_rng(devices=[]):
@@ -101,8 +104,14 @@ class Trainer:
         else:
             perm = t(plan.partner)
             xp, yp = x[perm], y[perm]
-        targets = mix_targets(y, yp, plan.lam, self.ds.num_classes, spec.target, self.cfg.smoothing)
-        return mix_inputs(x, xp, plan.lam, spec.target), targets
+        x, targets = self.method.inputs_targets(
+            Batch(x, y, xp, yp, plan.lam, self.ds.num_classes, idx))
+        want = (len(plan.idx), self.ds.num_classes)
+        if tuple(targets.shape) != want:
+            raise UsageError(f"method {self.cfg.method} returned targets of shape "
+                             f"{tuple(targets.shape)}, not {want} (one row of class "
+                             "probabilities per image)")
+        return x, targets
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
@@ -120,7 +129,7 @@ class Trainer:
             x, targets = self.batch_tensors(plan)
             with autocast(self.device, cfg.precision):
                 logits = self.model(x)
-            loss = soft_cross_entropy(logits, targets)
+            loss = self.method.loss(logits, targets)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -128,7 +137,8 @@ class Trainer:
             seen += len(plan.idx)
         train_loss = float(total_loss) / seen
         if not math.isfinite(train_loss):
-            raise UsageError(f"training diverged at epoch {epoch + 1} (loss {train_loss})")
+            raise UsageError(f"training diverged at epoch {epoch + 1} (loss {train_loss}, "
+                             f"method {cfg.method})")
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, **self.evaluate(),
                "train_seconds": train_seconds, "seconds": time.perf_counter() - t0,
