@@ -133,7 +133,7 @@ def noise_from_args(args) -> tuple[NoiseSpec, list[float]]:
 
 def configs_from_args(args, device: torch.device, precision: str) -> list[TrainConfig]:
     profile = args.profile if args.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
-    spec, ratios = noise_from_args(args)
+    source, ratios = noise_from_args(args)
     args.ratio = ratios
     for r in args.ratio:
         if not 0.0 <= r <= 1.0:
@@ -156,8 +156,8 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
                         method=spec.name, method_params=params[spec.name], model=args.model,
                         normalize=args.normalize, ratio=ratio, profile=profile, alpha=args.alpha,
                         dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
-                        noise=args.noise, noise_labels=spec.labels, noise_file=spec.file,
-                        noise_sha256=spec.sha256, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
+                        noise=args.noise, noise_labels=source.labels, noise_file=source.file,
+                        noise_sha256=source.sha256, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
                         hparams=args.hparams,
                         precision=precision, smoothing=args.smoothing, knn_k=args.k,
                         width=args.width))

@@ -386,6 +386,7 @@ def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
                         f"case over {', '.join(names)}) at ε = {x:g}/255", cond, ratio,
                         ck.replace("-", "_"), accuracy_difference(a, b),
                         "effect: mixup − ERM robust accuracy (%)"))
+    return out
 
 
 def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFrame:
