@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -28,7 +28,7 @@ from ..training.methods import METHODS
 # The schema: every key a study file may hold, with its type. Anything else is rejected.
 SCHEMA: dict[str, dict[str, type | tuple]] = {
     "": {"name": str, "description": str, "out": str, "report": str, "data": dict,
-         "train": dict, "methods": dict, "attack": dict},
+         "train": dict, "methods": dict, "attack": dict, "executor": dict},
     "data": {"dataset": str, "path": str},
     "train": {"profile": str, "noise": str, "ratios": list, "seeds": list, "noise_seed": int,
               "noise_seeds": list, "val_n": int, "hparams": str,
@@ -44,8 +44,19 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     # examples are crafted on, trained at that ratio (by the study, if it is not one of its runs)
     "attack.sources": {"method": str, "seed": int, "alpha": float, "dropout": float,
                        "noise_seed": int},
+    # what each Ray task asks for (--executor ray; the local executor ignores it)
+    "executor": {"gpus_per_run": float, "cpus_per_run": float, "max_retries": int},
 }
 ATTACK_PRECISIONS = ("fp32", "bf16", "run")
+
+
+@dataclass
+class Resources:
+    """[executor]: what one training run or attack task of --executor ray asks the cluster for."""
+
+    gpus_per_run: float | None = None  # None: 1 where the cluster has GPUs and device is not cpu
+    cpus_per_run: float = 1.0  # also each task's thread count (at least 1)
+    max_retries: int = 3  # times a task is run again after its worker died or it raised
 
 
 @dataclass
@@ -62,6 +73,7 @@ class Study:
     source: TrainConfig | None = None
     description: str = ""
     precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
+    resources: Resources = field(default_factory=Resources)
 
     def set_precision(self, precision: str) -> None:
         for cfg in self.configs:
@@ -230,13 +242,29 @@ def _build(path: Path, doc: dict) -> Study:
             source_cfg = matches[0]
         if "sources" in attack:
             _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
+    resources = _resources(doc.get("executor", {}))
     name = doc.get("name", path.stem)
     return Study(
         path=path, name=name, out=Path(doc.get("out", f"runs/{name}")),
         report=Path(doc.get("report", f"reports/{name}")), dataset=dataset,
         data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
         attack=attack, source=source_cfg, description=doc.get("description", ""),
-        precision=precision)
+        precision=precision, resources=resources)
+
+
+def _resources(table: dict) -> Resources:
+    _check_keys(table, "executor", "executor")
+    res = Resources(**{k: float(v) if k.endswith("_per_run") else v for k, v in table.items()})
+    gpus, cpus = res.gpus_per_run, res.cpus_per_run
+    # Ray shares a GPU between tasks only in fractions of one; more than one must be whole GPUs.
+    if gpus is not None and (gpus < 0 or (gpus > 1 and not gpus.is_integer())):
+        raise UsageError(f"key 'executor.gpus_per_run' must be a fraction of one GPU (0 to 1) or "
+                         f"a whole number of GPUs, got {gpus:g}")
+    if cpus <= 0:
+        raise UsageError(f"key 'executor.cpus_per_run' must be positive, got {cpus:g}")
+    if res.max_retries < 0:
+        raise UsageError(f"key 'executor.max_retries' must be 0 or positive, got {res.max_retries}")
+    return res
 
 
 def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
