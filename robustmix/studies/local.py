@@ -101,7 +101,11 @@ def check_study(study) -> None:
         for ratio, src in attack_sources(study).items():
             print(f"  noise {ratio:g}: black-box source {study.out / src.run_name}"
                   + (" (trained for the attack stage)" if src.run_name in extra else ""))
-    print(f"report: {study.report}")
+    r = study.resources
+    gpus = (f"{r.gpus_per_run:g}" if r.gpus_per_run is not None else "0" if study.device == "cpu"
+            else "1 where the cluster has GPUs")
+    print(f"report: {study.report}\nwith --executor ray: per task {r.cpus_per_run:g} CPU "
+          f"(and threads), GPU {gpus}; {r.max_retries} retries")
 
 
 def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, wait: bool = False,
