@@ -161,7 +161,9 @@ def connect(ray, address: str | None) -> bool:
             ray.init(include_dashboard=False)
         else:
             ray.init(address=address)
-    except (ConnectionError, ValueError, RuntimeError) as e:
+    except Exception as e:  # Ray raises bare Exceptions too (e.g. a raylet start timing out)
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         where = f"at {address}" if address else "locally"
         raise UsageError(f"cannot start or join Ray {where}: {str(e).splitlines()[0]}") from None
     return True
