@@ -3,6 +3,7 @@
 Trains every run that is missing, then runs every missing attack, then writes the report. Every
 stage skips what is already on disk, so a killed study continues where it stopped. The file is
 validated whole before any work starts; --check validates and prints the plan only.
+--executor ray runs the same work as Ray tasks (robustmix/studies/ray_executor.py).
 """
 
 from __future__ import annotations
