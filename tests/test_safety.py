@@ -22,7 +22,7 @@ from robustmix import noise, report, study
 from robustmix.cli import run_main
 from robustmix.runs.files import ATTACK, CONFIG, SUMMARY, read_json
 from robustmix.runs.lock import RunBusy, RunLock, lock_path
-from robustmix.studies import local
+from robustmix.studies import tasks
 
 RUN = "cifar10_sym0.5_erm_a0_p0_quick_s0"  # the run name the TRAIN options give
 TRAIN = ["--ratio", "0.5", "--methods", "erm", "--epochs", "1", "--width", "4",
@@ -57,13 +57,13 @@ def main_error(main, argv: list[str], capsys, *fragments: str) -> str:
 def trains(monkeypatch) -> list[Path]:
     """Every run the local executor trains in this test, in order."""
     calls: list[Path] = []
-    real = local.train_run
+    real = tasks.train_run
 
     def counted(cfg, ds, run, *a, **k):
         calls.append(Path(run))
         return real(cfg, ds, run, *a, **k)
 
-    monkeypatch.setattr(local, "train_run", counted)
+    monkeypatch.setattr(tasks, "train_run", counted)
     return calls
 
 

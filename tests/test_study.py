@@ -12,7 +12,7 @@ from helpers import snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
-from robustmix.studies import local
+from robustmix.studies import tasks
 from robustmix.studies.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_impossible_values_are_rejected(tmp_path, tiny):
 
 def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monkeypatch):
     path = write_study(tmp_path, tiny.pickles)
-    real = local.train_run
+    real = tasks.train_run
     calls = []
 
     def killed_on_second(*a, **k):
@@ -108,16 +108,16 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monk
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(local, "train_run", killed_on_second)
+    monkeypatch.setattr(tasks, "train_run", killed_on_second)
     assert run_main(study.main, [str(path), "--quiet"]) == 130
     runs = sorted((tmp_path / "runs").iterdir())
     finished = [r for r in runs if (r / "summary.json").exists()]
     assert len(finished) == 1
     before = snapshot(finished[0])
 
-    monkeypatch.setattr(local, "train_run", real)
+    monkeypatch.setattr(tasks, "train_run", real)
     retrained = []
-    monkeypatch.setattr(local, "train_run", lambda *a, **k: retrained.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(tasks, "train_run", lambda *a, **k: retrained.append(a[2]) or real(*a, **k))
     assert run_main(study.main, [str(path), "--quiet"]) == 0
     assert [p.name for p in retrained] == [calls[1].name], "only the killed run is trained again"
     after = snapshot(finished[0])

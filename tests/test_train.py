@@ -20,7 +20,7 @@ from robustmix.data.classes import CIFAR10_CLASSES
 from robustmix.data.datasets import Dataset, load_dataset
 from robustmix.evaluation.predict import predict_logits
 from robustmix.evaluation.predict import test_indices as eval_test_indices
-from robustmix.studies import local
+from robustmix.studies import tasks
 from robustmix.training.batches import PAD, crop_flip, epoch_plans
 from robustmix.training.config import TrainConfig, make_config
 from robustmix.training.labels import make_labels
@@ -304,7 +304,7 @@ def test_same_command_again_does_not_retrain(finished, tiny, capsys, monkeypatch
     def boom(*a, **k):
         raise AssertionError("must not be called for a finished run")
 
-    monkeypatch.setattr(local, "train_run", boom)
+    monkeypatch.setattr(tasks, "train_run", boom)
     monkeypatch.setattr(datasets, "load_dataset", boom)
     assert noise.main(cli_args(tiny, out)) == 0
     printed = capsys.readouterr().out

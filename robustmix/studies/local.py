@@ -2,39 +2,22 @@
 
 Each run is trained under its run directory's lock, so two processes given the same output
 folder never write the same run: the second skips it (or, with wait, waits and then finds it
-finished). The plan is checked again once the lock is held, since another process may have
-finished the run meanwhile.
+finished). The units of work are studies/tasks.py's, which the Ray executor runs too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..data.datasets import Dataset
 from ..runs.files import SUMMARY, read_json
-from ..runs.lock import RunBusy, RunLock
-from ..runs.rundir import plan_run, start_run
-from ..training.config import TrainConfig
-from ..training.labels import make_labels
-from ..training.preflight import check_all
-from ..training.trainer import train_run
+from ..runs.lock import RunBusy
+from .tasks import Planned, check_data, plan_runs, resolve_study_device, train_one
 
-
-@dataclass
-class Planned:
-    cfg: TrainConfig
-    run: Path
-    action: str  # done | resume | new | force
-
-
-def data_record(ds: Dataset) -> dict:
-    """What config.json records about the data: where it came from and what it held."""
-    return {"source": str(Path(ds.source).resolve()), "description": ds.description,
-            "train_fingerprint": ds.fingerprint("train"), "test_fingerprint": ds.test_fingerprint()}
+__all__ = ["Planned", "train_planned", "plan_study", "check_study", "run_study"]
 
 
 def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device: torch.device, *,
@@ -48,25 +31,20 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
     """
     summaries: dict[Path, dict] = {}
     todo = [p for p in plans if p.action != "done"]
-    ds = load_data() if todo else None
-    for p in todo:  # a config the data cannot serve (e.g. too large a --val-n) fails here, first
-        make_labels(p.cfg, ds)
-    check_all([p.cfg for p in todo], ds)  # a failing plugin method or model, too
+    ds = check_data(plans, load_data)
     for i, p in enumerate(todo):
         try:
-            with RunLock(p.run, wait=wait):
-                _, action = plan_run(p.run.parent, p.cfg, force=p.action == "force")
-                if action == "done":
-                    log(f"{p.run}: finished by another process meanwhile")
-                    continue
-                if on_start is not None:
-                    on_start(i, p)
-                start_run(p.run, p.cfg, device, fresh=action in ("new", "force"),
-                          data=data_record(ds), extra={"precision_reason": precision_reason})
-                summaries[p.run] = train_run(p.cfg, ds, p.run, device, show_progress=show_progress)
+            summary = train_one(p, ds, device, wait=wait, show_progress=show_progress,
+                                precision_reason=precision_reason,
+                                on_start=None if on_start is None else lambda p, i=i: on_start(i, p))
         except RunBusy as e:
             log(f"{p.run}: skipped, another process is training it ({e.holder}); "
                 "--wait waits for it instead")
+            continue
+        if summary is None:
+            log(f"{p.run}: finished by another process meanwhile")
+        else:
+            summaries[p.run] = summary
     return summaries
 
 
@@ -81,15 +59,12 @@ def _fmt(seconds: float) -> str:
 def plan_study(study) -> tuple[torch.device | None, list[Planned], str]:
     """(device or None when it is not available here, plans, precision reason)."""
     from ..errors import UsageError
-    from ..evaluation.device import choose_precision, resolve_device
 
     try:
-        device = resolve_device(study.device)
+        device, why = resolve_study_device(study)
     except UsageError:
         return None, [Planned(c, study.out / c.run_name, "new") for c in study.configs], ""
-    precision, why = choose_precision(study.precision, device)
-    study.set_precision(precision)
-    return device, [Planned(c, *plan_run(study.out, c, force=False)) for c in study.configs], why
+    return device, plan_runs(study), why
 
 
 def check_study(study) -> None:
@@ -128,7 +103,11 @@ def check_study(study) -> None:
         for ratio, src in attack_sources(study).items():
             print(f"  noise {ratio:g}: black-box source {study.out / src.run_name}"
                   + (" (trained for the attack stage)" if src.run_name in extra else ""))
-    print(f"report: {study.report}")
+    r = study.resources
+    gpus = (f"{r.gpus_per_run:g}" if r.gpus_per_run is not None else "0" if study.device == "cpu"
+            else "1 where the cluster has GPUs")
+    print(f"report: {study.report}\nwith --executor ray: per task {r.cpus_per_run:g} CPU "
+          f"(and threads), GPU {gpus}; {r.max_retries} retries")
 
 
 def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, wait: bool = False,
@@ -166,37 +145,25 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
               f"{100 * s['last_test_error']:.1f}%", flush=True)
     runs = [p.run for p in plans if is_finished(p.run)]
     if study.attack is not None and not skip_attacks and runs:
-        from ..attacks.runner import AttackSpec, run_attacks
         from .spec import attack_jobs, source_only
+        from .tasks import attack
 
         extra = source_only(study)
         if extra:  # [attack.sources] runs that are not targets: trained here, never attacked
             print(f"attack sources: {len(extra)} source-only run(s)", flush=True)
-            train_planned([Planned(c, *plan_run(study.out, c, force=False)) for c in extra],
+            train_planned(plan_runs(study, extra),
                           lambda: load_dataset(study.dataset, study.data), device, wait=wait,
                           show_progress=not quiet, precision_reason=why)
         print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
         for targets, opts in attack_jobs(study, runs):
-            res = run_attacks(targets, AttackSpec(**opts, quiet=quiet))
+            res = attack(targets, opts, quiet=quiet)
             print(res.table.to_string(index=False, na_rep="-") if len(res.table)
                   else "(no attack rows)")
             for r in res.flags.to_dict("records"):
                 print(f"  flag {r['run']}: {r['flag']}: {r['detail']}")
     if not skip_report and runs:
-        from ..reporting import results as R
-        from ..reporting.markdown import remove_stale, write_report
+        from .tasks import write_study_report
 
-        notes_path = study.path.with_suffix(".notes.md")
-        notes = notes_path.read_text() if notes_path.exists() else None
-        res = R.load_results(runs)
-        R.warn(res.skipped)
-        try:
-            study.report.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"cannot create report folder {study.report}: {e.strerror or e}") from None
-        written = write_report(res, study.report, title=f"robustmix study '{study.name}'",
-                               notes=notes, checkpoint=(study.attack or {}).get("checkpoint", "last"),
-                               command=f"python -m robustmix.study {study.path}")
-        remove_stale(study.report, written)
+        write_study_report(study, runs)
     print(f"study {study.name} complete in {_fmt(time.perf_counter() - t0)}; "
           f"runs in {study.out}, report in {study.report}")

@@ -28,7 +28,7 @@ from ..training.plugins import resolve_method
 # The schema: every key a study file may hold, with its type. Anything else is rejected.
 SCHEMA: dict[str, dict[str, type | tuple]] = {
     "": {"name": str, "description": str, "out": str, "report": str, "data": dict,
-         "train": dict, "methods": dict, "attack": dict},
+         "train": dict, "methods": dict, "attack": dict, "executor": dict},
     "data": {"dataset": str, "path": str},
     "train": {"profile": str, "noise": (str, list), "ratios": list, "seeds": list, "noise_seed": int,
               "noise_seeds": list, "val_n": int, "hparams": str,
@@ -49,8 +49,19 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     # examples are crafted on, trained at that ratio (by the study, if it is not one of its runs)
     "attack.sources": {"method": str, "seed": int, "alpha": float, "dropout": float,
                        "noise_seed": int},
+    # what each Ray task asks for (--executor ray; the local executor ignores it)
+    "executor": {"gpus_per_run": float, "cpus_per_run": float, "max_retries": int},
 }
 ATTACK_PRECISIONS = ("fp32", "bf16", "run")
+
+
+@dataclass
+class Resources:
+    """[executor]: what one training run or attack task of --executor ray asks the cluster for."""
+
+    gpus_per_run: float | None = None  # None: 1 where the cluster has GPUs and device is not cpu
+    cpus_per_run: float = 1.0  # also each task's thread count (at least 1)
+    max_retries: int = 3  # times a task is run again after its worker died or it raised
 
 
 @dataclass
@@ -68,6 +79,7 @@ class Study:
     description: str = ""
     missing_files: list[str] = field(default_factory=list)  # noise files not found here
     precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
+    resources: Resources = field(default_factory=Resources)
 
     def set_precision(self, precision: str) -> None:
         for cfg in self.configs:
@@ -256,13 +268,14 @@ def _build(path: Path, doc: dict) -> Study:
                              "one noise source that takes a ratio, or 'attack.source' for all")
         if "sources" in attack:
             _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
+    resources = _resources(doc.get("executor", {}))
     name = doc.get("name", path.stem)
     return Study(
         path=path, name=name, out=Path(doc.get("out", f"runs/{name}")),
         report=Path(doc.get("report", f"reports/{name}")), dataset=dataset,
         data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
         attack=attack, source=source_cfg, description=doc.get("description", ""),
-        precision=precision, missing_files=missing)
+        precision=precision, missing_files=missing, resources=resources)
 
 
 def _noise_settings(train: dict, ratios: list[float], dataset: str
@@ -318,6 +331,21 @@ def _noise_settings(train: dict, ratios: list[float], dataset: str
         raise UsageError("key 'train.ratios': no noise source of this study takes a ratio "
                          "(matrix and cifar10n noise rates are measured)")
     return out, missing
+
+
+def _resources(table: dict) -> Resources:
+    _check_keys(table, "executor", "executor")
+    res = Resources(**{k: float(v) if k.endswith("_per_run") else v for k, v in table.items()})
+    gpus, cpus = res.gpus_per_run, res.cpus_per_run
+    # Ray shares a GPU between tasks only in fractions of one; more than one must be whole GPUs.
+    if gpus is not None and (gpus < 0 or (gpus > 1 and not gpus.is_integer())):
+        raise UsageError(f"key 'executor.gpus_per_run' must be a fraction of one GPU (0 to 1) or "
+                         f"a whole number of GPUs, got {gpus:g}")
+    if cpus <= 0:
+        raise UsageError(f"key 'executor.cpus_per_run' must be positive, got {cpus:g}")
+    if res.max_retries < 0:
+        raise UsageError(f"key 'executor.max_retries' must be 0 or positive, got {res.max_retries}")
+    return res
 
 
 def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
