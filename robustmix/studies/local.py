@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import Dataset
+from ..evaluation.device import configure_backends
 from ..runs.files import SUMMARY, read_json
 from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import plan_run, start_run
@@ -38,12 +39,13 @@ def data_record(ds: Dataset) -> dict:
 
 def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device: torch.device, *,
                   wait: bool = False, show_progress: bool = True, precision_reason: str = "",
+                  compile: bool = False,
                   log: Callable[[str], None] = print,
                   on_start: Callable[[int, Planned], None] | None = None) -> dict[Path, dict]:
     """Train every plan that is not done; return the summaries of the runs trained here.
 
     load_data is called once, before anything is written, when some run needs training: bad data
-    then fails with nothing on disk changed.
+    then fails with nothing on disk changed. compile runs training steps through torch.compile.
     """
     summaries: dict[Path, dict] = {}
     todo = [p for p in plans if p.action != "done"]
@@ -60,8 +62,11 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
                 if on_start is not None:
                     on_start(i, p)
                 start_run(p.run, p.cfg, device, fresh=action in ("new", "force"),
-                          data=data_record(ds), extra={"precision_reason": precision_reason})
-                summaries[p.run] = train_run(p.cfg, ds, p.run, device, show_progress=show_progress)
+                          data=data_record(ds), extra={"precision_reason": precision_reason,
+                                                       "backend": {**configure_backends(device),
+                                                                   "compile": compile}})
+                summaries[p.run] = train_run(p.cfg, ds, p.run, device, show_progress=show_progress,
+                                             compile=compile)
         except RunBusy as e:
             log(f"{p.run}: skipped, another process is training it ({e.holder}); "
                 "--wait waits for it instead")
