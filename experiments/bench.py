@@ -184,6 +184,31 @@ def robustmix_trainer(ds: Dataset, width: int, batch: int, n: int, device, preci
     return run, warm
 
 
+def time_batch_prep(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
+                    repeats: int) -> list[dict]:
+    """An epoch's batches prepared without the network (plan, crop, flip, mixup, targets) by the
+    per-batch path and by the epoch plan: the part of the loop the plan changed, timed alone
+    (interleaved, fastest of repeats) so that load on a shared machine blurs it less."""
+    cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=1.0, width=width,
+                      batch_size=batch, train_subset=n, precision=precision, test_n=100,
+                      train_eval_n=100, epochs=2, val_n=0)
+    trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False)
+    paths = {"robustmix per-batch plan": lambda e: epoch_plans(cfg, e, trainer.labels.noisy, None),
+             "robustmix": trainer.epoch_plan}
+    best = {name: float("inf") for name in paths}
+    for r in range(repeats + 1):  # the first round warms up
+        for name, plan in paths.items():
+            sync(device)
+            t = time.perf_counter()
+            for p in plan(r):
+                trainer.batch_tensors(p)
+            sync(device)
+            if r:
+                best[name] = min(best[name], time.perf_counter() - t)
+    return [{"task": f"batch preparation, no network ({n:,} images)", "impl": name,
+             "seconds": sec, "images": len(trainer.labels.index)} for name, sec in best.items()]
+
+
 def time_train(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
                alpha: float, workers: int, reference: bool) -> dict:
     """One timed epoch after a warm-up one (the scaling rows)."""
@@ -477,6 +502,12 @@ def main(argv=None) -> int:
                      f"replaced (same run, interleaved): {by['robustmix']:.0f} against "
                      f"{by['robustmix per-batch plan']:.0f} img/s "
                      f"({by['robustmix'] / by['robustmix per-batch plan']:.3f}x)")
+        prep = time_batch_prep(ds, w, b, n, device, precision, 5 * args.repeats)
+        for r in prep:
+            add(r)
+        notes.append(f"batch preparation alone (no network, fastest of {5 * args.repeats}): "
+                     f"{prep[1]['seconds'] * 1000:.1f} ms per epoch with the epoch plan against "
+                     f"{prep[0]['seconds'] * 1000:.1f} ms with the per-batch path")
         if "robustmix --compile" in by:
             notes.append(f"torch.compile: {by['robustmix --compile']:.0f} against "
                          f"{by['robustmix']:.0f} img/s without "

@@ -29,6 +29,8 @@ def test_quick_benchmark_measures_every_part_and_writes_its_report(tmp_path, mon
     assert set(train["impl"]) == {"reference", "robustmix per-batch plan", "robustmix fp32",
                                   "robustmix"}
     assert (train["images"] == 192).all() and (train["images_per_second"] > 0).all()
+    prep = df[df["task"] == "batch preparation, no network (192 images)"]
+    assert set(prep["impl"]) == {"robustmix per-batch plan", "robustmix"}
     tasks = set(df["task"])
     assert "test evaluation (256)" in tasks
     for attack in ("fgsm sweep, 8 eps", "ifgsm sweep, 8 eps, 2 steps", "pgd sweep, 8 eps, 2 steps"):
