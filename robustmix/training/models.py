@@ -15,8 +15,9 @@ class Dropout(nn.Module):
 
     On CPU the mask is drawn by torch.rand, faster there than nn.Dropout's bernoulli_
     (reports/benchmarks/cpu.md), and CPU runs stay bit-identical to earlier versions; on CUDA it
-    is F.dropout, one fused kernel, with the same law (tests/test_models.py checks the law on
-    both). Either way the mask comes from torch's seeded generator, so a resumed epoch replays it.
+    is F.dropout, one fused kernel, with the same law (tests/test_models.py and, on a GPU,
+    tests/test_cuda.py check the law). Either way the mask comes from torch's seeded generator,
+    so a resumed epoch replays it.
     """
 
     def __init__(self, p: float) -> None:
