@@ -1,14 +1,17 @@
 """Speed of robustmix against reference implementations, measured side by side in one run.
 
-    python experiments/bench.py                     # CPU, quick-profile width (16)
-    python experiments/bench.py --device cuda --width 64 --train-n 50000   # a GPU
+    python experiments/bench.py                  # on a GPU: width 64, 50,000 images, 10,000 attacked
+    python experiments/bench.py --device cpu     # on a CPU: the quick profile's width (16)
+    python experiments/bench.py --device cpu --quick --out /tmp/b   # tiny: checks it runs
 
 Times, on the same machine, model, width and batch size:
-  1. a training epoch: robustmix (uint8 data resident on the device, whole-batch crop/flip/mixup,
-     channels-last, bf16 autocast where supported) against a reference loop in the style of the
-     official mixup-cifar10 script (Dataset of PIL images, RandomCrop(32, 4) +
-     RandomHorizontalFlip + ToTensor + Normalize, DataLoader with the machine's workers, fp32,
-     NCHW, mixup on the batch);
+  1. a training epoch: robustmix (uint8 data resident on the device, the epoch's random plan
+     moved to the device once, whole-batch crop/flip/mixup, channels-last, bf16 autocast where
+     supported), the same with the per-batch plan it replaced (before/after in one run), in
+     fp32, and with torch.compile, against a reference loop in the style of the official
+     mixup-cifar10 script (Dataset of PIL images, RandomCrop(32, 4) + RandomHorizontalFlip +
+     ToTensor + Normalize, DataLoader with the machine's workers, fp32, NCHW, mixup on the
+     batch); all set up first, then timed interleaved;
   2. test-set evaluation (robustmix's batched evaluation against a DataLoader at batch 100);
   3. an FGSM sweep over 8 ε: the fast path against torchattacks.FGSM looped per ε;
   4. I-FGSM: robustmix against torchattacks.BIM looped per ε;
@@ -18,8 +21,9 @@ Times, on the same machine, model, width and batch size:
      iterations) at one ε, seconds per image beside PGD's, and how many images each stage
      still had to attack;
 then how cost grows (img/s against batch size and width; time against training-set size and
-number of ε), and test accuracy of a short run with and without bf16. Writes
-reports/benchmarks/<device>.md and a tidy CSV beside it.
+number of ε), test accuracy of a short run with and without bf16, and torch.profiler's table of
+where a training epoch's time goes. Writes reports/benchmarks/<device>.md (cpu.md, or the GPU's
+name) and a tidy CSV beside it, with the device, versions, backend settings, date and command.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +42,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from robustmix.atomic import write_csv, write_text
 from robustmix.data.datasets import Dataset, load_dataset
-from robustmix.evaluation.device import autocast, resolve_device, resolve_precision
+from robustmix.evaluation.device import (
+    autocast,
+    configure_backends,
+    resolve_device,
+    resolve_precision,
+)
 from robustmix.evaluation.predict import predict_logits
 from robustmix.runs.provenance import device_name
+from robustmix.training.batches import epoch_plans
 from robustmix.training.config import make_config
 from robustmix.training.labels import make_labels
 from robustmix.training.models import CIFAR_STATS, preact_resnet18
@@ -120,29 +132,105 @@ def reference_model(width: int, device):
 
 # --- measurements --------------------------------------------------------------------------
 
-def time_train(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
-               alpha: float, workers: int, reference: bool) -> dict:
-    cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=alpha, width=width,
-                      batch_size=batch, train_subset=n, precision=precision, test_n=100,
-                      train_eval_n=100, epochs=2)
-    if reference:
-        model = reference_model(width, device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-        loader = reference_loader(ds.x_train[:n], ds.y_train[:n], batch, True, workers)
-        reference_epoch(model, loader, opt, device, alpha)  # warm-up (workers, kernels)
-        sync(device)
+def reference_trainer(ds: Dataset, width: int, batch: int, n: int, device, alpha: float,
+                      workers: int) -> tuple[Callable[[int], dict], float]:
+    """The mixup-cifar10 style loop, warmed up (workers, kernels): (timed epochs, warm-up s)."""
+    model = reference_model(width, device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    loader = reference_loader(ds.x_train[:n], ds.y_train[:n], batch, True, workers)
+    t = time.perf_counter()
+    reference_epoch(model, loader, opt, device, alpha)
+    sync(device)
+    warm = time.perf_counter() - t
+
+    def run(epochs: int) -> dict:
         t = time.perf_counter()
-        seen = reference_epoch(model, loader, opt, device, alpha)
+        seen = sum(reference_epoch(model, loader, opt, device, alpha) for _ in range(epochs))
         sync(device)
         return {"seconds": time.perf_counter() - t, "images": seen}
-    trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False)
+
+    return run, warm
+
+
+def robustmix_trainer(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
+                      alpha: float, plan: str = "epoch", compile: bool = False
+                      ) -> tuple[Callable[[int], dict], float]:
+    """robustmix's Trainer on the same data, warmed up: (timed epochs, warm-up s). plan "epoch" is
+    the training loop as it runs (the epoch's plan moved to the device once); "batch" is the
+    per-batch path it replaced (each batch's host arrays copied to the device when used)."""
+    cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=alpha, width=width,
+                      batch_size=batch, train_subset=n, precision=precision, test_n=100,
+                      train_eval_n=100, epochs=2, val_n=0)
+    trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False,
+                      compile=compile)
     trainer.evaluate = lambda: {}  # time the training part of the epoch only
-    trainer.train_epoch(0)  # warm-up
-    sync(device)
+    if plan == "batch":
+        trainer.epoch_plan = lambda e: epoch_plans(cfg, e, trainer.labels.noisy, trainer.knn)
     t = time.perf_counter()
-    trainer.train_epoch(1)
+    trainer.train_epoch(0)  # warm-up (and, with compile, compilation)
     sync(device)
-    return {"seconds": time.perf_counter() - t, "images": len(trainer.labels.index)}
+    warm = time.perf_counter() - t
+    epoch = [1]
+
+    def run(epochs: int) -> dict:
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(epochs):
+            trainer.train_epoch(epoch[0])
+            epoch[0] += 1
+        sync(device)
+        return {"seconds": time.perf_counter() - t, "images": len(trainer.labels.index) * epochs}
+
+    return run, warm
+
+
+def time_batch_prep(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
+                    repeats: int) -> list[dict]:
+    """An epoch's batches prepared without the network (plan, crop, flip, mixup, targets) by the
+    per-batch path and by the epoch plan: the part of the loop the plan changed, timed alone
+    (interleaved, fastest of repeats) so that load on a shared machine blurs it less."""
+    cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=1.0, width=width,
+                      batch_size=batch, train_subset=n, precision=precision, test_n=100,
+                      train_eval_n=100, epochs=2, val_n=0)
+    trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False)
+    paths = {"robustmix per-batch plan": lambda e: epoch_plans(cfg, e, trainer.labels.noisy, None),
+             "robustmix": trainer.epoch_plan}
+    best = {name: float("inf") for name in paths}
+    for r in range(repeats + 1):  # the first round warms up
+        for name, plan in paths.items():
+            sync(device)
+            t = time.perf_counter()
+            for p in plan(r):
+                trainer.batch_tensors(p)
+            sync(device)
+            if r:
+                best[name] = min(best[name], time.perf_counter() - t)
+    return [{"task": f"batch preparation, no network ({n:,} images)", "impl": name,
+             "seconds": sec, "images": len(trainer.labels.index)} for name, sec in best.items()]
+
+
+def time_train(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
+               alpha: float, workers: int, reference: bool) -> dict:
+    """One timed epoch after a warm-up one (the scaling rows)."""
+    if reference:
+        run, _ = reference_trainer(ds, width, batch, n, device, alpha, workers)
+    else:
+        run, _ = robustmix_trainer(ds, width, batch, n, device, precision, alpha)
+    return run(1)
+
+
+def time_train_contenders(contenders: dict[str, Callable[[], tuple[Callable[[int], dict], float]]],
+                          epochs: int, repeats: int) -> list[dict]:
+    """Every contender set up (and warmed up) first, then timed `repeats` times, interleaved so
+    that load from other processes hits all of them alike; the fastest timing of each is kept."""
+    ready = {name: make() for name, make in contenders.items()}
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name, (run, _) in ready.items():
+            r = run(epochs)
+            if name not in best or r["seconds"] < best[name]["seconds"]:
+                best[name] = r
+    return [{"impl": name, "warmup_seconds": ready[name][1], **best[name]} for name in ready]
 
 
 def time_eval(ds: Dataset, width: int, device, precision: str, workers: int, reference: bool) -> dict:
@@ -309,37 +397,79 @@ def bf16_accuracy(args, device) -> list[dict]:
     return rows
 
 
-def main(argv=None) -> int:
+# Sizes when a flag is not given: a GPU measures the issue's goals (PreAct ResNet-18 at width 64,
+# a 50,000-image epoch, attacks on 10,000 test images); a CPU the quick profile's width and
+# sizes that take minutes; --quick a tiny run that only shows that everything works.
+SIZES = {
+    "cuda": dict(width=64, train_n=50000, test_n=10000, attack_n=10000, iter_n=2000,
+                 autoattack_n=100, train_epochs=1, repeats=2, steps=10),
+    "cpu": dict(width=16, train_n=4000, test_n=10000, attack_n=1000, iter_n=1000,
+                autoattack_n=100, train_epochs=1, repeats=2, steps=10),
+    "quick": dict(width=4, train_n=192, test_n=256, attack_n=64, iter_n=32, autoattack_n=0,
+                  train_epochs=1, repeats=1, steps=2),
+}
+PARTS = ("train", "compile", "eval", "attacks", "scaling", "accuracy", "trace")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--width", type=int, default=16, help="network width (quick profile: 16, paper: 64)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes (width 4, a few hundred images, no compile, scaling or "
+                        "accuracy parts): checks that the benchmark runs, measures nothing")
+    p.add_argument("--width", type=int, default=None,
+                   help="network width (default: 64 on CUDA, the paper's; 16 on CPU, quick's)")
     p.add_argument("--batch", type=int, default=128, help="training batch size")
-    p.add_argument("--train-n", type=int, default=4000, help="training images per timed epoch")
-    p.add_argument("--attack-n", type=int, default=1000, help="images for the attack timings")
-    p.add_argument("--steps", type=int, default=10, help="I-FGSM and PGD steps")
-    p.add_argument("--autoattack-n", type=int, default=100,
-                   help="images for the AutoAttack timing (0: skip it)")
-    p.add_argument("--repeats", type=int, default=2, help="timings per measurement; the fastest is kept")
+    p.add_argument("--train-n", type=int, default=None,
+                   help="training images per timed epoch (default: 50,000 on CUDA, 4,000 on CPU)")
+    p.add_argument("--train-epochs", type=int, default=None,
+                   help="epochs per training timing, after one warm-up epoch (default 1)")
+    p.add_argument("--test-n", type=int, default=None, help="test images evaluated (default 10,000)")
+    p.add_argument("--attack-n", type=int, default=None,
+                   help="images of the FGSM timings (default: 10,000 on CUDA, 1,000 on CPU)")
+    p.add_argument("--iter-n", type=int, default=None,
+                   help="images of the I-FGSM and PGD timings (default: 2,000 on CUDA, 1,000 on CPU)")
+    p.add_argument("--steps", type=int, default=None, help="I-FGSM and PGD steps (default 10)")
+    p.add_argument("--autoattack-n", type=int, default=None,
+                   help="images for the AutoAttack timing (default 100; 0: skip it)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timings per measurement, interleaved; the fastest is kept (default 2)")
     p.add_argument("--data", default=None, help="CIFAR-10 path for the bf16 accuracy check "
                    "(default: the usual locations; skipped when none is found)")
     p.add_argument("--acc-n", type=int, default=2000, help="training images of the accuracy check")
     p.add_argument("--acc-epochs", type=int, default=15, help="epochs of the accuracy check")
     p.add_argument("--precision", default="auto", help="robustmix precision: auto, fp32 or bf16")
     p.add_argument("--out", type=Path, default=Path("reports/benchmarks"), help="output folder")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: train, eval, "
-                   "attacks, scaling, accuracy")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: " + ", ".join(PARTS))
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    if skip - set(PARTS):
+        p.error(f"unknown part(s) in --skip: {', '.join(sorted(skip - set(PARTS)))}")
+    args.skip = skip | ({"compile", "scaling", "accuracy"} if args.quick else set())
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    skip = args.skip
     device = resolve_device(args.device)
+    backend = configure_backends(device)
+    sizes = SIZES["quick" if args.quick else "cuda" if device.type == "cuda" else "cpu"]
+    for k, v in sizes.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     precision = resolve_precision(args.precision, device)
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    ds = synthetic_dataset(max(args.train_n, 1000), 10000)
+    if args.quick:
+        workers = 0  # no worker processes to start: the quick run only checks the code paths
+    ds = synthetic_dataset(max(args.train_n, 1000), args.test_n)
     command = " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     command = f"(in {Path.cwd().name}/) {command}"
     print(f"bench: {device_name(device)}, width {args.width}, batch {args.batch}, robustmix "
           f"precision {precision}, {workers} DataLoader workers", flush=True)
     rows: list[dict] = []
+    notes: list[str] = []
 
     def add(r: dict) -> None:
         r.setdefault("width", args.width)
@@ -347,38 +477,68 @@ def main(argv=None) -> int:
         r["images_per_second"] = r["images"] / r["seconds"]
         r["peak_mb"] = peak_mb(device)
         rows.append(r)
-        print(f"{r['task']:<40} {r['impl']:<18} w{r['width']:<3} b{r['batch']:<4} "
+        print(f"{r['task']:<40} {r['impl']:<26} w{r['width']:<3} b{r['batch']:<4} "
               f"{r['images_per_second']:>9.0f} img/s", flush=True)
 
     def best_of(fn, *a):
         return min((fn(*a) for _ in range(args.repeats)), key=lambda r: r["seconds"])
 
+    w, b, n = args.width, args.batch, args.train_n
     if "train" not in skip:
-        for impl, prec, ref in (("reference", "fp32", True), ("robustmix fp32", "fp32", False),
-                                ("robustmix", precision, False)):
-            r = best_of(time_train, ds, args.width, args.batch, args.train_n, device, prec, 1.0, workers, ref)
-            add({"task": "train epoch (mixup)", "impl": impl, **r})
-        for n in (1000, 2000, 4000):
-            if n <= len(ds.y_train):
-                r = time_train(ds, args.width, args.batch, n, device, precision, 1.0, workers, False)
-                add({"task": f"train epoch, {n} images", "impl": "robustmix", **r})
+        contenders = {
+            "reference": lambda: reference_trainer(ds, w, b, n, device, 1.0, workers),
+            "robustmix per-batch plan": lambda: robustmix_trainer(ds, w, b, n, device, precision,
+                                                                  1.0, plan="batch"),
+            "robustmix fp32": lambda: robustmix_trainer(ds, w, b, n, device, "fp32", 1.0),
+            "robustmix": lambda: robustmix_trainer(ds, w, b, n, device, precision, 1.0),
+        }
+        if "compile" not in skip:
+            contenders["robustmix --compile"] = lambda: robustmix_trainer(
+                ds, w, b, n, device, precision, 1.0, compile=True)
+        for r in time_train_contenders(contenders, args.train_epochs, args.repeats):
+            add({"task": f"train epoch (mixup, {n:,} images)", **r})
+        by = {r["impl"]: r["images_per_second"] for r in rows}
+        notes.append(f"training, the epoch's plan on the device against the per-batch path it "
+                     f"replaced (same run, interleaved): {by['robustmix']:.0f} against "
+                     f"{by['robustmix per-batch plan']:.0f} img/s "
+                     f"({by['robustmix'] / by['robustmix per-batch plan']:.3f}x)")
+        prep = time_batch_prep(ds, w, b, n, device, precision, 5 * args.repeats)
+        for r in prep:
+            add(r)
+        notes.append(f"batch preparation alone (no network, fastest of {5 * args.repeats}): "
+                     f"{prep[1]['seconds'] * 1000:.1f} ms per epoch with the epoch plan against "
+                     f"{prep[0]['seconds'] * 1000:.1f} ms with the per-batch path")
+        if "robustmix --compile" in by:
+            notes.append(f"torch.compile: {by['robustmix --compile']:.0f} against "
+                         f"{by['robustmix']:.0f} img/s without "
+                         f"({by['robustmix --compile'] / by['robustmix']:.3f}x), after a "
+                         f"{rows[-1]['warmup_seconds']:.0f} s first epoch (compilation)")
+        if not args.quick:
+            for m in (1000, 2000, 4000):
+                if m <= len(ds.y_train):
+                    r = time_train(ds, w, b, m, device, precision, 1.0, workers, False)
+                    add({"task": f"train epoch, {m} images", "impl": "robustmix", **r})
     if "eval" not in skip:
         for impl, ref in (("reference", True), ("robustmix", False)):
-            add({"task": "test evaluation (10,000)", "impl": impl,
-                 **best_of(time_eval, ds, args.width, device, precision, workers, ref)})
+            add({"task": f"test evaluation ({args.test_n:,})", "impl": impl,
+                 **best_of(time_eval, ds, w, device, precision, workers, ref)})
     if "attacks" not in skip:
         eps8 = [1, 2, 3, 4, 6, 8, 12, 16]
-        for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8, args.steps,
-                              args.repeats, attacks=("fgsm", "ifgsm", "pgd")):
+        batch = 500
+        for r in time_attacks(w, device, "fp32", args.attack_n, batch, eps8, args.steps,
+                              args.repeats, attacks=("fgsm",)):
+            add(r)
+        for r in time_attacks(w, device, "fp32", args.iter_n, batch, eps8, args.steps,
+                              args.repeats, attacks=("ifgsm", "pgd")):
             add(r)
         if args.autoattack_n:
-            for r in time_autoattack(args.width, device, "fp32", args.autoattack_n, 500, 8,
-                                     args.steps):
+            for r in time_autoattack(w, device, "fp32", args.autoattack_n, batch, 8, args.steps):
                 add(r)
-        for k in (1, 2, 4):
-            for r in time_attacks(args.width, device, "fp32", args.attack_n, 500, eps8[:k],
-                                  args.steps, 1, attacks=("fgsm",)):
-                add(r)
+        if not args.quick:
+            for k in (1, 2, 4):
+                for r in time_attacks(w, device, "fp32", args.attack_n, batch, eps8[:k],
+                                      args.steps, 1, attacks=("fgsm",)):
+                    add(r)
     if "scaling" not in skip:
         widths = (8, 16, 32) if device.type == "cpu" else (16, 32, 64)
         for r in time_step_scaling(device, precision, widths, (64, 128, 256)):
@@ -386,21 +546,52 @@ def main(argv=None) -> int:
     if "accuracy" not in skip:
         for r in bf16_accuracy(args, device):
             add(r)
-    write(pd.DataFrame(rows), device, precision, args, command)
+    trace = None if "trace" in skip else profile_training(ds, w, b, n, device, precision)
+    write(pd.DataFrame(rows), device, precision, backend, args, command, notes, trace)
     return 0
 
 
-def write(df: pd.DataFrame, device, precision: str, args, command: str) -> None:
+def profile_training(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
+                     steps: int = 20) -> str:
+    """Where a training epoch's time goes: torch.profiler's table of the costliest operators over
+    the first `steps` steps of an epoch, after a warm-up epoch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=1.0, width=width,
+                      batch_size=batch, train_subset=min(n, steps * batch), precision=precision,
+                      test_n=100, train_eval_n=100, epochs=2, val_n=0)
+    trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False)
+    trainer.evaluate = lambda: {}
+    trainer.train_epoch(0)
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        trainer.train_epoch(1)
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=15)
+
+
+def write(df: pd.DataFrame, device, precision: str, backend: dict, args, command: str,
+          notes: list[str], trace: str | None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "-")
-    df.to_csv(args.out / f"{name}.csv", index=False)
+    write_csv(args.out / f"{name}.csv", df)
+    cuda = (f", CUDA {backend['cuda_version']}, cuDNN {backend['cudnn_version']}"
+            if device.type == "cuda" else "")
+    settings = ", ".join(f"{k} {v}" for k, v in backend.items()
+                         if v is not None and k not in ("cuda_version", "cudnn_version"))
     lines = [f"# robustmix speed benchmark: {device_name(device)}", "",
-             f"- date: {dt.date.today()}; command: `{command}`",
+             f"- date: {dt.date.today()}; command: `{command}`"
+             + (" (--quick: tiny sizes, the numbers mean nothing)" if args.quick else ""),
              f"- torch {torch.__version__}, torchvision {__import__('torchvision').__version__}, "
-             f"torchattacks {__import__('torchattacks').__version__}, python {platform.python_version()}",
-             f"- robustmix precision: {precision}; reference loop: fp32, NCHW, PIL transforms, "
-             "DataLoader with one worker per core; peak_mb: process peak RSS on CPU, "
-             "peak allocated GPU memory on CUDA", ""]
+             f"torchattacks {__import__('torchattacks').__version__}, python "
+             f"{platform.python_version()}{cuda}; OMP_NUM_THREADS "
+             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, {torch.get_num_threads()} torch threads",
+             f"- robustmix precision: {precision}; backend: {settings}; attacks in fp32",
+             "- reference loop: fp32, NCHW, PIL transforms, DataLoader with one worker per core; "
+             "peak_mb: process peak RSS on CPU, peak allocated GPU memory on CUDA", ""]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     ratios = []
     for task, g in df.groupby("task", sort=False):
         ref = g[g["impl"].isin(["reference", "torchattacks loop", "robustmix PGD"])]
@@ -414,7 +605,10 @@ def write(df: pd.DataFrame, device, precision: str, args, command: str) -> None:
         lines += ["## Against the reference", "", "| task | robustmix | img/s | reference img/s | ratio |",
                   "|---|---|---|---|---|", *ratios, ""]
     lines += ["## All measurements", "", table_md(df), ""]
-    (args.out / f"{name}.md").write_text("\n".join(lines))
+    if trace is not None:
+        lines += ["## Where a training epoch's time goes (torch.profiler, robustmix, first "
+                  "steps of an epoch)", "", "```", trace.rstrip(), "```", ""]
+    write_text(args.out / f"{name}.md", "\n".join(lines))
     print(f"wrote {args.out / name}.md and .csv")
 
 

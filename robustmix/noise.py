@@ -107,6 +107,10 @@ def build_parser() -> Parser:
                    help="validation images held out of the training pool, labelled noisily, to "
                         "select a checkpoint without the test set (default: the profile's, 5,000 "
                         "for paper, 1,000 for quick; 0 = none, the paper's exact training set)")
+    p.add_argument("--compile", action="store_true",
+                   help="run training steps through torch.compile (default off: on CPU its "
+                        "minutes of compilation outweigh what it saves in a quick-profile run, "
+                        "reports/benchmarks/cpu.md; recorded in config.json as backend.compile)")
     p.add_argument("--force", action="store_true", help="retrain runs that already exist")
     p.add_argument("--wait", action="store_true",
                    help="wait for runs another process is training instead of skipping them")
@@ -292,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'resuming' if p.action == 'resume' else 'training'} {p.run}", flush=True)
 
     summaries = train_planned(plans, load, device, wait=args.wait, show_progress=not args.quiet,
-                              precision_reason=why, on_start=started)
+                              precision_reason=why, compile=args.compile, on_start=started)
     for s in summaries.values():
         print(f"  {s['run']}: noise actually wrong {100 * s['actual_noise_rate']:.1f}%, best error "
               f"{100 * s['best_test_error']:.1f}% (epoch {s['best_epoch']}), last "

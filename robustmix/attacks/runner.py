@@ -473,10 +473,11 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     the rows asked for, robust accuracy and the flags."""
     from tqdm.auto import tqdm
 
-    from ..evaluation.device import resolve_device
+    from ..evaluation.device import configure_backends, resolve_device
     from ..runs.provenance import device_name
 
     device = resolve_device(args.device)
+    configure_backends(device)  # as in training: fp32 without TF32, cuDNN autotuning
     targets, source = load_all(runs, args, device)
     datasets = load_datasets(targets + ([source] if source else []))
     check_shapes(targets, source, datasets)

@@ -62,3 +62,27 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def configure_backends(device: torch.device) -> dict:
+    """Apply robustmix's backend policy for device and return it, as run configs record it.
+
+    On CUDA: cuDNN autotuning on (the input shapes are fixed, so the search pays once), and fp32
+    means IEEE fp32: TF32 is off for matmuls and convolutions (PyTorch leaves it on for
+    convolutions by default), so an fp32 run or attack computes the same on every GPU generation;
+    the speed of Ampere and later comes from bf16 autocast (`--precision auto`). Dropout there
+    is the fused kernel of F.dropout, elsewhere a torch.rand mask (same law, see models.py).
+    """
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return {
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if cuda else None,
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32) if cuda else None,
+        "cudnn_version": torch.backends.cudnn.version() if cuda else None,
+        "cuda_version": torch.version.cuda if cuda else None,
+        "dropout": "F.dropout (fused CUDA kernel)" if cuda else "torch.rand mask",
+    }

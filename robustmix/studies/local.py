@@ -22,12 +22,13 @@ __all__ = ["Planned", "train_planned", "plan_study", "check_study", "run_study"]
 
 def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device: torch.device, *,
                   wait: bool = False, show_progress: bool = True, precision_reason: str = "",
+                  compile: bool = False,
                   log: Callable[[str], None] = print,
                   on_start: Callable[[int, Planned], None] | None = None) -> dict[Path, dict]:
     """Train every plan that is not done; return the summaries of the runs trained here.
 
     load_data is called once, before anything is written, when some run needs training: bad data
-    then fails with nothing on disk changed.
+    then fails with nothing on disk changed. compile runs training steps through torch.compile.
     """
     summaries: dict[Path, dict] = {}
     todo = [p for p in plans if p.action != "done"]
@@ -35,7 +36,7 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
     for i, p in enumerate(todo):
         try:
             summary = train_one(p, ds, device, wait=wait, show_progress=show_progress,
-                                precision_reason=precision_reason,
+                                precision_reason=precision_reason, compile=compile,
                                 on_start=None if on_start is None else lambda p, i=i: on_start(i, p))
         except RunBusy as e:
             log(f"{p.run}: skipped, another process is training it ({e.holder}); "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..evaluation.device import configure_backends
 from ..runs.lock import RunLock
 from ..runs.rundir import plan_run, start_run
 from ..training.config import TrainConfig
@@ -72,7 +73,7 @@ def check_data(plans: list[Planned], load_data: Callable[[], Dataset]) -> Datase
 
 
 def train_one(p: Planned, ds: Dataset, device: torch.device, *, wait: bool = False,
-              show_progress: bool = True, precision_reason: str = "",
+              show_progress: bool = True, precision_reason: str = "", compile: bool = False,
               on_start: Callable[[Planned], None] | None = None) -> dict | None:
     """Train (or resume) one planned run while holding its lock; its summary, or None when
     another process finished it meanwhile. Raises RunBusy when another live process holds it
@@ -84,8 +85,10 @@ def train_one(p: Planned, ds: Dataset, device: torch.device, *, wait: bool = Fal
         if on_start is not None:
             on_start(p)
         start_run(p.run, p.cfg, device, fresh=action in ("new", "force"),
-                  data=data_record(ds), extra={"precision_reason": precision_reason})
-        return train_run(p.cfg, ds, p.run, device, show_progress=show_progress)
+                  data=data_record(ds), extra={"precision_reason": precision_reason,
+                                               "backend": {**configure_backends(device),
+                                                           "compile": compile}})
+        return train_run(p.cfg, ds, p.run, device, show_progress=show_progress, compile=compile)
 
 
 @dataclass

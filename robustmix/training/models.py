@@ -17,11 +17,13 @@ from .plugins import DEFAULT_MODEL, load_object
 
 
 class Dropout(nn.Module):
-    """Inverted dropout with the mask drawn by torch.rand instead of bernoulli_.
+    """Inverted dropout: each unit kept with probability 1 - p, scaled by 1 / (1 - p).
 
-    Same law as nn.Dropout (each unit kept with probability 1 - p, scaled by 1 / (1 - p)); on CPU
-    torch.rand draws the mask faster than bernoulli_ (experiments/bench.py measures both, see
-    reports/benchmarks/cpu.md; tests/test_models.py checks the law).
+    On CPU the mask is drawn by torch.rand, faster there than nn.Dropout's bernoulli_
+    (reports/benchmarks/cpu.md), and CPU runs stay bit-identical to earlier versions; on CUDA it
+    is F.dropout, one fused kernel, with the same law (tests/test_models.py and, on a GPU,
+    tests/test_cuda.py check the law). Either way the mask comes from torch's seeded generator,
+    so a resumed epoch replays it.
     """
 
     def __init__(self, p: float) -> None:
@@ -33,6 +35,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if x.is_cuda:
+            return F.dropout(x, self.p, training=True)
         mask = (torch.rand(x.shape, device=x.device) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
         return x * mask
 

@@ -19,13 +19,13 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, write_csv, write_json
 from ..data.datasets import Dataset
 from ..errors import UsageError
-from ..evaluation.device import autocast
+from ..evaluation.device import autocast, configure_backends
 from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
 from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, NOISE, PREDICTIONS, SELECTED, SUMMARY
 from .api import Batch
-from .batches import PAD, BatchPlan, crop_flip, epoch_plans
+from .batches import PAD, BatchPlan, EpochPlan, crop_flip, device_epoch_plan
 from .config import TrainConfig
 from .labels import Labels, make_labels, noise_record
 from .methods import METHODS
@@ -49,8 +49,9 @@ class Trainer:
     """Holds the device-resident data of one run and trains it epoch by epoch."""
 
     def __init__(self, cfg: TrainConfig, ds: Dataset, labels: Labels, device: torch.device,
-                 run: Path | None = None, show_progress: bool = True) -> None:
+                 run: Path | None = None, show_progress: bool = True, compile: bool = False) -> None:
         self.cfg, self.ds, self.labels, self.device, self.run = cfg, ds, labels, device, run
+        self.backend = {**configure_backends(device), "compile": compile}
         self.show_progress = show_progress
         self.size = ds.x_train.shape[1:3]
         self.padded = to_device_images(ds.x_train[labels.index], device, PAD)
@@ -74,6 +75,8 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             model = build_model(cfg, ds)
         self.model = model.to(device).to(memory_format=torch.channels_last)
+        # Training steps go through the compiled module; state_dict and evaluation use the model.
+        self.forward = torch.compile(self.model) if compile else self.model
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
 
@@ -92,7 +95,7 @@ class Trainer:
         """Inputs and soft targets of one planned batch."""
         dev = self.device
         spec = METHODS[self.cfg.method]
-        t = lambda a: torch.from_numpy(np.asarray(a)).to(dev)  # noqa: E731
+        t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731  (device slices pass as they are)
         idx = t(plan.idx)
         x = crop_flip(self.padded, idx, t(plan.dy), t(plan.dx), t(plan.flip), self.size)
         y = self.noisy[idx]
@@ -113,6 +116,10 @@ class Trainer:
                              "probabilities per image)")
         return x, targets
 
+    def epoch_plan(self, epoch: int) -> EpochPlan | list[BatchPlan]:
+        """The epoch's batches, on the device before the first step (see batches.py)."""
+        return device_epoch_plan(self.cfg, epoch, self.labels.noisy, self.knn, self.device)
+
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout masks, replayable on resume
@@ -120,7 +127,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.model.train()
-        plans = epoch_plans(cfg, epoch, self.labels.noisy, self.knn)
+        plans = self.epoch_plan(epoch)
         total_loss, seen = torch.zeros((), device=self.device), 0
         t0 = time.perf_counter()
         bar = tqdm(plans, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
@@ -128,7 +135,7 @@ class Trainer:
         for plan in bar:
             x, targets = self.batch_tensors(plan)
             with autocast(self.device, cfg.precision):
-                logits = self.model(x)
+                logits = self.forward(x)
             loss = self.method.loss(logits, targets)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,14 +202,14 @@ def reconcile(run: Path, name: str, epoch: int, last: dict, device: torch.device
 
 
 def train_run(cfg: TrainConfig, ds: Dataset, run: Path, device: torch.device,
-              show_progress: bool = True) -> dict:
+              show_progress: bool = True, compile: bool = False) -> dict:
     """Train (or resume) the run in directory run; return its summary."""
     labels = make_labels(cfg, ds)
     if not (run / LABELS).exists():
         write_csv(run / LABELS, labels.to_frame())
     if not (run / NOISE).exists():
         write_json(run / NOISE, noise_record(cfg, labels, ds))
-    trainer = Trainer(cfg, ds, labels, device, run, show_progress)
+    trainer = Trainer(cfg, ds, labels, device, run, show_progress, compile)
     start, best, selected, rows = 0, (-1.0, 0), (-1.0, 0), []
     if (run / LAST).exists():
         ck = load_checkpoint(run / LAST, device)
