@@ -108,9 +108,9 @@ def build_parser() -> Parser:
                         "select a checkpoint without the test set (default: the profile's, 5,000 "
                         "for paper, 1,000 for quick; 0 = none, the paper's exact training set)")
     p.add_argument("--compile", action="store_true",
-                   help="run training steps through torch.compile (default off: on CPU its "
-                        "minutes of compilation outweigh what it saves in a quick-profile run, "
-                        "reports/benchmarks/cpu.md; recorded in config.json as backend.compile)")
+                   help="run training steps through torch.compile (default off until "
+                        "experiments/bench.py, which times it on and off, shows a gain on the "
+                        "device; recorded in config.json as backend.compile)")
     p.add_argument("--force", action="store_true", help="retrain runs that already exist")
     p.add_argument("--wait", action="store_true",
                    help="wait for runs another process is training instead of skipping them")
