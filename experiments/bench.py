@@ -515,6 +515,7 @@ def main(argv=None) -> int:
         for r in time_train_contenders(contenders, args.train_epochs, args.repeats):
             add({"task": f"train epoch (mixup, {n:,} images)", **r})
         by = {r["impl"]: r["images_per_second"] for r in rows}
+        warm = {r["impl"]: r["warmup_seconds"] for r in rows}
         notes.append(f"training, the epoch's plan on the device against the per-batch path it "
                      f"replaced (same run, interleaved): {by['robustmix']:.0f} against "
                      f"{by['robustmix per-batch plan']:.0f} img/s "
@@ -529,7 +530,8 @@ def main(argv=None) -> int:
             notes.append(f"torch.compile: {by['robustmix --compile']:.0f} against "
                          f"{by['robustmix']:.0f} img/s without "
                          f"({by['robustmix --compile'] / by['robustmix']:.3f}x), after a "
-                         f"{rows[-1]['warmup_seconds']:.0f} s first epoch (compilation)")
+                         f"{warm['robustmix --compile']:.0f} s first epoch (compilation; "
+                         f"{warm['robustmix']:.1f} s without)")
         if not args.quick:
             for m in (1000, 2000, 4000):
                 if m <= len(ds.y_train):
