@@ -153,35 +153,40 @@ def reference_trainer(ds: Dataset, width: int, batch: int, n: int, device, alpha
 
 
 def robustmix_trainer(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
-                      alpha: float, plan: str = "epoch", compile: bool = False
-                      ) -> tuple[Callable[[int], dict], float]:
-    """robustmix's Trainer on the same data, warmed up: (timed epochs, warm-up s). plan "epoch" is
-    the training loop as it runs (the epoch's plan moved to the device once); "batch" is the
-    per-batch path it replaced (each batch's host arrays copied to the device when used)."""
+                      alpha: float, compile: bool = False) -> tuple[Trainer, float]:
+    """robustmix's Trainer on the same data, warmed up: (trainer, warm-up seconds)."""
     cfg = make_config(method="mixup", ratio=0.0, profile="quick", alpha=alpha, width=width,
                       batch_size=batch, train_subset=n, precision=precision, test_n=100,
                       train_eval_n=100, epochs=2, val_n=0)
     trainer = Trainer(cfg, ds, make_labels(cfg, ds), device, None, show_progress=False,
                       compile=compile)
     trainer.evaluate = lambda: {}  # time the training part of the epoch only
-    if plan == "batch":
-        trainer.epoch_plan = lambda e: epoch_plans(cfg, e, trainer.labels.noisy, trainer.knn)
     t = time.perf_counter()
     trainer.train_epoch(0)  # warm-up (and, with compile, compilation)
     sync(device)
-    warm = time.perf_counter() - t
-    epoch = [1]
+    return trainer, time.perf_counter() - t
+
+
+def timed_epochs(trainer: Trainer, device, plan: str = "epoch") -> Callable[[int], dict]:
+    """Timed training epochs of trainer. plan "epoch" is the loop as it runs (the epoch's plan
+    moved to the device once); "batch" the per-batch path it replaced (each batch's host arrays
+    copied to the device when used). One trainer can serve both, so that the before/after
+    comparison differs in nothing else."""
+    cfg = trainer.cfg
+    plans = {"epoch": Trainer.epoch_plan.__get__(trainer),
+             "batch": lambda e: epoch_plans(cfg, e, trainer.labels.noisy, trainer.knn)}[plan]
 
     def run(epochs: int) -> dict:
+        trainer.epoch_plan = plans
         sync(device)
         t = time.perf_counter()
         for _ in range(epochs):
-            trainer.train_epoch(epoch[0])
-            epoch[0] += 1
+            trainer.bench_epoch = getattr(trainer, "bench_epoch", 1) + 1
+            trainer.train_epoch(trainer.bench_epoch)
         sync(device)
         return {"seconds": time.perf_counter() - t, "images": len(trainer.labels.index) * epochs}
 
-    return run, warm
+    return run
 
 
 def time_batch_prep(ds: Dataset, width: int, batch: int, n: int, device, precision: str,
@@ -197,7 +202,7 @@ def time_batch_prep(ds: Dataset, width: int, batch: int, n: int, device, precisi
              "robustmix": trainer.epoch_plan}
     best = {name: float("inf") for name in paths}
     for r in range(repeats + 1):  # the first round warms up
-        for name, plan in paths.items():
+        for name, plan in list(paths.items())[::-1 if r % 2 else 1]:
             sync(device)
             t = time.perf_counter()
             for p in plan(r):
@@ -215,19 +220,21 @@ def time_train(ds: Dataset, width: int, batch: int, n: int, device, precision: s
     if reference:
         run, _ = reference_trainer(ds, width, batch, n, device, alpha, workers)
     else:
-        run, _ = robustmix_trainer(ds, width, batch, n, device, precision, alpha)
+        run = timed_epochs(robustmix_trainer(ds, width, batch, n, device, precision, alpha)[0],
+                           device)
     return run(1)
 
 
 def time_train_contenders(contenders: dict[str, Callable[[], tuple[Callable[[int], dict], float]]],
                           epochs: int, repeats: int) -> list[dict]:
-    """Every contender set up (and warmed up) first, then timed `repeats` times, interleaved so
-    that load from other processes hits all of them alike; the fastest timing of each is kept."""
+    """Every contender set up (and warmed up) first, then timed `repeats` times, interleaved in
+    alternating order so that load from other processes hits all of them alike; the fastest
+    timing of each is kept."""
     ready = {name: make() for name, make in contenders.items()}
     best: dict[str, dict] = {}
-    for _ in range(repeats):
-        for name, (run, _) in ready.items():
-            r = run(epochs)
+    for i in range(repeats):
+        for name in list(ready)[::-1 if i % 2 else 1]:
+            r = ready[name][0](epochs)
             if name not in best or r["seconds"] < best[name]["seconds"]:
                 best[name] = r
     return [{"impl": name, "warmup_seconds": ready[name][1], **best[name]} for name in ready]
@@ -485,19 +492,30 @@ def main(argv=None) -> int:
 
     w, b, n = args.width, args.batch, args.train_n
     if "train" not in skip:
+        shared: list[tuple[Trainer, float]] = []  # before and after: one trainer, two plans
+
+        def robustmix(plan: str, prec: str = precision, compile: bool = False):
+            def make():
+                if prec != precision or compile:
+                    trainer, warm = robustmix_trainer(ds, w, b, n, device, prec, 1.0, compile)
+                else:
+                    shared[:] = shared or [robustmix_trainer(ds, w, b, n, device, prec, 1.0)]
+                    trainer, warm = shared[0]
+                return timed_epochs(trainer, device, plan), warm
+            return make
+
         contenders = {
             "reference": lambda: reference_trainer(ds, w, b, n, device, 1.0, workers),
-            "robustmix per-batch plan": lambda: robustmix_trainer(ds, w, b, n, device, precision,
-                                                                  1.0, plan="batch"),
-            "robustmix fp32": lambda: robustmix_trainer(ds, w, b, n, device, "fp32", 1.0),
-            "robustmix": lambda: robustmix_trainer(ds, w, b, n, device, precision, 1.0),
+            "robustmix fp32": robustmix("epoch", "fp32"),
+            "robustmix per-batch plan": robustmix("batch"),
+            "robustmix": robustmix("epoch"),
         }
         if "compile" not in skip:
-            contenders["robustmix --compile"] = lambda: robustmix_trainer(
-                ds, w, b, n, device, precision, 1.0, compile=True)
+            contenders["robustmix --compile"] = robustmix("epoch", compile=True)
         for r in time_train_contenders(contenders, args.train_epochs, args.repeats):
             add({"task": f"train epoch (mixup, {n:,} images)", **r})
         by = {r["impl"]: r["images_per_second"] for r in rows}
+        warm = {r["impl"]: r["warmup_seconds"] for r in rows}
         notes.append(f"training, the epoch's plan on the device against the per-batch path it "
                      f"replaced (same run, interleaved): {by['robustmix']:.0f} against "
                      f"{by['robustmix per-batch plan']:.0f} img/s "
@@ -512,7 +530,8 @@ def main(argv=None) -> int:
             notes.append(f"torch.compile: {by['robustmix --compile']:.0f} against "
                          f"{by['robustmix']:.0f} img/s without "
                          f"({by['robustmix --compile'] / by['robustmix']:.3f}x), after a "
-                         f"{rows[-1]['warmup_seconds']:.0f} s first epoch (compilation)")
+                         f"{warm['robustmix --compile']:.0f} s first epoch (compilation; "
+                         f"{warm['robustmix']:.1f} s without)")
         if not args.quick:
             for m in (1000, 2000, 4000):
                 if m <= len(ds.y_train):
