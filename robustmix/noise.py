@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .runs.provenance import device_name
     from .runs.rundir import check_writable, plan_run
     from .studies.local import Planned, train_planned
-    from .training.estimate import estimate_seconds
+    from .training.estimate import estimate_text
 
     device = resolve_device(args.device)
     precision, why = choose_precision(args.precision, device)
@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo = [p.cfg for p in plans if p.action != "done"]
     print(f"robustmix.noise: profile {cfgs[0].profile}, device {device} ({device_name(device)}, "
           f"{precision}: {why}), {len(todo)} of {len(cfgs)} runs to train, "
-          f"estimated {estimate_seconds(todo, device) / 60:.0f} min", flush=True)
+          f"{estimate_text(todo, device, args.out)}", flush=True)
     for p in plans:
         if p.action == "done":
             s = read_json(p.run / SUMMARY)

@@ -379,3 +379,32 @@ def test_report_shows_robust_accuracy_relative_accuracy_and_flags(world, tmp_pat
     at8 = robust[robust["eps"] == 8].set_index("method")["robust_mean"]
     assert claim["effect"].item() == pytest.approx(at8["mixup"] - at8["erm"], abs=1e-3)
     assert ("No flag raised" in md) == (len(flags) == 0)
+
+
+def test_attacks_on_one_run_wait_for_each_other_and_keep_every_row(world, tmp_path, capsys):
+    """Two processes attacking one run: the second waits for the run lock, then reads what the
+    first wrote, so rows are neither computed twice nor lost when attack.csv is rewritten."""
+    import threading
+
+    from robustmix.runs.lock import RunLock
+
+    run = fresh_copy(world / "runs" / ERM, tmp_path / ERM)
+    assert attack(run, "--attacks", "fgsm", "--eps", "0,4", *FAST) == 0
+    capsys.readouterr()
+    done: list[int] = []
+    with RunLock(run):  # another process writing the run
+        second = threading.Thread(target=lambda: done.append(
+            attack(run, "--attacks", "fgsm,ifgsm", "--eps", "0,4", *FAST)))
+        second.start()
+        second.join(timeout=3)
+        assert second.is_alive() and not done  # waiting, nothing computed yet
+        rows = pd.read_csv(run / ATTACK)  # as the holder leaves it: one more row
+        extra = rows.iloc[[-1]].assign(eps=2.0, accuracy=0.123)
+        pd.concat([rows, extra]).to_csv(run / ATTACK, index=False)
+    second.join(timeout=300)
+    assert done == [0]
+    out = capsys.readouterr().out
+    assert f"waiting for {ERM}: another process is writing it" in out
+    assert "2 row(s) to compute" in out  # the ifgsm rows only: fgsm was there already
+    final = pd.read_csv(run / ATTACK)
+    assert len(final) == 5 and (final["accuracy"] == 0.123).sum() == 1  # the holder's row kept

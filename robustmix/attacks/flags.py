@@ -51,6 +51,21 @@ def _who(r) -> str:
     return f"{r['attack']} {r['mode']}" + (f" from {r['source']}" if r["mode"] == "black-box" else "")
 
 
+def _beyond(frame: pd.DataFrame, by, is_ref, is_row, weaker: bool, tol: int):
+    """(row, reference, '(+k images > tol)') for each is_row row of a group of frame that leaves
+    more (weaker) or fewer (not weaker) images correct than the group's strongest is_ref row,
+    by more than tol images."""
+    for _, s in frame.groupby(by, sort=False):
+        ref = s[is_ref(s)]
+        if not len(ref):
+            continue
+        best = ref.sort_values("correct").iloc[0]
+        for r in s[is_row(s)].to_dict("records"):
+            gap = r["correct"] - best["correct"] if weaker else best["correct"] - r["correct"]
+            if gap > tol:
+                yield r, best, f"({'+' if weaker else '-'}{gap} images > {tol})"
+
+
 def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
     """The flags raised by attack.csv rows (one run or several); columns COLUMNS."""
     if rows is None or not len(rows):
@@ -83,42 +98,27 @@ def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
                          f"{_who(hi)}: {_pct(lo)} at eps {lo['eps']:g}/255, {_pct(hi)} at "
                          f"{hi['eps']:g}/255 (+{hi['correct'] - lo['correct']} images > {tol})")
         pos = g[g["eps"] > 0]
-        # 2. an iterative attack weaker than FGSM at the same ε, mode and source
-        for _, s in pos.groupby(["mode", "source", "eps"], sort=False):
-            fgsm = s[s["attack"] == "fgsm"]
-            if not len(fgsm):
-                continue
-            f = fgsm.sort_values("correct").iloc[0]
-            for r in s[s["attack"].isin(ITERATIVE)].to_dict("records"):
-                if r["correct"] - f["correct"] > tol:
-                    flag("iterative_weaker_than_fgsm", r, f["accuracy"],
-                         f"{_who(r)} ({r['steps']} steps) leaves {_pct(r)} correct at eps "
-                         f"{r['eps']:g}/255, FGSM {_pct(f)} (+{r['correct'] - f['correct']} "
-                         f"images > {tol})")
-        # 3. black-box stronger than white-box, per attack and ε
-        for _, s in pos.groupby(["attack", "eps"], sort=False):
-            white = s[s["mode"] == "white-box"]
-            if not len(white):
-                continue
-            w = white.sort_values("correct").iloc[0]
-            for r in s[s["mode"] == "black-box"].to_dict("records"):
-                if w["correct"] - r["correct"] > tol:
-                    flag("black_box_below_white_box", r, w["accuracy"],
-                         f"{_who(r)} leaves {_pct(r)} correct at eps {r['eps']:g}/255, white-box "
-                         f"{_pct(w)} (-{w['correct'] - r['correct']} images > {tol})")
-        # 4. Square stronger than every white-box gradient attack at ε
+        pos = g[g["eps"] > 0]
         white = pos[pos["mode"] == "white-box"]
-        for _, s in white.groupby("eps", sort=False):
-            grad = s[s["attack"].isin(GRADIENT)]
-            if not len(grad):
-                continue
-            best = grad.sort_values("correct").iloc[0]
-            for r in s[s["attack"].isin(QUERY)].to_dict("records"):
-                if best["correct"] - r["correct"] > tol:
-                    flag("square_beats_gradients", r, best["accuracy"],
-                         f"square ({r['queries']} queries) leaves {_pct(r)} correct at eps "
-                         f"{r['eps']:g}/255, the strongest gradient attack ({best['attack']}) "
-                         f"{_pct(best)} (-{best['correct'] - r['correct']} images > {tol})")
+        # 2. an iterative attack weaker than FGSM at the same ε, mode and source
+        for r, f, why in _beyond(pos, ["mode", "source", "eps"], lambda s: s["attack"] == "fgsm",
+                                 lambda s: s["attack"].isin(ITERATIVE), True, tol):
+            flag("iterative_weaker_than_fgsm", r, f["accuracy"],
+                 f"{_who(r)} ({r['steps']} steps) leaves {_pct(r)} correct at eps "
+                 f"{r['eps']:g}/255, FGSM {_pct(f)} {why}")
+        # 3. black-box stronger than white-box, per attack and ε
+        for r, w, why in _beyond(pos, ["attack", "eps"], lambda s: s["mode"] == "white-box",
+                                 lambda s: s["mode"] == "black-box", False, tol):
+            flag("black_box_below_white_box", r, w["accuracy"],
+                 f"{_who(r)} leaves {_pct(r)} correct at eps {r['eps']:g}/255, white-box "
+                 f"{_pct(w)} {why}")
+        # 4. Square stronger than every white-box gradient attack at ε
+        for r, b, why in _beyond(white, "eps", lambda s: s["attack"].isin(GRADIENT),
+                                 lambda s: s["attack"].isin(QUERY), False, tol):
+            flag("square_beats_gradients", r, b["accuracy"],
+                 f"square ({r['queries']} queries) leaves {_pct(r)} correct at eps "
+                 f"{r['eps']:g}/255, the strongest gradient attack ({b['attack']}) {_pct(b)} "
+                 f"{why}")
         # 5. white-box PGD far from 0 at the largest ε (≥ 64/255)
         pgd = white[white["attack"] == "pgd"]
         if len(pgd) and pgd["eps"].max() >= LARGE_EPS:

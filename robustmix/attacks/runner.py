@@ -24,6 +24,7 @@ attacks (fgsm, ifgsm, pgd) are transferred; autoattack and square run on the mod
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ import torch
 from ..atomic import write_csv
 from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, is_finished, read_json
+from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import load_train_config
 from .flags import FLAGS, check_flags
 from .outcomes import ADDED, outcome_key, read_outcomes, robust_table, row_key, write_outcomes
@@ -471,14 +473,44 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     """Compute every missing row for runs (and the black-box source), write each run's
     attack_outcomes.npz, attack.csv and attack_flags.csv, and return the accuracy table (%) of
     the rows asked for, robust accuracy and the flags."""
-    from tqdm.auto import tqdm
-
     from ..evaluation.device import configure_backends, resolve_device
-    from ..runs.provenance import device_name
 
     device = resolve_device(args.device)
     configure_backends(device)  # as in training: fp32 without TF32, cuDNN autotuning
     targets, source = load_all(runs, args, device)
+    with contextlib.ExitStack() as locks:
+        for t in sorted(targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
+            locks.enter_context(attack_lock(t))
+        return _run_locked(args, device, targets, source)
+
+
+@contextlib.contextmanager
+def attack_lock(t: Run):
+    """The target's run lock, held while its attack rows are read, computed and written, so
+    that two processes attacking one run neither compute its rows twice nor lose each other's
+    (the later write of attack.csv would win). Waits for a holder, saying so; once held, the
+    rows are read again: those the holder wrote are then skipped."""
+    lock = RunLock(t.path)
+    try:
+        lock.__enter__()
+    except RunBusy as e:
+        print(f"robustmix.attack: waiting for {t.name}: another process is writing it "
+              f"({e.holder})", flush=True)
+        lock = RunLock(t.path, wait=True)
+        lock.__enter__()
+    try:
+        t.existing, t.outcomes = read_existing(t.path), read_outcomes(t.path)
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_locked(args: AttackSpec, device: torch.device, targets: list[Run], source: Run | None
+                ) -> AttackResults:
+    from tqdm.auto import tqdm
+
+    from ..runs.provenance import device_name
+
     datasets = load_datasets(targets + ([source] if source else []))
     check_shapes(targets, source, datasets)
     groups = plan(args, targets, source, datasets, device)

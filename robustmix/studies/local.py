@@ -71,14 +71,14 @@ def plan_study(study) -> tuple[torch.device | None, list[Planned], str]:
 def check_study(study) -> None:
     """Print what the study would do; validation already happened in load_study."""
     from ..runs.rundir import check_writable
-    from ..training.estimate import estimate_seconds
+    from ..training.estimate import estimate_text
 
     check_writable(study.out)
     check_writable(study.report)
     device, plans, why = plan_study(study)
     todo = [p.cfg for p in plans if p.action != "done"]
-    where = (f"device {device}, precision {study.configs[0].precision} ({why}); estimated "
-             f"training {_fmt(estimate_seconds(todo, device))}" if device is not None else
+    where = (f"device {device}, precision {study.configs[0].precision} ({why}); "
+             f"{estimate_text(todo, device, study.out)}" if device is not None else
              f"device {study.device} (not available on this machine: precision resolved there)")
     print(f"study {study.name} ({study.path}): valid. {len(plans)} runs "
           f"({len(plans) - len(todo)} finished), profile {study.configs[0].profile}, {where}")
@@ -119,7 +119,7 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     from ..errors import UsageError
     from ..runs.files import is_finished
     from ..runs.rundir import check_writable
-    from ..training.estimate import estimate_seconds
+    from ..training.estimate import estimate_text
 
     check_writable(study.out)
     if not skip_report:
@@ -130,8 +130,8 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     todo = [p for p in plans if p.action != "done"]
     print(f"study {study.name}: {len(plans)} runs ({len(plans) - len(todo)} finished), "
           f"profile {study.configs[0].profile}, device {device}, precision "
-          f"{study.configs[0].precision} ({why}); estimated training "
-          f"{_fmt(estimate_seconds([p.cfg for p in todo], device))}", flush=True)
+          f"{study.configs[0].precision} ({why}); "
+          f"{estimate_text([p.cfg for p in todo], device, study.out)}", flush=True)
     t0 = time.perf_counter()
 
     def started(i: int, p: Planned) -> None:
