@@ -394,9 +394,16 @@ n = 20
 """)
     assert run_main(study_cli.main, [str(path), "--check"]) == 0
     assert "(trained for the attack stage)" in capsys.readouterr().out
-    assert run_main(study_cli.main, [str(path), "--quiet", "--skip-report"]) == 0
     runs = tmp_path / "runs"
     source = runs / "cifar10_sym0.5_erm_a0_p0_quick_s1"
+    # The source is training work: --skip-attacks trains it too, so the attack stage run later
+    # (here, or by python -m robustmix.attack) finds it; nothing is attacked yet.
+    assert run_main(study_cli.main, [str(path), "--quiet", "--skip-report", "--skip-attacks"]) == 0
+    assert "and 1 black-box source run(s)" in capsys.readouterr().out
+    assert (source / "summary.json").exists()
+    assert not list(runs.glob("*/attack.csv"))
+    assert run_main(study_cli.main, [str(path), "--quiet", "--skip-report"]) == 0
+    assert "to train]" not in capsys.readouterr().out  # everything was trained already
     assert (source / "summary.json").exists() and not (source / "attack.csv").exists()
     for name in ("cifar10_sym0.5_erm_a0_p0_quick_s0", "cifar10_sym0.5_mixup_a1_p0_quick_s0"):
         df = pd.read_csv(runs / name / "attack.csv")

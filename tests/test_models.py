@@ -154,3 +154,42 @@ def test_build_model_uses_fixed_cifar_stats_and_measured_fashion_stats():
     assert fm.conv1.in_channels == 1
     assert fm.mean.flatten().tolist() == pytest.approx([g.mean() / 255], rel=1e-6)
     assert fm.std.flatten().tolist() == pytest.approx([g.std() / 255], rel=1e-6)
+
+
+NARROW_STEP = """
+import torch
+from robustmix.evaluation.device import place_model
+from robustmix.training.models import preact_resnet18
+torch.manual_seed(0)
+c = {channels}
+model = preact_resnet18(num_classes=10, width={width}, in_channels=c, mean=[0.5] * c, std=[0.25] * c)
+model = place_model(model, torch.device("cpu")).train()
+# as training feeds it: an N x H x W x C batch permuted to N x C x H x W (channels-last strides)
+x = torch.rand(60, {size}, {size}, c).permute(0, 3, 1, 2)
+for _ in range(3):
+    model(x).sum().backward()
+print("trained")
+"""
+
+
+@pytest.mark.parametrize("width,channels,size", [(4, 3, 32), (6, 3, 32), (16, 3, 32), (4, 1, 28)])
+def test_narrow_network_trains_on_cpu(width, channels, size):
+    """A 1x1 strided convolution with under 8 input channels (PreAct ResNet-18's first shortcut
+    at width 4 or 6) crashed the process in channels-last backward (torch 2.14.1, AVX2 CPU);
+    place_model computes such a network in NCHW, even for a channels-last batch or a one-channel
+    batch whose strides only look channels-last (Fashion-MNIST). A subprocess, so that a crash
+    fails this test instead of killing the test run."""
+    import os
+    import subprocess
+    import sys
+
+    from robustmix.evaluation.device import memory_format
+
+    model = preact_resnet18(num_classes=10, width=width)
+    want = torch.channels_last if width >= 8 else torch.contiguous_format
+    assert memory_format(model, torch.device("cpu")) == want
+    assert memory_format(model, torch.device("cuda")) == torch.channels_last
+    code = NARROW_STEP.format(width=width, channels=channels, size=size)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0 and "trained" in r.stdout, r.stderr[-2000:]

@@ -9,6 +9,55 @@ import torch
 
 from ..errors import UsageError
 
+# On CPU, oneDNN's channels-last backward of a 1x1 strided convolution with fewer than this many
+# input channels kills the process (segfault or abort; seen with torch 2.14.1 on an AVX2 CPU
+# without AVX-512: tests/test_models.py::test_narrow_network_trains_on_cpu reproduces it).
+CPU_CHANNELS_LAST_MIN_CHANNELS = 8
+
+
+def memory_format(model: torch.nn.Module, device: torch.device | str) -> torch.memory_format:
+    """channels-last (the faster convolutions on CPU and GPU), except for a network on CPU with a
+    1x1 strided convolution narrower than CPU_CHANNELS_LAST_MIN_CHANNELS (e.g. PreAct ResNet-18
+    below width 8), which computes in contiguous NCHW instead."""
+    if torch.device(device).type == "cpu" and any(
+            isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+            and m.in_channels < CPU_CHANNELS_LAST_MIN_CHANNELS for m in model.modules()):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
+def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _inputs_in(fmt: torch.memory_format, module: torch.nn.Module, args: tuple) -> tuple:
+    x, *rest = args
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        if fmt == torch.contiguous_format:
+            # A one-channel N x H x W x C batch permuted to N x C x H x W counts as contiguous but
+            # keeps channels-last strides, from which a convolution infers channels-last: copy.
+            if x.stride() != _row_major(tuple(x.shape)):
+                x = x.clone(memory_format=torch.contiguous_format)
+        else:
+            x = x.contiguous(memory_format=fmt)
+    return (x, *rest)
+
+
+def place_model(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """The model on device in its memory format (memory_format), taking every input in that
+    format whatever the caller passes (a convolution follows its input's format, so a
+    channels-last batch would otherwise bring the crash back); returns the model."""
+    import functools
+
+    fmt = memory_format(model, device)
+    model.to(device).to(memory_format=fmt)
+    model.register_forward_pre_hook(functools.partial(_inputs_in, fmt))
+    return model
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":

@@ -9,6 +9,7 @@ import torch
 
 from ..atomic import save_torch
 from ..errors import UsageError
+from ..evaluation.device import place_model
 from ..training.config import TrainConfig
 from ..training.models import model_from_config
 from .files import CHECKPOINTS, CONFIG
@@ -49,5 +50,5 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
     except RuntimeError:
         raise UsageError(f"checkpoint {path} does not match its config (model {cfg.model}, "
                          f"width {cfg.width}, dataset {cfg.dataset})") from None
-    model.to(device).to(memory_format=torch.channels_last).eval()
+    place_model(model, device).eval()
     return model, cfg

@@ -127,8 +127,18 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     device, plans, why = plan_study(study)
     if device is None:
         raise UsageError(f"{study.path}: device {study.device} is not available on this machine")
-    todo = [p for p in plans if p.action != "done"]
-    print(f"study {study.name}: {len(plans)} runs ({len(plans) - len(todo)} finished), "
+    if study.attack is not None:
+        from .spec import source_only
+
+        # [attack.sources] runs that are not targets are training work: trained with the targets
+        # (also under --skip-attacks, so a later attack stage finds its sources), never attacked.
+        sources = plan_runs(study, source_only(study))
+    else:
+        sources = []
+    todo = [p for p in plans + sources if p.action != "done"]
+    done = sum(p.action == "done" for p in plans)
+    print(f"study {study.name}: {len(plans)} runs ({done} finished)"
+          + (f" and {len(sources)} black-box source run(s)" if sources else "") + ", "
           f"profile {study.configs[0].profile}, device {device}, precision "
           f"{study.configs[0].precision} ({why}); "
           f"{estimate_text([p.cfg for p in todo], device, study.out)}", flush=True)
@@ -139,22 +149,16 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
               f"{_fmt(time.perf_counter() - t0)}", flush=True)
 
     summaries = train_planned(
-        plans, lambda: load_dataset(study.dataset, study.data), device, wait=wait,
+        plans + sources, lambda: load_dataset(study.dataset, study.data), device, wait=wait,
         show_progress=not quiet, precision_reason=why, on_start=started)
     for run, s in summaries.items():
         print(f"    {run.name}: best error {100 * s['best_test_error']:.1f}%, last "
               f"{100 * s['last_test_error']:.1f}%", flush=True)
     runs = [p.run for p in plans if is_finished(p.run)]
     if study.attack is not None and not skip_attacks and runs:
-        from .spec import attack_jobs, source_only
+        from .spec import attack_jobs
         from .tasks import attack
 
-        extra = source_only(study)
-        if extra:  # [attack.sources] runs that are not targets: trained here, never attacked
-            print(f"attack sources: {len(extra)} source-only run(s)", flush=True)
-            train_planned(plan_runs(study, extra),
-                          lambda: load_dataset(study.dataset, study.data), device, wait=wait,
-                          show_progress=not quiet, precision_reason=why)
         print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
         for targets, opts in attack_jobs(study, runs):
             res = attack(targets, opts, quiet=quiet)

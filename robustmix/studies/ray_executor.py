@@ -276,7 +276,8 @@ def _drive(ray, study: Study, *, skip_attacks: bool, skip_report: bool, wait: bo
     study.set_precision(precision)
     plans = plan_runs(study)
     attacking = study.attack is not None and not skip_attacks
-    plans_all = plans + (plan_runs(study, source_only(study)) if attacking else [])
+    # Source-only runs are training work: trained under --skip-attacks too, never attacked.
+    plans_all = plans + (plan_runs(study, source_only(study)) if study.attack is not None else [])
     check_data(plans_all, lambda: load_dataset(study.dataset, study.data))
     todo = [p for p in plans_all if p.action != "done"]
     cpus = opts["num_cpus"]

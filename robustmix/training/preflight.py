@@ -14,6 +14,7 @@ import torch
 
 from ..data.datasets import Dataset
 from ..errors import UsageError
+from ..evaluation.device import place_model
 from .api import Batch
 from .models import build_model
 from .plugins import is_builtin_model, method_for, spec_of
@@ -41,7 +42,7 @@ def check_plugins(cfg, ds: Dataset) -> None:
     perm = torch.arange(n - 1, -1, -1)
     with torch.random.fork_rng(devices=[]):  # leaves the caller's random streams as they were
         torch.manual_seed(0)
-        model = build_model(cfg, ds).train()
+        model = place_model(build_model(cfg, ds), torch.device("cpu")).train()
         method = method_for(cfg)
         batch = Batch(x, y, x[perm], y[perm], 0.5 if spec.mixes else 1.0, k, torch.arange(n))
         try:

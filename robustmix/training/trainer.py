@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, write_csv, write_json
 from ..data.datasets import Dataset
 from ..errors import UsageError
-from ..evaluation.device import autocast, configure_backends
+from ..evaluation.device import autocast, configure_backends, place_model
 from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
@@ -74,7 +74,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             model = build_model(cfg, ds)
-        self.model = model.to(device).to(memory_format=torch.channels_last)
+        self.model = place_model(model, device)
         # Training steps go through the compiled module; state_dict and evaluation use the model.
         self.forward = torch.compile(self.model) if compile else self.model
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
