@@ -27,6 +27,10 @@ def build_parser() -> Parser:
                    help="a Markdown file of hand-written notes to include in report.md")
     p.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
                    help="which checkpoint's attack results to report")
+    p.add_argument("--keep-runs", action="store_true",
+                   help="also copy each run's results (config, metrics, per-image predictions, "
+                        "noise record, attack rows; no checkpoints, no training labels) to "
+                        "OUT/runs, from which the report can be written again; default: off")
     return p
 
 
@@ -55,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = write_report(res, args.out, title=args.title, notes=notes,
                            checkpoint=args.checkpoint, command=command)
     remove_stale(args.out, written)
+    if args.keep_runs:
+        from .reporting.evidence import keep_runs
+
+        kept = keep_runs([Path(p) for p in res.runs["path"]], args.out)
+        print(f"robustmix.report: results of {len(res.runs)} runs kept in {kept}")
     figs = sum(p.suffix == ".png" for p in written)
     print(f"robustmix.report: {len(res.runs)} runs, {figs} figures, "
           f"{sum(p.name.startswith('table_') for p in written)} tables -> "

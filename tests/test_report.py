@@ -301,3 +301,33 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args):
     assert run_main(report.main, [*argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_keep_runs_copies_results_and_the_report_is_written_again_from_them(tmp_path, capsys):
+    """--keep-runs: OUT/runs holds each reported run's result files (no checkpoints, no
+    training labels), and a report written from that copy alone has the same tables."""
+    from robustmix.reporting.evidence import RESULT_FILES
+
+    root = tmp_path / "runs"
+    write_fixture(root)
+    first = next(p for p in root.iterdir() if (p / "summary.json").exists())
+    (first / "last.pt").write_bytes(b"weights")  # what must not be copied
+    (first / "labels.csv").write_text("index,clean,noisy\n")
+    out = tmp_path / "out"
+    assert report.main([str(root), "--out", str(out), "--keep-runs"]) == 0
+    kept = out / "runs"
+    finished = sorted(p.name for p in root.iterdir() if (p / "summary.json").exists())
+    assert sorted(p.name for p in kept.iterdir()) == finished  # the unfinished run is left out
+    for name in finished:
+        have = {f.name for f in (kept / name).iterdir()}
+        assert have == {f for f in RESULT_FILES if (root / name / f).exists()}
+    assert "results of" in capsys.readouterr().out
+
+    again = tmp_path / "again"
+    assert report.main([str(kept), "--out", str(again), "--keep-runs"]) == 0
+    for table in ("table_noise", "table_verdicts", "table_attack", "table_memorisation"):
+        a, b = (pd.read_csv(d / f"{table}.csv") for d in (out, again))
+        pd.testing.assert_frame_equal(a, b)
+    # reporting from the kept copy into the same folder leaves the copy as it was
+    assert report.main([str(kept), "--out", str(out), "--keep-runs"]) == 0
+    assert sorted(p.name for p in kept.iterdir()) == finished

@@ -79,6 +79,7 @@ def test_bad_study_file_is_rejected_naming_the_key(tmp_path, tiny, extra, key):
     ("seeds = [0]", 'seeds = "0"', "train.seeds"),
     ('dataset = "cifar10"', 'dataset = "mnist"', "data.dataset"),
     ("epochs = 1", "epochs = 1.5", "train.epochs"),
+    ('name = "tiny"', 'name = "tiny"\nkeep_runs = "yes"', "keep_runs"),
 ])
 def test_bad_keys_in_known_sections(tmp_path, tiny, old, new, key):
     path = write_study(tmp_path, tiny.pickles, attack=False)
@@ -138,3 +139,18 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monk
     assert run_main(study.main, [str(path), "--quiet"]) == 0
     assert retrained == []
     assert snapshot(tmp_path / "runs") == snap
+
+
+def test_keep_runs_copies_the_study_runs_results_beside_its_report(tmp_path, tiny):
+    from robustmix import study as study_cli
+    from robustmix.cli import run_main
+
+    path = write_study(tmp_path, tiny.pickles, attack=False)
+    path.write_text(path.read_text().replace('name = "tiny"', 'name = "tiny"\nkeep_runs = true'))
+    assert run_main(study_cli.main, [str(path), "--quiet"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    kept = tmp_path / "report" / "runs"
+    assert sorted(p.name for p in kept.iterdir()) == runs and len(runs) == 2
+    for name in runs:
+        assert (kept / name / "summary.json").exists() and (kept / name / "predictions.csv").exists()
+        assert not list((kept / name).glob("*.pt")) and not (kept / name / "labels.csv").exists()

@@ -27,7 +27,8 @@ from ..training.plugins import resolve_method
 
 # The schema: every key a study file may hold, with its type. Anything else is rejected.
 SCHEMA: dict[str, dict[str, type | tuple]] = {
-    "": {"name": str, "description": str, "out": str, "report": str, "data": dict,
+    "": {"name": str, "description": str, "out": str, "report": str, "keep_runs": bool,
+         "data": dict,
          "train": dict, "methods": dict, "attack": dict, "executor": dict},
     "data": {"dataset": str, "path": str},
     "train": {"profile": str, "noise": (str, list), "ratios": list, "seeds": list, "noise_seed": int,
@@ -80,6 +81,7 @@ class Study:
     missing_files: list[str] = field(default_factory=list)  # noise files not found here
     precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
     resources: Resources = field(default_factory=Resources)
+    keep_runs: bool = False  # copy the runs' results beside the report (reporting/evidence.py)
 
     def set_precision(self, precision: str) -> None:
         for cfg in self.configs:
@@ -275,7 +277,8 @@ def _build(path: Path, doc: dict) -> Study:
         report=Path(doc.get("report", f"reports/{name}")), dataset=dataset,
         data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
         attack=attack, source=source_cfg, description=doc.get("description", ""),
-        precision=precision, missing_files=missing, resources=resources)
+        precision=precision, missing_files=missing, resources=resources,
+        keep_runs=doc.get("keep_runs", False))
 
 
 def _noise_settings(train: dict, ratios: list[float], dataset: str

@@ -138,3 +138,7 @@ def write_study_report(study: Study, runs: list[Path]) -> None:
                            notes=notes, checkpoint=(study.attack or {}).get("checkpoint", "last"),
                            command=f"python -m robustmix.study {study.path}")
     remove_stale(study.report, written)
+    if study.keep_runs:
+        from ..reporting.evidence import keep_runs
+
+        keep_runs([Path(p) for p in res.runs["path"]], study.report)
