@@ -232,7 +232,7 @@ def md_memorisation(t: pd.DataFrame) -> str:
         return f"{fmt(r[c + '_test_selected'])} → {fmt(r[c + '_last'])}"
 
     rows = [[fmt_ratio(r["ratio"]), name(r["method"]), r["n_seeds"],
-             f"{r['test_selected_epoch']:g}", arrow(r, "test_acc"), arrow(r, "train_acc_noisy"),
+             f"{round(r['test_selected_epoch'], 1):g}", arrow(r, "test_acc"), arrow(r, "train_acc_noisy"),
              arrow(r, "train_acc_clean"), arrow(r, "memorised"),
              fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"])]
             for _, r in t.iterrows()]
