@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..runs.files import SUMMARY, is_finished, read_json
-from ..runs.lock import RunBusy, RunLock
+from ..runs.lock import RunBusy
 from .spec import Study
 from .tasks import AttackTarget, Planned, attack, attack_targets, check_data, plan_runs, train_one
 
@@ -92,12 +92,13 @@ def train_task(p: Planned, dataset: str, data: str | None, device: str, precisio
 
 
 def attack_task(target: AttackTarget, cpus: float, events=None, key: str = "") -> dict:
-    """Attack one target under its run lock (one writer of its attack.csv at a time)."""
+    """Attack one target; run_attacks holds its run lock (one writer of its attack.csv at a
+    time), so this task must not take it too: a second flock in one process waits forever."""
     use_threads(cpus)
     _announce(events, key)
     log = io.StringIO()
     try:
-        with RunLock(target.run, wait=True), contextlib.redirect_stdout(log):
+        with contextlib.redirect_stdout(log):
             res = attack([target.run], target.opts, quiet=True)
     except UsageError as e:
         return {"status": "failed", "detail": str(e)}
