@@ -123,6 +123,7 @@ def test_flag_rules_on_hand_built_rows():
         r("ifgsm", 8, 9),                                            # +1 image: within tolerance
         r("pgd", 8, 30),                                             # weaker than FGSM
         r("fgsm", 8, 4, "black-box", "s"),                           # below white-box FGSM (8)
+        r("ifgsm", 8, 12, "black-box", "s"),  # transfers worse than FGSM (4): expected, no flag
         r("square", 8, 2), r("square", 16, 3),                       # below every gradient attack
     ])
     got = {(f["flag"], f["attack"], f["eps"]) for f in check_flags(table).to_dict("records")}
@@ -135,3 +136,28 @@ def test_flag_rules_on_hand_built_rows():
     other = table.assign(checkpoint="best", correct=table["correct"][::-1].values)
     assert len(check_flags(other)) == len(check_flags(other[other["checkpoint"] == "best"]))
     assert check_flags(table.iloc[0:0]).empty and check_flags(None).empty
+
+
+def test_report_applies_current_rules_to_stored_rows(tmp_path):
+    """The report recomputes each run's flags from its attack.csv, so a stale attack_flags.csv
+    (written by an older robustmix, or kept beside a report) does not decide what it shows."""
+    from robustmix.attacks.flags import FLAGS
+    from robustmix.reporting.results import read_flags
+    from robustmix.runs.files import ATTACK
+
+    def r(attack, eps, correct, mode="white-box", source="t", n=200):
+        return {"run": "t", "checkpoint": "last", "n": n, "precision": "fp32", "attack": attack,
+                "mode": mode, "source": source, "eps": eps, "correct": correct,
+                "accuracy": correct / n, **settings(attack, eps)}
+
+    rows = pd.DataFrame([r("fgsm", 0, 150), r("fgsm", 8, 8), r("pgd", 8, 30),
+                         r("fgsm", 8, 4, "black-box", "s"), r("ifgsm", 8, 12, "black-box", "s")])
+    rows.to_csv(tmp_path / ATTACK, index=False)
+    stale = check_flags(rows).assign(flag="iterative_weaker_than_fgsm", mode="black-box")
+    pd.concat([check_flags(rows), stale]).to_csv(tmp_path / FLAGS, index=False)
+    got = read_flags(tmp_path)
+    assert sorted(zip(got["flag"], got["mode"], got["attack"], strict=True)) == [
+        ("black_box_below_white_box", "black-box", "fgsm"),
+        ("iterative_weaker_than_fgsm", "white-box", "pgd")]
+    (tmp_path / ATTACK).unlink()  # no rows: the stored file is all there is
+    assert len(read_flags(tmp_path)) == 2 * len(got)

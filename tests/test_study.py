@@ -91,6 +91,27 @@ def test_bad_keys_in_known_sections(tmp_path, tiny, old, new, key):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_eps_of_gives_an_attack_its_own_budgets(tmp_path, tiny):
+    """attack.eps_of runs an expensive attack at chosen ε only: one attack command per group,
+    the others at 'eps'; a name outside 'attacks' or a bad list is refused naming the key."""
+    from robustmix.errors import UsageError
+    from robustmix.studies.spec import attack_jobs
+
+    path = write_study(tmp_path, tiny.pickles)
+    text = path.read_text()
+    path.write_text(text.replace("steps = 2\n", "steps = 2\neps_of = { ifgsm = [8, 16] }\n"))
+    s = load_study(path)
+    runs = [s.out / c.run_name for c in s.configs]
+    jobs = attack_jobs(s, runs)
+    assert [(o["attacks"], o["eps"]) for _, o in jobs] == [(["fgsm"], [0.0, 8.0]),
+                                                          (["ifgsm"], [8.0, 16.0])]
+    assert all(t == runs and o["steps"] == 2 and "source" in o for t, o in jobs)
+    for bad in ("{ pgd = [8] }", "{ ifgsm = 8 }", "{ ifgsm = [] }", "{ ifgsm = [300] }", "[8]"):
+        path.write_text(text.replace("steps = 2\n", f"steps = 2\neps_of = {bad}\n"))
+        with pytest.raises(UsageError, match="attack.eps_of"):
+            load_study(path)
+
+
 def test_impossible_values_are_rejected(tmp_path, tiny):
     path = write_study(tmp_path, tiny.pickles, attack=False)
     path.write_text(path.read_text().replace("ratios = [0.5]", "ratios = [0.5, 1.5]"))

@@ -106,7 +106,8 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
     ray_file = study_file(tmp_path, tiny.pickles, "ray")
     for f in (local_file, ray_file):  # 2 methods x 2 seeds, and a source-only ERM of seed 2
         text = f.read_text().replace("seeds = [0]", "seeds = [0, 1]")
-        f.write_text(text.replace('source = { ratio = 0.5, method = "erm" }\n', "") + SOURCES)
+        text = text.replace('source = { ratio = 0.5, method = "erm" }\n', "eps_of = { ifgsm = [8] }\n")
+        f.write_text(text + SOURCES)  # ifgsm at ε = 8 only: a second attack task per target
     assert run_main(study.main, [str(local_file), "--quiet"]) == 0
     capsys.readouterr()
 
@@ -122,13 +123,17 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
         assert cfg["env"]["device_name"].endswith(" 1 threads")  # cpus_per_run's default
     attacked = [r for r in ray_runs if (r / "attack.csv").exists()]
     assert len(attacked) == 4 and not (ray_runs[2] / "attack.csv").exists()  # erm s2: source
+    for r in attacked:
+        rows = pd.read_csv(r / "attack.csv")
+        assert set(rows.loc[rows["attack"] == "ifgsm", "eps"]) == {8.0}
+        assert set(rows.loc[rows["attack"] == "fgsm", "eps"]) == {0.0, 8.0}
     assert (tmp_path / "ray" / "report" / "report.md").exists()
 
     before = snapshot(tmp_path / "ray" / "runs")
     assert run_main(study.main, [str(ray_file), "--executor", "ray", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "4 runs (4 finished), 0 to train" in out
-    assert re.findall(r"(\d+) row\(s\) to compute", out) == ["0"] * 4
+    assert re.findall(r"(\d+) row\(s\) to compute", out) == ["0"] * 8
     assert snapshot(tmp_path / "ray" / "runs") == before, "a second invocation changed runs"
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..attacks.flags import FLAGS
+from ..attacks.flags import FLAGS, check_flags
 from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robust_table
 from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
@@ -368,7 +368,24 @@ def read_robust(run: Path) -> pd.DataFrame:
 
 
 def read_flags(run: Path) -> pd.DataFrame:
-    """A run's gradient-masking flags (attack_flags.csv; empty frame when there is none)."""
+    """A run's gradient-masking flags (empty frame when it has none).
+
+    Computed from its attack.csv with the current rules (check_flags is a pure function of the
+    rows), so a report of runs attacked by an older robustmix, or of kept copies, applies the
+    same rules to every run; attack_flags.csv is read only for a run whose rows cannot be."""
+    path = Path(run) / ATTACK
+    if path.exists():
+        try:
+            rows = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+        except (OSError, pd.errors.ParserError) as e:
+            raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
+        if {"run", "correct", "n", "precision"} <= set(rows.columns):
+            for col, default in ADDED.items():
+                rows[col] = rows[col].fillna(default) if col in rows.columns else default
+            f = check_flags(rows)
+            return _flag_frame(f)
     path = Path(run) / FLAGS
     if not path.exists():
         return pd.DataFrame()
@@ -378,8 +395,14 @@ def read_flags(run: Path) -> pd.DataFrame:
         return pd.DataFrame()
     except (OSError, pd.errors.ParserError) as e:
         raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
-    if len(f) and "checkpoint" in f.columns:
-        f["checkpoint"] = f["checkpoint"].map(_checkpoint_name)
+    return _flag_frame(f)
+
+
+def _flag_frame(f: pd.DataFrame) -> pd.DataFrame:
+    if not len(f):
+        return pd.DataFrame()
+    if "checkpoint" in f.columns:
+        f = f.assign(checkpoint=f["checkpoint"].map(_checkpoint_name))
     return f.drop(columns=["run"], errors="ignore")
 
 

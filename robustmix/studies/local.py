@@ -87,11 +87,12 @@ def check_study(study) -> None:
     for f in study.missing_files:
         print(f"  note: noise file {f} is not here; it is read when the study runs")
     if study.attack is not None:
-        from .spec import attack_options, attack_sources, source_only
+        from .spec import attack_options, attack_sources, eps_groups, source_only
 
         a = attack_options(study)
-        print(f"attacks: {','.join(a['attacks'])} at eps {','.join(f'{e:g}' for e in a['eps'])}/255 "
-              f"on checkpoint {a['checkpoint']}"
+        print("attacks: " + "; ".join(f"{','.join(names)} at eps {','.join(f'{e:g}' for e in eps)}/255"
+                                      for names, eps in eps_groups(study))
+              + f" on checkpoint {a['checkpoint']}"
               + (f"; black-box source {a['source']}" if "source" in a else ""))
         if study.source is not None:
             twins = [c.run_name for c in study.configs if c.run_name != study.source.run_name

@@ -304,8 +304,10 @@ def _drive(ray, study: Study, *, skip_attacks: bool, skip_report: bool, wait: bo
     n_train = len(jobs)
     if attacking:
         hit = ray.remote(attack_task).options(**opts)
-        for t in attack_targets(study, [p.run for p in plans]):
-            key = f"attack {t.run.name}"
+        targets = attack_targets(study, [p.run for p in plans])
+        split = len({t.run for t in targets}) < len(targets)  # attack.eps_of: a task per group
+        for t in targets:
+            key = f"attack {t.run.name}" + (f" [{','.join(t.opts['attacks'])}]" if split else "")
             jobs.append(Job(key, t.run, t.needs, lambda t=t, key=key: hit.remote(
                 t, cpus, events, key)))
     failures, skipped = _execute(ray, jobs, events,

@@ -44,7 +44,7 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
                "checkpoint": str, "batch": int, "source": dict, "sources": dict,
                "restarts": int, "queries": int, "seed": int, "precision": str,
-               "allow_twin": bool},
+               "allow_twin": bool, "eps_of": dict},
     "attack.source": {"ratio": float, "method": str, "seed": int, "alpha": float, "dropout": float},
     # [attack.sources]: noise ratio (a string key, e.g. "0.5") -> the run its black-box
     # examples are crafted on, trained at that ratio (by the study, if it is not one of its runs)
@@ -226,6 +226,17 @@ def _build(path: Path, doc: dict) -> Study:
         for e in _numbers(attack.get("eps", [0, 1, 2, 4, 8, 16]), "attack.eps"):
             if not 0 <= e <= 255:
                 raise UsageError(f"key 'attack.eps' holds {e}, outside [0, 255] (/255 units)")
+        eps_of = attack.get("eps_of", {})
+        if not isinstance(eps_of, dict):
+            raise UsageError("key 'attack.eps_of' must be a table: attack name -> list of ε")
+        for a, values in eps_of.items():
+            if a not in names:
+                raise UsageError(f"key 'attack.eps_of' names {a!r}, which is not in "
+                                 f"'attack.attacks' ({', '.join(names)})")
+            if not isinstance(values, list) or not values or not all(
+                    0 <= e <= 255 for e in _numbers(values, f"attack.eps_of.{a}")):
+                raise UsageError(f"key 'attack.eps_of.{a}' must be a non-empty list of ε in "
+                                 f"[0, 255] (/255 units), got {values!r}")
         if attack.get("checkpoint", "last") not in CHECKPOINTS:
             raise UsageError(f"key 'attack.checkpoint' must be {' or '.join(CHECKPOINTS)}")
         if attack.get("steps", 1) < 1:
@@ -452,10 +463,27 @@ def attack_options(study: Study) -> dict:
     return opts
 
 
+def eps_groups(study: Study) -> list[tuple[list[str], list[float]]]:
+    """(attacks, ε) per attack command: the attacks of 'attack.eps_of' at their own ε (an
+    expensive attack such as AutoAttack at the budgets that matter), the others at 'eps'."""
+    a = study.attack or {}
+    names = list(a.get("attacks", list(DEFAULT_ATTACKS)))
+    eps = [float(e) for e in a.get("eps", [0, 1, 2, 4, 8, 16])]
+    own = a.get("eps_of", {})
+    rest = [n for n in names if n not in own]
+    groups = [(rest, eps)] if rest else []
+    return groups + [([n], [float(e) for e in own[n]]) for n in names if n in own]
+
+
 def attack_jobs(study: Study, runs: list[Path]) -> list[tuple[list[Path], dict]]:
     """(target runs, AttackSpec keyword arguments) per attack command the study runs: one for
     all runs, or with [attack.sources] one per noise ratio, each with its own source (ratios
-    without a source get white-box rows only)."""
+    without a source get white-box rows only); each once per eps_groups entry."""
+    return [(targets, {**opts, "attacks": names, "eps": eps})
+            for targets, opts in _source_jobs(study, runs) for names, eps in eps_groups(study)]
+
+
+def _source_jobs(study: Study, runs: list[Path]) -> list[tuple[list[Path], dict]]:
     opts = attack_options(study)
     sources = attack_sources(study)
     if not sources:
