@@ -331,3 +331,16 @@ def test_keep_runs_copies_results_and_the_report_is_written_again_from_them(tmp_
     # reporting from the kept copy into the same folder leaves the copy as it was
     assert report.main([str(kept), "--out", str(out), "--keep-runs"]) == 0
     assert sorted(p.name for p in kept.iterdir()) == finished
+
+
+def test_robust_table_names_an_attack_run_at_some_eps_only():
+    from robustmix.reporting.markdown import md_robust
+
+    t = pd.DataFrame({"ratio": 0.5, "method": "mixup", "alpha": 4.0, "dropout": 0.0,
+                      "n_runs": 3, "eps": [1.0, 8.0],
+                      "attacks": ["fgsm+pgd (bb)", "fgsm+pgd (bb)+autoattack"],
+                      "robust_mean": [20.0, 3.0], "robust_lo": [18.0, 2.0],
+                      "robust_hi": [22.0, 4.0]})
+    row = md_robust(t).splitlines()[-1]
+    assert "fgsm, pgd (bb), autoattack (ε=8 only)" in row
+    assert "fgsm, pgd (bb) |" in md_robust(t.iloc[:1]).splitlines()[-1]
