@@ -373,29 +373,27 @@ def read_flags(run: Path) -> pd.DataFrame:
     Computed from its attack.csv with the current rules (check_flags is a pure function of the
     rows), so a report of runs attacked by an older robustmix, or of kept copies, applies the
     same rules to every run; attack_flags.csv is read only for a run whose rows cannot be."""
-    path = Path(run) / ATTACK
-    if path.exists():
-        try:
-            rows = pd.read_csv(path)
-        except pd.errors.EmptyDataError:
-            return pd.DataFrame()
-        except (OSError, pd.errors.ParserError) as e:
-            raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
-        if {"run", "correct", "n", "precision"} <= set(rows.columns):
-            for col, default in ADDED.items():
-                rows[col] = rows[col].fillna(default) if col in rows.columns else default
-            f = check_flags(rows)
-            return _flag_frame(f)
-    path = Path(run) / FLAGS
-    if not path.exists():
+    rows = _csv_or_none(Path(run) / ATTACK)
+    if rows is not None and {"run", "correct", "n", "precision"} <= set(rows.columns):
+        for col, default in ADDED.items():
+            rows[col] = rows[col].fillna(default) if col in rows.columns else default
+        return _flag_frame(check_flags(rows))
+    if rows is not None and not len(rows.columns):
         return pd.DataFrame()
+    f = _csv_or_none(Path(run) / FLAGS)
+    return pd.DataFrame() if f is None else _flag_frame(f)
+
+
+def _csv_or_none(path: Path) -> pd.DataFrame | None:
+    """The table at path (an empty frame for an empty file), None when there is no file."""
+    if not path.exists():
+        return None
     try:
-        f = pd.read_csv(path)
+        return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (OSError, pd.errors.ParserError) as e:
         raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
-    return _flag_frame(f)
 
 
 def _flag_frame(f: pd.DataFrame) -> pd.DataFrame:
