@@ -518,7 +518,7 @@ def test_readme_example_runs_as_written(tiny, tmp_path):
     v = pd.read_csv(tmp_path / "reports" / "mine" / "table_verdicts.csv")
     assert {"bootstrap has lower test error than ERM",
             "bootstrap has lower test error than mixup"} <= set(v["claim"])
-    assert any(c.startswith("bootstrap keeps more accuracy than mixup under white-box pgd")
+    assert any(c.startswith("bootstrap keeps more accuracy than mixup under white-box PGD")
                for c in v["claim"])
 
 

@@ -344,3 +344,20 @@ def test_robust_table_names_an_attack_run_at_some_eps_only():
     row = md_robust(t).splitlines()[-1]
     assert "fgsm, pgd (bb), autoattack (ε=8 only)" in row
     assert "fgsm, pgd (bb) |" in md_robust(t.iloc[:1]).splitlines()[-1]
+
+
+def test_attack_settings_name_each_attacks_rule():
+    from robustmix.attacks.registry import settings
+    from robustmix.reporting.markdown import attack_settings
+
+    rows = []
+    for atk in ("fgsm", "ifgsm", "pgd", "autoattack"):
+        for eps in ([8.0] if atk == "autoattack" else [0.0, 4.0, 8.0]):
+            rows.append({"checkpoint": "last", "mode": "white-box", "source": "r", "attack": atk,
+                         "eps": eps, "n": 500, **settings(atk, eps, 10)})
+    text = attack_settings(pd.DataFrame(rows), "last")
+    assert text.startswith("AutoAttack (APGD-CE, APGD-T and FAB-T 100 steps each, Square 5000 "
+                           "queries), FGSM (1 step), I-FGSM (10 steps of ε/steps), PGD (10 steps "
+                           "of 2.5·ε/steps); 500 test images"), text
+    rows[-2]["step_size"] = 0.5  # PGD at ε = 8 with another step (at ε = 4 the rule gives 1)
+    assert "PGD (10 steps of 0.5, 1/255)" in attack_settings(pd.DataFrame(rows), "last")

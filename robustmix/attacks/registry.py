@@ -53,6 +53,15 @@ ATTACKS: dict[str, str] = {
     "square": "query-based Square attack, no gradients, --queries per image (Andriushchenko et "
               "al. 2020; torchattacks)",
 }
+# How reports and figures write each attack's name.
+LABELS = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "pgd": "PGD", "autoattack": "AutoAttack",
+          "square": "Square"}
+
+
+def attack_label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
 GRADIENT = ("fgsm", "ifgsm", "pgd")  # attacks that follow the input gradient
 ITERATIVE = ("ifgsm", "pgd")
 QUERY = ("square",)  # attacks that query the model's scores only

@@ -24,6 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_csv, write_text
+from ..attacks.registry import (
+    AUTOATTACK_QUERIES,
+    AUTOATTACK_STEPS,
+    PGD_STEP_FACTOR,
+    attack_label,
+    settings,
+)
 from ..runs.provenance import git_commit
 from ..training.methods import PAPER_METHODS, method_label
 from . import results as R
@@ -251,7 +258,7 @@ def md_attack(t: pd.DataFrame) -> str:
                  zip(g["eps"], g["accuracy_mean"], g["accuracy_lo"], g["accuracy_hi"],
                      strict=True)}
         rows.append([fmt_ratio(r["ratio"]), name(r["method"]), f"{r['alpha']:g}",
-                     f"{r['dropout']:g}", r["attack"].upper().replace("IFGSM", "I-FGSM"),
+                     f"{r['dropout']:g}", attack_label(r["attack"]),
                      r["mode"], g["sources"].iloc[0], int(g["n_runs"].max()),
                      *[cells.get(e, "–") for e in eps]])
     return md_table(["noise", "method", "α", "p", "attack", "mode", "source", "runs",
@@ -336,15 +343,22 @@ def attack_settings(attacks: pd.DataFrame, checkpoint: str) -> str:
     """Steps, step sizes, images and black-box sources of the attack rows reported."""
     a = attacks[attacks["checkpoint"] == checkpoint]
     parts = []
+    rules = {"ifgsm": "ε/steps", "pgd": f"{PGD_STEP_FACTOR:g}·ε/steps"}
     for atk, g in a.groupby("attack", sort=True):
         steps = sorted({int(x) for x in g["steps"].dropna()})
-        label = atk.upper().replace("IFGSM", "I-FGSM")
-        if steps:
-            per = (g["step_size"] - g["eps"] / g["steps"]).abs().max()
-            size = (" of ε/steps" if _isnum(per) and per < 1e-6 else
-                    f" of {', '.join(f'{x:g}' for x in sorted(set(g['step_size'].dropna())))}/255")
+        label = attack_label(atk)
+        if atk == "autoattack":
+            label += (f" (APGD-CE, APGD-T and FAB-T {AUTOATTACK_STEPS} steps each, Square "
+                      f"{AUTOATTACK_QUERIES} queries)")
+        elif steps and atk != "square":
+            g = g[(g["eps"] > 0) & g["step_size"].notna()]
+            rule = [settings(atk, e, int(k))["step_size"] for e, k in zip(g["eps"], g["steps"],
+                                                                           strict=True)]
+            by_rule = len(g) and (g["step_size"] - rule).abs().max() < 1e-6
+            size = (f" of {rules[atk]}" if by_rule and atk in rules else
+                    f" of {', '.join(f'{x:g}' for x in sorted(set(g['step_size'])))}/255")
             label += f" ({'/'.join(map(str, steps))} step{'s' if steps != [1] else ''}"
-            label += (size if steps != [1] else "") + ")"
+            label += (size if steps != [1] and len(g) else "") + ")"
         parts.append(label)
     n = sorted({int(x) for x in a["n"].dropna()})
     srcs = sorted(set(a.loc[a["mode"] == "black-box", "source"]))

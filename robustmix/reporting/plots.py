@@ -24,14 +24,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..atomic import atomic_write  # noqa: E402
+from ..attacks.registry import attack_label  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
 
 DPI = 150
 VECTOR = "pdf"
 
 CONDITION_STYLES = ("-", "--", ":", "-.")
-ATTACK_NAMES = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "pgd": "PGD", "autoattack": "AutoAttack",
-                "square": "Square"}
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
@@ -196,7 +195,7 @@ def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy") -> lis
             src = ""
             if mode != "white-box" and not d.empty:
                 src = " (from " + "/".join(sorted(set("+".join(d["sources"]).split("+")))) + ")"
-            ax.set_title(f"{ATTACK_NAMES.get(attack, attack)} {mode}{src}\n{where}", fontsize=9)
+            ax.set_title(f"{attack_label(attack)} {mode}{src}\n{where}", fontsize=9)
             ax.grid(alpha=0.3)
             eps_axis(ax, table["eps"])
             if i == len(rows) - 1:

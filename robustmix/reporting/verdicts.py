@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..attacks.registry import attack_label
 from ..training.methods import PAPER_METHODS, is_ablation, method_label
 from . import paper
 from . import results as R
@@ -353,7 +354,7 @@ def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: s
         below = [x for x in eps if x <= ATTACK_EPS]
         x = max(below) if below else min(eps)
         a, b = gm[gm["eps"] == x], ge[ge["eps"] == x]
-        label = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}.get(attack, attack)
+        label = attack_label(attack)
         what = f"effect: {name(method)} − {name(ref)} accuracy (%)"
         out.append(_row(family, f"{name(method)} keeps more accuracy than {name(ref)} under "
                         f"{mode} {label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
