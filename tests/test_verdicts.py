@@ -154,3 +154,33 @@ def test_unpaired_seeds_give_no_effect(tmp_path):
     r = row(t, "mixup has lower test error than ERM", "last")
     assert r["verdict"] == V.INCONCLUSIVE and math.isnan(r["effect"])
     assert r["interval_over"] == "no runs with the same seed"
+
+
+def test_real_noise_against_its_synthetic_twin_and_mixup_beyond_table_2(tmp_path):
+    """CIFAR-10N runs and runs on matrix noise named after the same label set: per method, real
+    minus synthetic error; and mixup against ERM on each (Table 2 has no row for them)."""
+    import json
+
+    sources = {"real": ({"noise": "cifar10n", "noise_labels": "worst",
+                         "noise_file": "/data/CIFAR-10_human.pt"},
+                        {"erm": (0.52, 0.40, 0.90, 0.05), "mixup": (0.60, 0.58, 0.55, 0.02)}),
+               "synthetic": ({"noise": "matrix", "noise_file": "experiments/cifar10n_worst_T.csv"},
+                             {"erm": (0.62, 0.50, 0.90, 0.05), "mixup": (0.70, 0.68, 0.55, 0.02)})}
+    for folder, (noise, methods) in sources.items():
+        write_fixture(tmp_path / folder, specs(methods), unfinished=False)
+        for cfg in (tmp_path / folder).glob("*/config.json"):
+            c = json.loads(cfg.read_text())
+            c["train"].update(noise)
+            cfg.write_text(json.dumps(c))
+    res = R.load_results([tmp_path / "real", tmp_path / "synthetic"])
+    t = V.verdict_table(res)
+    assert not (t["family"] == "Table 2 ordering").any()
+    for label in ("ERM", "mixup"):
+        r = row(t, f"{label}: CIFAR-10N worst labels give higher test error than matrix noise "
+                   "from cifar10n_worst_T")
+        assert r["verdict"] == V.SUPPORTED and r["effect"] == pytest.approx(10.0, abs=0.1)
+        assert r["family"] == "real vs synthetic noise" and r["condition"] == "cifar10n-worst noise"
+    beyond = t[(t["family"] == "beyond Table 2") & (t["checkpoint"] == "last")]
+    assert set(beyond["condition"]) == {"cifar10n-worst noise", "matrix-cifar10n_worst_T noise"}
+    assert (beyond["verdict"] == V.SUPPORTED).all()
+    assert beyond["effect"].tolist() == pytest.approx([18.0, 18.0], abs=0.1)

@@ -152,6 +152,14 @@ FAMILY_NOTES = {
                         "checkpoint, its \"best\" column (test-selected) for the selected and "
                         "test-selected checkpoints. Effect: error of the method the paper ranks "
                         "lower minus error of the one it ranks higher.",
+    "beyond Table 2": "mixup against ERM where the paper's Table 2 has no number (another "
+                      "noise source, level or dataset): the paper's general claim that mixup "
+                      "lowers the error under label noise. Effect: ERM's error minus mixup's.",
+    "real vs synthetic noise": "Each method on CIFAR-10N's human labels against the same method "
+                               "on class-conditional noise drawn from the transition matrix of "
+                               "those labels, on the same seeds and test images: is real noise "
+                               "harder than its class-level statistics (Wei et al. 2022)? "
+                               "Effect: error on real noise minus error on synthetic noise.",
     "best-to-last gap": "Rise in test error from the test-selected (or selected) epoch to the "
                         "last: ERM's minus mixup's.",
     "memorisation": "Share of the corrupted training examples predicted as their noisy label "

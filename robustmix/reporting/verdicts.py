@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,8 +47,8 @@ from . import results as R
 from . import statistics as S
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-FAMILIES = ("Table 2 ordering", "best-to-last gap", "memorisation", "ablation", "adversarial",
-            "other methods")
+FAMILIES = ("Table 2 ordering", "beyond Table 2", "real vs synthetic noise", "best-to-last gap",
+            "memorisation", "ablation", "adversarial", "other methods")
 ATTACK_EPS = 8.0  # /255: the ε at which the adversarial claims are tested (or the largest below)
 COLUMNS = ["family", "claim", "condition", "ratio", "checkpoint", "verdict", "effect", "lo", "hi",
            "n_seeds", "n_images", "interval_over", "interval_method", "detail"]
@@ -228,6 +229,58 @@ def _ordering_claims(groups: dict, cond: str, ratio: float, first, preds) -> lis
     return out
 
 
+def _beyond_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
+    """mixup against ERM where Table 2 has no number to order them by (another noise source,
+    level or dataset): the paper's general claim that mixup lowers the error under noise."""
+    e, m = groups.get("erm"), groups.get("mixup")
+    out = []
+    for kind in R.KINDS:
+        if _has(e, kind) and _has(m, kind):
+            iv = error_contrast([Term(1, e, kind), Term(-1, m, kind)], preds)
+            out.append(_row("beyond Table 2", "mixup has lower test error than ERM", cond, ratio,
+                            kind, iv, "effect: ERM − mixup error; no Table 2 number here"))
+    return out
+
+
+def _twins(chosen: pd.DataFrame) -> list[tuple[str, str]]:
+    """(real, synthetic) condition pairs: a CIFAR-10N label set and `matrix` noise whose file
+    is named after it (as `python -m robustmix.noise --write-matrix` output is, e.g.
+    cifar10n_worst_T.csv for worst), or the only CIFAR-10N set when there is one."""
+    first = chosen.drop_duplicates("condition").set_index("condition")
+    real = [c for c in first.index if first.at[c, "noise_source"] == "cifar10n"]
+    synth = [c for c in first.index if first.at[c, "noise_source"] == "matrix"]
+    pairs = []
+    for c in synth:
+        stem = Path(str(first.at[c, "noise_file"] or "")).stem.lower()
+        named = [r for r in real if f"_{first.at[r, 'noise_labels']}" in stem]
+        pairs += [(r, c) for r in (named or (real if len(real) == 1 else []))]
+    return pairs
+
+
+def _real_noise_claims(chosen: pd.DataFrame, preds) -> list[dict]:
+    """Real annotator noise against class-conditional noise with its transition matrix, per
+    method on the same seeds and test images (the CIFAR-N paper, Wei et al. 2022, finds the
+    real noise harder: its errors depend on the image, not only on the class)."""
+    out = []
+    for real, synth in _twins(chosen):
+        a, b = chosen[chosen["condition"] == real], chosen[chosen["condition"] == synth]
+        labels = a["noise_labels"].iloc[0]
+        stem = Path(str(b["noise_file"].iloc[0])).stem
+        for method in dict.fromkeys(a["method"]):
+            ga, gb = a[a["method"] == method], b[b["method"] == method]
+            for kind in R.KINDS:
+                if _has(ga, kind) and _has(gb, kind):
+                    iv = error_contrast([Term(1, ga, kind), Term(-1, gb, kind)], preds)
+                    out.append(_row(
+                        "real vs synthetic noise",
+                        f"{name(method)}: CIFAR-10N {labels} labels give higher test error than "
+                        f"matrix noise from {stem}", real, float(a["ratio"].iloc[0]), kind, iv,
+                        f"effect: error on real − on synthetic noise "
+                        f"({100 * a['ratio'].iloc[0]:.1f} vs {100 * b['ratio'].iloc[0]:.1f} % "
+                        "wrong labels)"))
+    return out
+
+
 def _gap_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
     e, m = groups.get("erm"), groups.get("mixup")
     out = []
@@ -400,11 +453,13 @@ def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFra
     for (cond, ratio), g in chosen.groupby(["condition", "ratio"], sort=False):
         groups = {m: gm for m, gm in g.groupby("method", sort=False)}
         first = g.iloc[0]
-        rows += _ordering_claims(groups, cond, ratio, first, preds)
+        ordering = _ordering_claims(groups, cond, ratio, first, preds)
+        rows += ordering or _beyond_claims(groups, cond, ratio, preds)
         rows += _gap_claims(groups, cond, ratio, preds)
         rows += _memorisation_claims(groups, cond, ratio)
         rows += _ablation_claims(groups, cond, ratio, preds)
         rows += _other_error_claims(groups, cond, ratio, preds)
+    rows += _real_noise_claims(chosen, preds)
     rows += _attack_claims(res, chosen, attack_checkpoint)
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
