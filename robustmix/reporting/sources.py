@@ -3,7 +3,9 @@ source, how much lower mixup's test error is than ERM's; for each method, how mu
 error is on one source than on another (e.g. CIFAR-10N's real labels against synthetic noise
 drawn from their own transition matrix). Every difference is paired by (seed, noise seed) and,
 with per-image predictions, on the same test images (verdicts.error_contrast), in points with
-its 95 % interval. These are measurements, not claims of the paper: no verdict is attached.
+its 95 % interval. Every pair of sources is measured here; the verdict table tests the two that
+are published claims (verdicts: mixup against ERM beyond Table 2, and real CIFAR-10N noise
+against matrix noise from its transition matrix).
 """
 
 from __future__ import annotations
