@@ -124,6 +124,7 @@ def test_flag_rules_on_hand_built_rows():
         r("pgd", 8, 30),                                             # weaker than FGSM
         r("fgsm", 8, 4, "black-box", "s"),                           # below white-box FGSM (8)
         r("ifgsm", 8, 12, "black-box", "s"),  # transfers worse than FGSM (4): expected, no flag
+        r("fgsm", 16, 9, "black-box", "s"),   # transferred, rises from 4 at ε = 8: no flag
         r("square", 8, 2), r("square", 16, 3),                       # below every gradient attack
     ])
     got = {(f["flag"], f["attack"], f["eps"]) for f in check_flags(table).to_dict("records")}

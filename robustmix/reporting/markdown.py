@@ -711,7 +711,7 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         md += ["### Gradient-masking flags", ""]
         if flags.empty:
             md += [f"No flag raised for the {checkpoint} checkpoint by the checks of "
-                   "robustmix.attacks.flags (accuracy rising with ε, a white-box iterative "
+                   "robustmix.attacks.flags (white-box accuracy rising with ε, a white-box iterative "
                    "attack weaker than white-box FGSM, black-box stronger than white-box, Square "
                    "stronger than every "
                    "gradient attack, white-box PGD far from 0 at ε ≥ 64/255).", ""]
