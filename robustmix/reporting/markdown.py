@@ -501,7 +501,8 @@ def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
                "at its chosen setting, runs paired by seed and evaluated on the same test "
                "images: `ERM − mixup on` a source (+ = mixup has the lower error there), and "
                "`A − B` for a method (+ = the method does worse on source A than on B). "
-               "Measurements, not claims of the paper. Table: "
+               "ERM − mixup and real − synthetic (CIFAR-10N against matrix noise from its "
+               "transition matrix) are also tested in the verdict table. Table: "
                "[table_source_contrasts.csv](table_source_contrasts.csv)", "",
                md_contrasts(contrasts), ""]
     return md
