@@ -712,10 +712,10 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
         md += ["### Gradient-masking flags", ""]
         if flags.empty:
             md += [f"No flag raised for the {checkpoint} checkpoint by the checks of "
-                   "robustmix.attacks.flags (white-box accuracy rising with ε, a white-box iterative "
-                   "attack weaker than white-box FGSM, black-box stronger than white-box, Square "
-                   "stronger than every "
-                   "gradient attack, white-box PGD far from 0 at ε ≥ 64/255).", ""]
+                   "robustmix.attacks.flags (white-box accuracy rising with ε, a white-box "
+                   "iterative attack weaker than white-box FGSM, black-box stronger than "
+                   "white-box, Square stronger than every gradient attack, white-box PGD far "
+                   "from 0 at ε ≥ 64/255).", ""]
         else:
             md += ["Signs that an attack, not the model, limited the measured accuracy "
                    "(robustmix.attacks.flags: a difference counts when it exceeds 0.5 % of the "

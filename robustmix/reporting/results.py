@@ -355,8 +355,7 @@ def read_robust(run: Path) -> pd.DataFrame:
         rows = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
-    for col, default in ADDED.items():
-        rows[col] = rows[col].fillna(default) if col in rows.columns else default
+    rows = _with_added(rows)
     if "run" not in rows.columns or not len(rows):
         return pd.DataFrame()
     t = robust_table(rows, read_outcomes(Path(run)), outcome_key)
@@ -375,13 +374,18 @@ def read_flags(run: Path) -> pd.DataFrame:
     same rules to every run; attack_flags.csv is read only for a run whose rows cannot be."""
     rows = _csv_or_none(Path(run) / ATTACK)
     if rows is not None and {"run", "correct", "n", "precision"} <= set(rows.columns):
-        for col, default in ADDED.items():
-            rows[col] = rows[col].fillna(default) if col in rows.columns else default
-        return _flag_frame(check_flags(rows))
+        return _flag_frame(check_flags(_with_added(rows)))
     if rows is not None and not len(rows.columns):
         return pd.DataFrame()
     f = _csv_or_none(Path(run) / FLAGS)
     return pd.DataFrame() if f is None else _flag_frame(f)
+
+
+def _with_added(rows: pd.DataFrame) -> pd.DataFrame:
+    """attack.csv rows with the columns later robustmix versions added, at their defaults."""
+    for col, default in ADDED.items():
+        rows[col] = rows[col].fillna(default) if col in rows.columns else default
+    return rows
 
 
 def _csv_or_none(path: Path) -> pd.DataFrame | None:
