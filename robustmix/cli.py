@@ -52,4 +52,7 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
+    from .runs.provenance import pin_commit
+
+    pin_commit()  # before any work: the code this process runs is the checkout's as of now
     sys.exit(run_main(main))

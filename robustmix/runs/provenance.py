@@ -15,7 +15,25 @@ if TYPE_CHECKING:
     import torch
 
 
+_pinned: str | None = None
+
+
+def pin_commit() -> str:
+    """Read the checkout's commit now and report it from then on in this process. A process runs
+    the code it loaded when it started: a study that trains for hours while the checkout moves
+    must not record each later run under a commit whose code it never ran."""
+    global _pinned
+    if _pinned is None:
+        _pinned = _read_commit()
+    return _pinned
+
+
 def git_commit() -> str:
+    """The commit pinned at the start of this process (pin_commit), else the checkout's now."""
+    return _pinned if _pinned is not None else _read_commit()
+
+
+def _read_commit() -> str:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
