@@ -185,6 +185,16 @@ def test_cifar10n_run_records_its_noise(tiny, files, tmp_path, capsys):
     # The same command finds the finished run; another file's labels are another config.
     assert run_main(noise.main, argv) == 0
     assert "finished earlier" in capsys.readouterr().out
+    # The same file elsewhere (another checkout, a moved download) is the same run: known by its
+    # sha256, not its path; the config keeps the path it was made with.
+    moved = tmp_path / "moved" / "CIFAR-10_human.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(Path(files["file"]).read_bytes())
+    argv[argv.index(str(files["file"]))] = str(moved)
+    assert run_main(noise.main, argv) == 0
+    assert "finished earlier" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["train"]["noise_file"] == cfg["noise_file"]
+    argv[argv.index(str(moved))] = str(files["file"])
     other = write_human_labels(tmp_path / "other.pt", human_label_arrays(tiny.arrays.y_train, 7))
     argv[argv.index(str(files["file"]))] = str(other)
     one_line_error(run_main(noise.main, argv), capsys.readouterr().err, "another config",

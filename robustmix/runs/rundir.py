@@ -67,6 +67,15 @@ def _owned(run: Path) -> bool:
         p.name.startswith(".") and p.name.endswith(".tmp") for p in run.iterdir())
 
 
+def _identity(train: dict) -> dict:
+    """What makes two training configs the same run. A noise file is known by its sha256, not by
+    where it lies: the same study resumed from another checkout, or with the file moved, finds
+    its runs (the path the run was made with stays in its config.json)."""
+    if train.get("noise_sha256"):
+        return {k: v for k, v in train.items() if k != "noise_file"}
+    return train
+
+
 def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
     """Decide what to do with a run: 'done', 'resume', 'new' or 'force'. Changes nothing on disk."""
     run = out / cfg.run_name
@@ -85,7 +94,7 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
         stored = TrainConfig.from_dict(stored).to_dict()
     except (TypeError, UsageError):
         pass  # keys this version does not know: reported as a difference below
-    if stored != cfg.to_dict():
+    if _identity(stored) != _identity(cfg.to_dict()):
         raise UsageError(f"run directory {run} was made with another config "
                          f"({describe_difference(stored, cfg.to_dict())}); "
                          "use another --out, or --force to retrain")
