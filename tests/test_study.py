@@ -175,3 +175,46 @@ def test_keep_runs_copies_the_study_runs_results_beside_its_report(tmp_path, tin
     for name in runs:
         assert (kept / name / "summary.json").exists() and (kept / name / "predictions.csv").exists()
         assert not list((kept / name).glob("*.pt")) and not (kept / name / "labels.csv").exists()
+
+
+def test_second_study_process_takes_another_attack_job_instead_of_waiting(tmp_path, tiny, capsys):
+    """Two processes of one study share its attack stage: a job whose targets another process
+    holds is put off, the next job is done meanwhile, and the put-off job is done once free."""
+    import threading
+    import time
+
+    from robustmix.runs.lock import RunLock
+    from robustmix.studies.spec import attack_jobs
+
+    path = write_study(tmp_path, tiny.pickles, attack=False)
+    text = path.read_text().replace("ratios = [0.5]", "ratios = [0.2, 0.5]")
+    path.write_text(text + """
+[attack]
+attacks = ["fgsm"]
+eps = [0, 8]
+steps = 2
+[attack.sources]
+"0.2" = { method = "erm", seed = 1 }
+"0.5" = { method = "erm", seed = 1 }
+""")
+    assert run_main(study.main, [str(path), "--quiet", "--skip-attacks", "--skip-report"]) == 0
+    s = load_study(path)
+    jobs = attack_jobs(s, [s.out / c.run_name for c in s.configs])
+    (first, _), (second, _) = jobs  # one job per noise level, disjoint targets
+    assert not set(first) & set(second)
+    capsys.readouterr()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(
+        run_main(study.main, [str(path), "--quiet", "--skip-report"])))
+    with RunLock(first[0]):  # another process attacking (or training) a target of the first job
+        worker.start()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not all((t / "attack.csv").exists() for t in second):
+            time.sleep(0.5)
+        second_done_while_first_held = all((t / "attack.csv").exists() for t in second)
+        assert not any((t / "attack.csv").exists() for t in first)
+    worker.join(timeout=300)
+    assert second_done_while_first_held
+    assert done == [0]
+    assert "put off" in capsys.readouterr().out
+    assert all((t / "attack.csv").exists() for t in first)

@@ -84,6 +84,9 @@ class AttackSpec:
     precision: str = "fp32"  # or bf16, or run = each run's training precision
     force: bool = False
     quiet: bool = False
+    # False: a target another process is attacking or training raises RunBusy at once, so that
+    # a study can take another attack job first instead of idling behind the holder
+    wait: bool = True
 
 
 @dataclass
@@ -480,20 +483,23 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     targets, source = load_all(runs, args, device)
     with contextlib.ExitStack() as locks:
         for t in sorted(targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
-            locks.enter_context(attack_lock(t))
+            locks.enter_context(attack_lock(t, wait=args.wait))
         return _run_locked(args, device, targets, source)
 
 
 @contextlib.contextmanager
-def attack_lock(t: Run):
+def attack_lock(t: Run, wait: bool = True):
     """The target's run lock, held while its attack rows are read, computed and written, so
     that two processes attacking one run neither compute its rows twice nor lose each other's
     (the later write of attack.csv would win). Waits for a holder, saying so; once held, the
-    rows are read again: those the holder wrote are then skipped."""
+    rows are read again: those the holder wrote are then skipped. With wait=False a holder
+    raises RunBusy instead."""
     lock = RunLock(t.path)
     try:
         lock.__enter__()
     except RunBusy as e:
+        if not wait:
+            raise
         print(f"robustmix.attack: waiting for {t.name}: another process is writing it "
               f"({e.holder})", flush=True)
         lock = RunLock(t.path, wait=True)

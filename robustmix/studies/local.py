@@ -112,6 +112,12 @@ def check_study(study) -> None:
           f"(and threads), GPU {gpus}; {r.max_retries} retries")
 
 
+def _show(res) -> None:
+    print(res.table.to_string(index=False, na_rep="-") if len(res.table) else "(no attack rows)")
+    for r in res.flags.to_dict("records"):
+        print(f"  flag {r['run']}: {r['flag']}: {r['detail']}")
+
+
 def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, wait: bool = False,
               quiet: bool = False) -> None:
     import time
@@ -161,12 +167,22 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
         from .tasks import attack
 
         print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
+        from ..runs.lock import RunBusy
+
+        # A job whose targets another process holds (a second study process attacking them, or
+        # one still training a target) is put off, not waited for: two processes of one study
+        # then share the attack stage job by job instead of the second idling behind the first.
+        deferred = []
         for targets, opts in attack_jobs(study, runs):
-            res = attack(targets, opts, quiet=quiet)
-            print(res.table.to_string(index=False, na_rep="-") if len(res.table)
-                  else "(no attack rows)")
-            for r in res.flags.to_dict("records"):
-                print(f"  flag {r['run']}: {r['flag']}: {r['detail']}")
+            try:
+                res = attack(targets, opts, quiet=quiet, wait=False)
+            except RunBusy as e:
+                print(f"attacks on {len(targets)} run(s) put off: {e}", flush=True)
+                deferred.append((targets, opts))
+                continue
+            _show(res)
+        for targets, opts in deferred:
+            _show(attack(targets, opts, quiet=quiet))
     if not skip_report and runs:
         from .tasks import write_study_report
 

@@ -114,10 +114,11 @@ def attack_targets(study: Study, runs: list[Path]) -> list[AttackTarget]:
             for t in targets]
 
 
-def attack(targets: list[Path], opts: dict, quiet: bool = False) -> AttackResults:
+def attack(targets: list[Path], opts: dict, quiet: bool = False, wait: bool = True
+           ) -> AttackResults:
     from ..attacks.runner import AttackSpec, run_attacks
 
-    return run_attacks(targets, AttackSpec(**opts, quiet=quiet))
+    return run_attacks(targets, AttackSpec(**opts, quiet=quiet, wait=wait))
 
 
 def write_study_report(study: Study, runs: list[Path]) -> None:
