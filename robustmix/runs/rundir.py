@@ -94,9 +94,10 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
         stored = TrainConfig.from_dict(stored).to_dict()
     except (TypeError, UsageError):
         pass  # keys this version does not know: reported as a difference below
-    if _identity(stored) != _identity(cfg.to_dict()):
+    old, now = _identity(stored), _identity(cfg.to_dict())
+    if old != now:
         raise UsageError(f"run directory {run} was made with another config "
-                         f"({describe_difference(stored, cfg.to_dict())}); "
+                         f"({describe_difference(old, now)}); "
                          "use another --out, or --force to retrain")
     return run, ("done" if is_finished(run) else "resume")
 
