@@ -95,7 +95,7 @@ def ray_overhead(n: int) -> dict[str, float]:
     task = ray.remote(num_cpus=1)(noop)
     t0 = time.perf_counter()
     ray.get(task.remote())
-    out["first task (fresh worker)"] = time.perf_counter() - t0
+    out["first task after init (workers prestarted by init)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(n):
         ray.get(task.remote())
@@ -111,6 +111,10 @@ def main(argv=None) -> None:
     import ray
     import torch
 
+    from robustmix.runs.provenance import cpu_model, pin_commit
+
+    commit = pin_commit()
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
         walls, seconds = {}, {}
@@ -128,7 +132,6 @@ def main(argv=None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     cpus = os.cpu_count()
-    load = os.getloadavg()
     lines = [
         "# Study wall time: local executor against --executor ray", "",
         f"Study `{args.study.relative_to(REPO) if args.study.is_relative_to(REPO) else args.study}`"
@@ -148,8 +151,8 @@ def main(argv=None) -> None:
         "study's cpus_per_run CPUs (and as many threads) each, so several runs share the machine. "
         "Training seconds are each run's own epoch time (summary.json), which grows when runs "
         "share cores.", "",
-        f"Machine: {platform.node()}, {cpus} CPUs ({platform.processor() or platform.machine()}), "
-        f"load average before the report {load[0]:.1f}; Python {platform.python_version()}, "
+        f"Machine: {cpu_model()}, {cpus} CPUs, load average {load_before:.1f} before the first "
+        f"study; robustmix commit {commit}; Python {platform.python_version()}, "
         f"torch {torch.__version__}, ray {ray.__version__}; "
         f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}.", "",
         f"Command: `python {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}` (from experiments/"
