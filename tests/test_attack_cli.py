@@ -408,3 +408,50 @@ def test_attacks_on_one_run_wait_for_each_other_and_keep_every_row(world, tmp_pa
     assert "2 row(s) to compute" in out  # the ifgsm rows only: fgsm was there already
     final = pd.read_csv(run / ATTACK)
     assert len(final) == 5 and (final["accuracy"] == 0.123).sum() == 1  # the holder's row kept
+
+
+def test_a_run_with_nothing_to_compute_is_not_waited_for(world, tmp_path, capsys):
+    """Only targets with rows to compute are locked: a run whose rows are all in attack.csv may
+    be held by another process (another study sharing it) without holding this command up,
+    white-box or as a member of a black-box group."""
+    import threading
+
+    from robustmix.runs.lock import RunLock
+
+    erm = fresh_copy(world / "runs" / ERM, tmp_path / "runs" / ERM)
+    mixup = fresh_copy(world / "runs" / MIXUP, tmp_path / "runs" / MIXUP)
+    args = ["--attacks", "fgsm", "--eps", "0,4", "--source", mixup, *FAST]
+    assert attack(erm, *args) == 0  # erm: white-box and black-box (from mixup) rows, all done
+    before = (erm / ATTACK).read_text()
+    capsys.readouterr()
+    done: list[int] = []
+    with RunLock(erm):  # another process writing erm
+        worker = threading.Thread(target=lambda: done.append(attack(erm, mixup, *args)))
+        worker.start()
+        worker.join(timeout=120)
+        finished_while_held = not worker.is_alive()
+    worker.join(timeout=300)
+    assert finished_while_held and done == [0]
+    out = capsys.readouterr().out
+    assert "2 row(s) to compute" in out and "waiting for" not in out  # mixup's white-box rows
+    assert (erm / ATTACK).read_text() == before
+    assert len(pd.read_csv(mixup / ATTACK)) == 2
+
+
+def test_without_wait_free_groups_are_done_before_busy_is_raised(world, tmp_path):
+    """wait=False (a study's first pass over its attack jobs): groups whose target is busy are
+    put off; every free group is computed and written before RunBusy reaches the caller."""
+    from robustmix.attacks.runner import AttackSpec, run_attacks
+    from robustmix.runs.lock import RunBusy, RunLock
+
+    erm = fresh_copy(world / "runs" / ERM, tmp_path / ERM)
+    mixup = fresh_copy(world / "runs" / MIXUP, tmp_path / MIXUP)
+    spec = AttackSpec(attacks=["fgsm"], eps=[0.0, 4.0], steps=2, device="cpu", quiet=True,
+                      wait=False)
+    with RunLock(erm), pytest.raises(RunBusy) as e:
+        run_attacks([erm, mixup], spec)
+    assert e.value.run == erm
+    assert not (erm / ATTACK).exists() and len(pd.read_csv(mixup / ATTACK)) == 2
+    res = run_attacks([erm, mixup], spec)  # free now: only erm's rows are left
+    assert set(res.table["run"]) == {ERM, MIXUP}
+    assert len(pd.read_csv(erm / ATTACK)) == 2 and len(pd.read_csv(mixup / ATTACK)) == 2

@@ -315,12 +315,6 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
                            torch.from_numpy(ds.y_test[idx]).to(device))
         return images[key]
 
-    def todo(t: Run, attack: str, src: Run, mode: str) -> list[float]:
-        done = set() if args.force else {
-            row_key(r) for r in t.existing.to_dict("records") if outcome_key(r) in t.outcomes}
-        return [e for e in dict.fromkeys(args.eps)
-                if wanted_key(args, t, attack, src, mode, e) not in done]
-
     for t in targets:
         t.n_images = len(test_set(t)[1])
 
@@ -330,15 +324,36 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
             for t in targets:
                 x, y = test_set(t)
                 groups.append(Group(attack, t, [t], "white-box", x, y,
-                                    {t.path: todo(t, attack, t, "white-box")}))
+                                    {t.path: todo(args, t, attack, t, "white-box")}))
         if source is not None and attack in TRANSFER:
             others = black_box_targets(targets, source)
             for key in dict.fromkeys((t.data_key, t.n) for t in others):
-                members = [t for t in others if (t.data_key, t.n) == key]
+                # only members with rows to compute: the others are neither locked nor evaluated
+                members = [t for t in others if (t.data_key, t.n) == key
+                           and todo(args, t, attack, source, "black-box")]
+                if not members:
+                    continue
                 x, y = test_set(members[0])
                 groups.append(Group(attack, source, members, "black-box", x, y,
-                                    {t.path: todo(t, attack, source, "black-box") for t in members}))
+                                    {t.path: todo(args, t, attack, source, "black-box")
+                                     for t in members}))
     return [g for g in groups if g.eps]
+
+
+def todo(args, t: Run, attack: str, src: Run, mode: str) -> list[float]:
+    """The ε of one attack on target t that its attack.csv (as last read) lacks."""
+    done = set() if args.force else {
+        row_key(r) for r in t.existing.to_dict("records") if outcome_key(r) in t.outcomes}
+    return [e for e in dict.fromkeys(args.eps)
+            if wanted_key(args, t, attack, src, mode, e) not in done]
+
+
+def replan(args, g: Group) -> Group:
+    """The group as it stands once its targets are locked and their attack.csv read again:
+    rows another process wrote meanwhile are dropped (and targets left with none)."""
+    fresh = {t.path: todo(args, t, g.attack, g.source, g.mode) for t in g.targets}
+    return Group(g.attack, g.source, [t for t in g.targets if fresh[t.path]], g.mode, g.x, g.y,
+                 {p: e for p, e in fresh.items() if e})
 
 
 def compute(args, g: Group, device: torch.device, device_label: str) -> None:
@@ -475,16 +490,70 @@ def results_table(args, targets: list[Run], source: Run | None) -> tuple[pd.Data
 def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     """Compute every missing row for runs (and the black-box source), write each run's
     attack_outcomes.npz, attack.csv and attack_flags.csv, and return the accuracy table (%) of
-    the rows asked for, robust accuracy and the flags."""
+    the rows asked for, robust accuracy and the flags.
+
+    A target is locked only while one of its attack groups is computed and written, and only if
+    that group has rows for it to compute: a run whose rows are all in attack.csv is never waited
+    for, so two processes (or two studies sharing runs) attacking overlapping runs share the work
+    group by group. With args.wait False, groups whose targets are busy are put off until the end
+    of the command and, if still busy then, RunBusy is raised after every free group is done."""
+    from tqdm.auto import tqdm
+
     from ..evaluation.device import configure_backends, resolve_device
+    from ..runs.provenance import device_name
 
     device = resolve_device(args.device)
     configure_backends(device)  # as in training: fp32 without TF32, cuDNN autotuning
     targets, source = load_all(runs, args, device)
+    datasets = load_datasets(targets + ([source] if source else []))
+    check_shapes(targets, source, datasets)
+    groups = plan(args, targets, source, datasets, device)
+    label = device_name(device)
+    rows = sum(len(g.todo[t.path]) for g in groups for t in g.targets)
+    print(f"robustmix.attack: {len(targets)} run(s), checkpoint {args.checkpoint}, "
+          f"attacks {','.join(args.attacks)}, eps {','.join(f'{e:g}' for e in args.eps)}/255, "
+          f"precision {args.precision}, device {device} ({label}); {rows} row(s) to compute"
+          + ("" if rows else " (all in attack.csv already; --force recomputes)"), flush=True)
+    written: set[Path] = set()
+    busy: list[tuple[Group, RunBusy]] = []
+    bar = tqdm(groups, unit="group", desc="attack", disable=args.quiet or len(groups) < 2)
+    for g in bar:
+        try:
+            _attack_group(args, g, device, label, written, wait=args.wait)
+        except RunBusy as e:
+            busy.append((g, e))
+    for g, _ in busy:  # the holder may be done by now; if not, the caller decides
+        _attack_group(args, g, device, label, written, wait=False)
+    flags = [_flags(t, written) for t in targets]
+    flags = [f for f in flags if len(f)]
+    table, robust = results_table(args, targets, source)
+    return AttackResults(table, robust,
+                         pd.concat(flags, ignore_index=True) if flags else check_flags(None))
+
+
+def _attack_group(args: AttackSpec, g: Group, device: torch.device, label: str,
+                  written: set[Path], wait: bool) -> None:
     with contextlib.ExitStack() as locks:
-        for t in sorted(targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
-            locks.enter_context(attack_lock(t, wait=args.wait))
-        return _run_locked(args, device, targets, source)
+        for t in sorted(g.targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
+            locks.enter_context(attack_lock(t, wait=wait))
+        g = replan(args, g)
+        if g.targets:
+            compute(args, g, device, label)
+            for t in g.targets:
+                save_flags(t)
+                written.add(t.path)
+
+
+def _flags(t: Run, written: set[Path]) -> pd.DataFrame:
+    """The run's flags; written to attack_flags.csv here only for a run this command did not
+    write (its flags file may predate an interrupted command), and only if it is free now."""
+    if t.path in written:
+        return check_flags(t.existing)
+    try:
+        with attack_lock(t, wait=False):
+            return save_flags(t)
+    except RunBusy:
+        return check_flags(t.existing)
 
 
 @contextlib.contextmanager
@@ -509,28 +578,3 @@ def attack_lock(t: Run, wait: bool = True):
         yield
     finally:
         lock.__exit__(None, None, None)
-
-
-def _run_locked(args: AttackSpec, device: torch.device, targets: list[Run], source: Run | None
-                ) -> AttackResults:
-    from tqdm.auto import tqdm
-
-    from ..runs.provenance import device_name
-
-    datasets = load_datasets(targets + ([source] if source else []))
-    check_shapes(targets, source, datasets)
-    groups = plan(args, targets, source, datasets, device)
-    label = device_name(device)
-    rows = sum(len(g.todo[t.path]) for g in groups for t in g.targets)
-    print(f"robustmix.attack: {len(targets)} run(s), checkpoint {args.checkpoint}, "
-          f"attacks {','.join(args.attacks)}, eps {','.join(f'{e:g}' for e in args.eps)}/255, "
-          f"precision {args.precision}, device {device} ({label}); {rows} row(s) to compute"
-          + ("" if rows else " (all in attack.csv already; --force recomputes)"), flush=True)
-    bar = tqdm(groups, unit="group", desc="attack", disable=args.quiet or len(groups) < 2)
-    for g in bar:
-        compute(args, g, device, label)
-    flags = [save_flags(t) for t in targets]
-    flags = [f for f in flags if len(f)]
-    table, robust = results_table(args, targets, source)
-    return AttackResults(table, robust,
-                         pd.concat(flags, ignore_index=True) if flags else check_flags(None))
