@@ -184,3 +184,41 @@ def test_real_noise_against_its_synthetic_twin_and_mixup_beyond_table_2(tmp_path
     assert set(beyond["condition"]) == {"cifar10n-worst noise", "matrix-cifar10n_worst_T noise"}
     assert (beyond["verdict"] == V.SUPPORTED).all()
     assert beyond["effect"].tolist() == pytest.approx([18.0, 18.0], abs=0.1)
+
+
+def test_beyond_table_2_tests_every_pair_table_2_orders_alike_at_every_level(tmp_path):
+    """On a source without a Table 2 number, the four methods are compared pair by pair in the
+    order Table 2 gives at 20, 50 and 80 %; mixup against mixup + dropout, whose order flips in
+    the "best" column (5.9 vs 6.2 at 20 %, 11.3 vs 10.9 at 50 %), is tested at the last epoch
+    only."""
+    import json
+
+    pairs = V._consistent_orderings()
+    assert ("mixup_dropout", "mixup") in pairs["last"]
+    assert not {("mixup", "mixup_dropout"), ("mixup_dropout", "mixup")} & set(pairs["selected"])
+    assert ("dropout", "erm") in pairs["selected"] and ("mixup", "erm") in pairs["test_selected"]
+    assert len(pairs["last"]) == 6 and len(pairs["selected"]) == 5
+
+    write_fixture(tmp_path / "runs", specs({"erm": (0.50, 0.40, 0.90, 0.05),
+                                            "dropout": (0.55, 0.50, 0.70, 0.04),
+                                            "mixup": (0.60, 0.58, 0.55, 0.02),
+                                            "mixup_dropout": (0.52, 0.50, 0.50, 0.02)}),
+                  unfinished=False)
+    for cfg in (tmp_path / "runs").glob("*/config.json"):
+        c = json.loads(cfg.read_text())
+        c["train"].update({"noise": "cifar10n", "noise_labels": "worst",
+                           "noise_file": "/data/CIFAR-10_human.pt"})
+        cfg.write_text(json.dumps(c))
+    t = V.verdict_table(R.load_results([tmp_path / "runs"]))
+    beyond = t[t["family"] == "beyond Table 2"]
+    assert not (t["family"] == "Table 2 ordering").any()
+    last = beyond[beyond["checkpoint"] == "last"].set_index("claim")
+    assert len(last) == 6
+    assert last.at["mixup has lower test error than ERM", "verdict"] == V.SUPPORTED
+    assert last.at["mixup has lower test error than ERM", "effect"] == pytest.approx(18.0, abs=0.1)
+    # mixup + dropout is worse here than Table 2 says: the claim is contradicted, not dropped
+    r = last.loc["mixup + dropout has lower test error than mixup"]
+    assert r["verdict"] == V.CONTRADICTED and r["effect"] == pytest.approx(-8.0, abs=0.1)
+    assert "Table 2 orders them so" in r["detail"]
+    assert set(beyond[beyond["claim"].str.endswith("than mixup")]["checkpoint"]) == {"last"}
+    assert len(beyond) == 6 + 5 * 2  # last; selected and test-selected

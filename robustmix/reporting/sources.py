@@ -4,7 +4,7 @@ error is on one source than on another (e.g. CIFAR-10N's real labels against syn
 drawn from their own transition matrix). Every difference is paired by (seed, noise seed) and,
 with per-image predictions, on the same test images (verdicts.error_contrast), in points with
 its 95 % interval. Every pair of sources is measured here; the verdict table tests the two that
-are published claims (verdicts: mixup against ERM beyond Table 2, and real CIFAR-10N noise
+are published claims (verdicts: the Table 2 orderings beyond Table 2, and real CIFAR-10N noise
 against matrix noise from its transition matrix).
 """
 
