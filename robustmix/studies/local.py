@@ -169,9 +169,11 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
         print(f"attacks: {len(runs)} runs, elapsed {_fmt(time.perf_counter() - t0)}", flush=True)
         from ..runs.lock import RunBusy
 
-        # A job whose targets another process holds (a second study process attacking them, or
-        # one still training a target) is put off, not waited for: two processes of one study
-        # then share the attack stage job by job instead of the second idling behind the first.
+        # Within a job, groups whose targets another process holds (a second study process
+        # attacking them, or one still training a target) are done last; if still held then, the
+        # job is put off, not waited for: two processes of one study then share the attack
+        # stage group by group instead of the second idling behind the first. Runs with nothing
+        # left to compute are never locked (attacks/runner.run_attacks).
         deferred = []
         for targets, opts in attack_jobs(study, runs):
             try:
