@@ -10,6 +10,7 @@ wrote.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -410,7 +411,10 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
     ticks = []
     for c, ratio in groups:
         r = table[(table["condition"] == c) & (table["ratio"] == ratio)].iloc[0]
-        ticks.append(f"{r['source_label']}\n{r['measured_rate']:.1f}% wrong")
+        # wrapped: a matrix file's name beside its neighbours' labels would run into them
+        name = textwrap.fill(r["source_label"], 20, break_long_words=False,
+                             break_on_hyphens=False)
+        ticks.append(f"{name}\n{r['measured_rate']:.1f}% wrong")
     for ax, kind in zip(axes, kinds, strict=True):
         for k, m in enumerate(methods):
             d = table[table["method"] == m]
