@@ -514,15 +514,15 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
           f"attacks {','.join(args.attacks)}, eps {','.join(f'{e:g}' for e in args.eps)}/255, "
           f"precision {args.precision}, device {device} ({label}); {rows} row(s) to compute"
           + ("" if rows else " (all in attack.csv already; --force recomputes)"), flush=True)
-    written: set[Path] = set()
-    busy: list[tuple[Group, RunBusy]] = []
+    written: dict[Path, pd.DataFrame] = {}  # run attacked here -> its flags as last written
+    busy: list[Group] = []
     bar = tqdm(groups, unit="group", desc="attack", disable=args.quiet or len(groups) < 2)
     for g in bar:
         try:
             _attack_group(args, g, device, label, written, wait=args.wait)
-        except RunBusy as e:
-            busy.append((g, e))
-    for g, _ in busy:  # the holder may be done by now; if not, the caller decides
+        except RunBusy:
+            busy.append(g)
+    for g in busy:  # the holder may be done by now; if not, the caller decides
         _attack_group(args, g, device, label, written, wait=False)
     flags = [_flags(t, written) for t in targets]
     flags = [f for f in flags if len(f)]
@@ -532,7 +532,7 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
 
 
 def _attack_group(args: AttackSpec, g: Group, device: torch.device, label: str,
-                  written: set[Path], wait: bool) -> None:
+                  written: dict[Path, pd.DataFrame], wait: bool) -> None:
     with contextlib.ExitStack() as locks:
         for t in sorted(g.targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
             locks.enter_context(attack_lock(t, wait=wait))
@@ -540,15 +540,14 @@ def _attack_group(args: AttackSpec, g: Group, device: torch.device, label: str,
         if g.targets:
             compute(args, g, device, label)
             for t in g.targets:
-                save_flags(t)
-                written.add(t.path)
+                written[t.path] = save_flags(t)
 
 
-def _flags(t: Run, written: set[Path]) -> pd.DataFrame:
+def _flags(t: Run, written: dict[Path, pd.DataFrame]) -> pd.DataFrame:
     """The run's flags; written to attack_flags.csv here only for a run this command did not
     write (its flags file may predate an interrupted command), and only if it is free now."""
     if t.path in written:
-        return check_flags(t.existing)
+        return written[t.path]
     try:
         with attack_lock(t, wait=False):
             return save_flags(t)

@@ -36,6 +36,7 @@ Claims (each where the runs allow it; methods at their chosen setting, see resul
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,23 +234,22 @@ def _ordering_claims(groups: dict, cond: str, ratio: float, first, preds) -> lis
     return out
 
 
+@functools.cache
 def _consistent_orderings() -> dict[str, list[tuple[str, str]]]:
     """kind -> (better, worse) pairs of the paper's methods that Table 2 orders the same way at
     every noise level it reports (20, 50 and 80 %), in the column that kind is compared with."""
-    t = paper.table2()
+    levels = [_paper_orderings(r) for r in sorted(set(paper.table2()["ratio"]))]
     out: dict[str, list[tuple[str, str]]] = {}
-    for kind, col in (("last", "paper_last_error"), ("selected", "paper_best_error"),
-                      ("test_selected", "paper_best_error")):
-        err = t.pivot(index="ratio", columns="method", values=col)
+    for kind in levels[0]:
         pairs = []
         for i, a in enumerate(PAPER_METHODS):
             for b in PAPER_METHODS[i + 1:]:
-                if a not in err or b not in err:
+                d = [lv[kind][a] - lv[kind][b] for lv in levels if a in lv[kind] and b in lv[kind]]
+                if len(d) != len(levels):
                     continue
-                d = (err[a] - err[b]).to_numpy()
-                if (d < 0).all():
+                if all(x < 0 for x in d):
                     pairs.append((a, b))
-                elif (d > 0).all():
+                elif all(x > 0 for x in d):
                     pairs.append((b, a))
         out[kind] = pairs
     return out
