@@ -46,8 +46,9 @@ def build_parser() -> Parser:
                         "alpha = 0.1, beta = 1, A = -4); KEY=VALUE sets it for every named method "
                         "that takes KEY, METHOD.KEY=VALUE for one; repeat for several. Stored in "
                         "config.json and spelt in the run name")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="the network: " + "; ".join(f"{k} = {v}" for k, v in MODELS.items())
+    p.add_argument("--model", default=None,
+                   help="the network (default: the profile's: fastnet for fast and fast-long, "
+                        f"{DEFAULT_MODEL} otherwise): " + "; ".join(f"{k} = {v}" for k, v in MODELS.items())
                         + "; or an import path package.module:factory to a function "
                         "(num_classes, in_channels) -> torch.nn.Module taking images in [0, 1]")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
@@ -55,9 +56,12 @@ def build_parser() -> Parser:
                         "model (None: yes for the built-in models, no for a factory's)")
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
                    help="paper = 200 epochs, width 64, all data; quick = width 16, 2,000-image "
-                        "subset, 80 epochs, 1,000 test images; auto = paper on CUDA, quick otherwise")
+                        "subset, 80 epochs, 1,000 test images; fast = FastNet on all 45,000 "
+                        "training images, 10 epochs (early-stopping regime); fast-long = the "
+                        "same, 60 epochs (memorising regime); auto = paper on CUDA, quick otherwise")
     p.add_argument("--epochs", type=int, default=None,
-                   help="override the profile's epochs (lr steps stay at 50%% and 75%%)")
+                   help="override the profile's epochs (step schedules keep their lr steps at 50%% and 75%%, "
+                        "linear ones their warm-up fraction)")
     p.add_argument("--hparams", choices=["auto", "paper", "tuned"], default="auto",
                    help="default α and p: paper = Table 2's best per noise level (α = 1 for "
                         "clean labels); tuned = chosen at the quick scale on noisy validation "

@@ -93,6 +93,8 @@ MORE_BAD_OPTIONS = {
     "tiny subset": (["--train-subset", "5"], ["at least 10"]),
     "zero width": (["--width", "0"], ["width"]),
     "no gpu": (["--device", "cuda"], ["CUDA"]),
+    "fast unknown model": (["--profile", "fast", "--model", "fastnett"], ["unknown model",
+                                                                          "fastnett"]),
 }
 
 

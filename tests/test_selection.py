@@ -121,6 +121,8 @@ def test_no_validation_set_means_no_selected_checkpoint(ds, tmp_path):
     (["--noise-seeds", "-2"], "--noise-seed"),
     (["--val-n", "-1"], "--val-n"),
     (["--val-n", "195"], "--val-n 195"),
+    # 180 of the 200 tiny training images stay once 20 are held out for validation
+    (["--profile", "fast", "--train-subset", "190"], "train subset 190 and 20 validation"),
 ])
 def test_bad_seeds_and_validation_sizes_are_one_line_errors(tiny, tmp_path, capsys, extra, words):
     args = ["--methods", "erm", "--epochs", "1", "--width", "2", "--train-subset", "60",

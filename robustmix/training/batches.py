@@ -24,7 +24,11 @@ from .config import TrainConfig
 from .methods import METHODS
 from .mixing import knn_partners, same_class_partners, sample_lambda, shuffle_partners
 
-PAD = 4
+PAD = 4  # the random crop's padding (translation by up to PAD pixels) unless a config sets one
+
+
+def crop_pad(cfg: TrainConfig) -> int:
+    return PAD if cfg.translate is None else cfg.translate
 
 
 def crop_flip(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
@@ -72,11 +76,12 @@ def epoch_plans(cfg: TrainConfig, epoch: int, noisy: np.ndarray, knn: np.ndarray
     if len(starts) > 1 and n - starts[-1] < 2:  # BatchNorm cannot train on a batch of one
         starts.pop()
     spec = METHODS[cfg.method]
+    pad = crop_pad(cfg)
     plans = []
     for s in starts:
         idx = order[s:s + bs]
         b = len(idx)
-        offs = rng.integers(0, 2 * PAD + 1, size=(2, b)) if cfg.augment else np.full((2, b), PAD)
+        offs = rng.integers(0, 2 * pad + 1, size=(2, b)) if cfg.augment else np.full((2, b), pad)
         flip = rng.random(b) < 0.5 if cfg.augment else np.zeros(b, dtype=bool)
         lam = sample_lambda(rng, cfg.alpha) if spec.mixes else 1.0
         plan = BatchPlan(idx, offs[0], offs[1], flip, lam, np.arange(b))
@@ -86,7 +91,7 @@ def epoch_plans(cfg: TrainConfig, epoch: int, noisy: np.ndarray, knn: np.ndarray
             plan.partner = same_class_partners(rng, noisy[idx])
         elif spec.partner == "knn":
             plan.partner = knn_partners(rng, knn, idx)
-            poffs = rng.integers(0, 2 * PAD + 1, size=(2, b)) if cfg.augment else np.full((2, b), PAD)
+            poffs = rng.integers(0, 2 * pad + 1, size=(2, b)) if cfg.augment else np.full((2, b), pad)
             plan.partner_dy, plan.partner_dx = poffs[0], poffs[1]
             plan.partner_flip = rng.random(b) < 0.5 if cfg.augment else np.zeros(b, dtype=bool)
         plans.append(plan)

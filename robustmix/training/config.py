@@ -11,6 +11,7 @@ from ..errors import UsageError
 from .methods import HPARAMS, METHODS, default_alpha, default_dropout, hparams_for
 from .plugins import (
     DEFAULT_MODEL,
+    DROPOUT_MODELS,
     check_model,
     is_builtin_model,
     model_tag,
@@ -33,6 +34,18 @@ from .plugins import (
 # its selection is honest by default; --val-n 0 restores the paper's exact training set. The
 # quick profile draws its 1,000 from the images its 2,000-image subset leaves unused, so the
 # validation set costs it no training data.
+#
+# `fast` and `fast-long` train FastNet (airbench94-shaped, models.py) at half airbench94's width
+# on all 50,000 images less the 5,000 held out for noisy validation, at batch 512 with Nesterov
+# SGD, a linear warm-up / linear decay ("linear") learning rate and crops translating by up to 2
+# pixels; 2,000 test images per epoch, all 10,000 at the end.
+# `fast` is the short schedule (early-stopping regime: the network has not yet fitted the
+# corrupted labels), `fast-long` the long one (memorising regime). Their epochs, width and lr
+# were chosen by the measurements in experiments/fast.notes.md, on training labels and the noisy
+# validation set, never the test set.
+FAST = dict(batch_size=512, lr=0.2, momentum=0.9, weight_decay=5e-4, milestones=(),
+            width=32, train_subset=None, test_n=2000, train_eval_n=5000, val_n=5000,
+            model="fastnet", schedule="linear", warmup=0.2, nesterov=True, translate=2)
 PROFILES: dict[str, dict] = {
     "paper": dict(epochs=200, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                   milestones=(0.5, 0.75), width=64, train_subset=None, test_n=None,
@@ -40,7 +53,10 @@ PROFILES: dict[str, dict] = {
     "quick": dict(epochs=80, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                   milestones=(0.5, 0.75), width=16, train_subset=2000, test_n=1000,
                   train_eval_n=500, val_n=1000),
+    "fast": dict(FAST, epochs=15),
+    "fast-long": dict(FAST, epochs=60),
 }
+SCHEDULES = ("step", "linear")
 
 
 @dataclass
@@ -75,6 +91,15 @@ class TrainConfig:
     noise_labels: str | None = None
     noise_file: str | None = None
     noise_sha256: str | None = None
+    # The optimiser's schedule: None is "step" (lr x 0.1 at each milestone epoch); "linear" warms
+    # up linearly from 0 over the first `warmup` fraction of the steps, then decays linearly to 0,
+    # updated every step. nesterov None is plain momentum. None values are left out of to_dict()
+    # like the noise file's, so runs made before these fields existed keep their identity.
+    schedule: str | None = None
+    warmup: float | None = None
+    nesterov: bool | None = None
+    # Random-crop padding in pixels (the largest translation); None is batches.PAD (4).
+    translate: int | None = None
 
     @property
     def noise_spec(self) -> NoiseSpec:
@@ -137,9 +162,17 @@ class TrainConfig:
         if not is_builtin_model(self.model) and self.width:
             raise UsageError(f"model factory {self.model} sets its own size: --width (train.width) "
                              "applies to the built-in models only")
-        if self.dropout > 0 and self.model != DEFAULT_MODEL:
-            raise UsageError(f"dropout p = {self.dropout:g} needs {DEFAULT_MODEL} (model "
-                             f"{self.model} has no dropout layers); train dropout methods with it")
+        if self.dropout > 0 and self.model not in DROPOUT_MODELS:
+            raise UsageError(f"dropout p = {self.dropout:g} needs {' or '.join(DROPOUT_MODELS)} "
+                             f"(model {self.model} has no dropout layers); train dropout methods "
+                             "with one of them")
+        if (self.schedule or "step") not in SCHEDULES:
+            raise UsageError(f"unknown lr schedule '{self.schedule}' (choose from "
+                             f"{', '.join(SCHEDULES)})")
+        if self.translate is not None and not 0 <= self.translate <= 8:
+            raise UsageError(f"translation must be 0 to 8 pixels, got {self.translate}")
+        if self.warmup is not None and not 0.0 <= self.warmup < 1.0:
+            raise UsageError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
         if self.precision not in ("fp32", "bf16"):
             raise UsageError(f"precision must be fp32 or bf16, got {self.precision}")
         if self.seed < 0 or self.noise_seed < 0:
@@ -151,7 +184,8 @@ class TrainConfig:
         return self
 
 
-_OPTIONAL_NOISE_KEYS = ("noise_labels", "noise_file", "noise_sha256")
+_OPTIONAL_NOISE_KEYS = ("noise_labels", "noise_file", "noise_sha256", "schedule", "warmup",
+                        "nesterov", "translate")
 
 
 def _spell(value) -> str:
@@ -176,7 +210,7 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
     spec = resolve_method(method)
     method = spec.name
     params = resolve_params(spec, method_params or {})
-    model = model or DEFAULT_MODEL
+    model = model or PROFILES[profile].get("model", DEFAULT_MODEL)
     check_model(model)
     if not is_builtin_model(model) and overrides.get("width") is not None:
         raise UsageError(f"model factory {model} sets its own size: --width (train.width) "
@@ -184,7 +218,7 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
     noise = overrides.get("noise") or "sym"
     # Sources without a ratio take the defaults of one noisy level (their rate is measured).
     level = ratio if noise in TAKES_RATIO else RATIOLESS_LEVEL
-    p = dict(PROFILES[profile])
+    p = {k: v for k, v in PROFILES[profile].items() if k != "model"}
     n_epochs = epochs if epochs is not None else p["epochs"]
     fractions = p.pop("milestones")
     p["epochs"] = n_epochs

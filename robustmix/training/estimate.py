@@ -19,6 +19,9 @@ from .config import TrainConfig
 # H100 goal of the GPU issue, not yet a measurement.
 THROUGHPUT = {("cpu", "bf16"): 1250.0, ("cpu", "fp32"): 650.0,
               ("cuda", "bf16"): 20000.0 * 16, ("cuda", "fp32"): 8000.0 * 16}
+# FastNet at its width 64, relative to the table (a training step at batch 512, bf16, on the
+# development machine: 985 images/s; experiments/bench.py measures it), cost also ~ width².
+FASTNET_64 = 985.0 / 1250.0
 
 
 def estimate_seconds(cfgs: list[TrainConfig], device: torch.device, factor: float = 1.0) -> float:
@@ -28,8 +31,11 @@ def estimate_seconds(cfgs: list[TrainConfig], device: torch.device, factor: floa
         # A device type without a measurement (mps, xpu, ...) is estimated as a CPU.
         kind = device.type if device.type in ("cpu", "cuda") else "cpu"
         # A model factory's size is unknown (width 0): estimated as the width-16 network.
-        speed = THROUGHPUT[(kind, c.precision)] * (16 / (c.width or 16)) ** 2
-        n_train = c.train_subset or 50000
+        if c.model == "fastnet":
+            speed = THROUGHPUT[(kind, c.precision)] * FASTNET_64 * (64 / c.width) ** 2
+        else:
+            speed = THROUGHPUT[(kind, c.precision)] * (16 / (c.width or 16)) ** 2
+        n_train = c.train_subset or 50000 - c.val_n
         n_eval = (c.test_n or 10000) + c.train_eval_n
         total += c.epochs * (n_train + n_eval / 3) / speed  # evaluation costs about 1/3 of a step
     return total * factor

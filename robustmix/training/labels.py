@@ -56,6 +56,10 @@ def make_labels(cfg: TrainConfig, ds: Dataset) -> Labels:
     val = (balanced_subset(ds.y_train, cfg.val_n, cfg.noise_seed, VALIDATION) if cfg.val_n
            else np.zeros(0, dtype=np.int64))
     pool = np.setdiff1d(np.arange(n), val)
+    if cfg.val_n and cfg.train_subset is not None and len(pool) < cfg.train_subset <= n:
+        raise UsageError(f"train subset {cfg.train_subset} and {cfg.val_n} validation images do "
+                         f"not fit in the {n} training images: the subset would need validation "
+                         f"images (at most {len(pool)}; lower --train-subset or --val-n)")
     idx = pool[balanced_subset(ds.y_train[pool], cfg.train_subset, cfg.noise_seed)]
     return Labels(idx, ds.y_train[idx], noisy_all[idx],
                   val, ds.y_train[val], noisy_all[val])

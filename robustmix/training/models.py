@@ -1,6 +1,7 @@
 """The networks: PreAct ResNet-18 as in the mixup paper's code, with dropout between the two
 convolutions of each block, a width multiplier, and input normalisation inside the model (inputs
-in [0, 1]); torchvision's ResNet-18 adapted to 32x32 inputs; and models from a user's factory
+in [0, 1]); FastNet, a small VGG-like network shaped after airbench94 for the fast profile;
+torchvision's ResNet-18 adapted to 32x32 inputs; and models from a user's factory
 (`--model package.module:factory`), wrapped in input normalisation when asked."""
 
 from __future__ import annotations
@@ -113,6 +114,79 @@ def preact_resnet18(
     return PreActResNet((2, 2, 2, 2), num_classes, width, in_channels, dropout, mean, std)
 
 
+class FastBlock(nn.Module):
+    """conv3x3 -> max-pool 2 -> BN -> GELU -> dropout -> conv3x3 -> BN -> GELU (airbench94's
+    conv group, with dropout where PreAct ResNet-18 has it: between the two convolutions)."""
+
+    def __init__(self, c_in: int, c_out: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.bn1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.bn2(self.conv2(self.dropout(x))))
+
+
+class FastNet(nn.Module):
+    """A whitening stem (2x2 convolution, no padding), three FastBlocks of widths
+    (width, 4 width, 4 width), global max-pooling and a bias-free linear head whose logits are
+    scaled by 1/9, as in airbench94 (Jordan 2024) at width 64. Inputs in [0, 1], normalised inside.
+
+    The stem is set once from the training images' 2x2 patches (`whiten`: the eigenvectors of
+    their covariance, scaled to unit variance, each with its negation) and frozen, which is what
+    lets the network train in a few epochs; its bias trains. tests/test_models.py checks the shape
+    and that whitened patches have identity covariance.
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3,
+                 dropout: float = 0.0, mean: Sequence[float] = (0.5, 0.5, 0.5),
+                 std: Sequence[float] = (0.25, 0.25, 0.25)) -> None:
+        super().__init__()
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError("mean and std need one value per input channel")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        stem = 2 * in_channels * 4  # every eigenvector of a 2x2 patch and its negation
+        self.stem = nn.Conv2d(in_channels, stem, 2, padding=0, bias=True)
+        self.stem.weight.requires_grad_(False)
+        widths = (width, 4 * width, 4 * width)
+        self.blocks = nn.Sequential(FastBlock(stem, widths[0], dropout),
+                                    FastBlock(widths[0], widths[1], dropout),
+                                    FastBlock(widths[1], widths[2], dropout))
+        self.head = nn.Linear(widths[2], num_classes, bias=False)
+        self.scale = 1 / 9
+
+    @torch.no_grad()
+    def whiten(self, x_uint8, eps: float = 5e-4) -> None:
+        """Set the stem from images (uint8 N x H x W x C): its filters whiten their 2x2 patches
+        (after the model's own normalisation)."""
+        x = torch.as_tensor(x_uint8).permute(0, 3, 1, 2).float().div(255.0)
+        x = (x - self.mean.cpu()) / self.std.cpu()
+        c = x.shape[1]
+        patches = F.unfold(x, 2).transpose(1, 2).reshape(-1, c * 4).double()
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / len(patches)
+        evals, evecs = torch.linalg.eigh(cov)
+        filters = (evecs.T / torch.sqrt(evals + eps)[:, None]).float().view(-1, c, 2, 2)
+        self.stem.weight.copy_(torch.cat([filters, -filters]).to(self.stem.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.gelu(self.stem((x - self.mean) / self.std))
+        out = self.blocks(out)
+        out = F.adaptive_max_pool2d(out, 1).flatten(1)
+        return self.head(out) * self.scale
+
+
+def fastnet(num_classes: int = 10, width: int = 64, in_channels: int = 3, dropout: float = 0.0,
+            mean: Sequence[float] = (0.5, 0.5, 0.5),
+            std: Sequence[float] = (0.25, 0.25, 0.25)) -> FastNet:
+    return FastNet(num_classes, width, in_channels, dropout, mean, std)
+
+
 class CifarResNet18(ResNet):
     """torchvision's ResNet-18 (post-activation BasicBlocks) for 32x32 inputs: a 3x3 stride-1
     stem without max-pooling, as is usual for CIFAR, and a width multiplier. At width 64 its
@@ -162,6 +236,10 @@ def make_model(cfg, num_classes: int, channels: int, mean: Sequence[float],
         if not normalize:
             mean, std = [0.0] * channels, [1.0] * channels
         return preact_resnet18(num_classes, cfg.width, channels, cfg.dropout, mean, std)
+    if model == "fastnet":
+        if not normalize:
+            mean, std = [0.0] * channels, [1.0] * channels
+        return fastnet(num_classes, cfg.width, channels, cfg.dropout, mean, std)
     if model == "resnet18":
         net: nn.Module = CifarResNet18(num_classes, channels, cfg.width)
     else:
@@ -177,11 +255,20 @@ def make_model(cfg, num_classes: int, channels: int, mean: Sequence[float],
     return Normalized(net, mean, std) if normalize else net
 
 
-def build_model(cfg, ds) -> nn.Module:
+# FastNet's stem is whitened on this many training images (more changes the filters little).
+WHITEN_IMAGES = 5000
+
+
+def build_model(cfg, ds, train_images=None) -> nn.Module:
     """A fresh model for a run's config (model, width, dropout) and dataset (classes, channels,
-    stats)."""
+    stats). FastNet's stem is whitened on the first WHITEN_IMAGES of `train_images` (uint8
+    N x H x W x C, the run's training images: never validation or test images)."""
     mean, std = ds.channel_stats() if ds.name != "cifar10" else CIFAR_STATS
-    return make_model(cfg, ds.num_classes, ds.channels, mean, std)
+    net = make_model(cfg, ds.num_classes, ds.channels, mean, std)
+    if isinstance(net, FastNet):
+        net.whiten(ds.x_train[:WHITEN_IMAGES] if train_images is None
+                   else train_images[:WHITEN_IMAGES])
+    return net
 
 
 def model_from_config(cfg) -> nn.Module:

@@ -42,7 +42,12 @@ MODELS = {
     "preact_resnet18": "PreAct ResNet-18 of the mixup paper (width, dropout; the default)",
     "resnet18": "torchvision's ResNet-18 with a 3x3 stem and no max-pool for 32x32 inputs "
                 "(width: 64 is torchvision's)",
+    "fastnet": "FastNet, a small VGG-like network after airbench94: whitened 2x2 stem, three "
+               "conv blocks of widths (w, 4w, 4w), dropout between each block's convolutions "
+               "(width 64: airbench94's; the fast profiles' network)",
 }
+# The registered models with dropout layers (the dropout methods train on these).
+DROPOUT_MODELS = ("preact_resnet18", "fastnet")
 
 
 def _first_line(e: BaseException) -> str:

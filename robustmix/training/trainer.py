@@ -25,7 +25,7 @@ from ..evaluation.predict import predict_logits, test_indices
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
 from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, NOISE, PREDICTIONS, SELECTED, SUMMARY
 from .api import Batch
-from .batches import PAD, BatchPlan, EpochPlan, crop_flip, device_epoch_plan
+from .batches import BatchPlan, EpochPlan, crop_flip, crop_pad, device_epoch_plan
 from .config import TrainConfig
 from .labels import Labels, make_labels, noise_record
 from .methods import METHODS
@@ -41,8 +41,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array, allow_pickle=False)
 
 
-def lr_at(cfg: TrainConfig, epoch: int) -> float:
-    return cfg.lr * 0.1 ** sum(epoch >= m for m in cfg.milestones)
+def lr_at(cfg: TrainConfig, epoch: int, progress: float = 0.0) -> float:
+    """The learning rate at `progress` (in [0, 1)) through epoch `epoch` (from 0): the step
+    schedule changes only between epochs; the linear one rises from 0 to cfg.lr over the first
+    cfg.warmup of training and falls back to 0 at its end."""
+    if (cfg.schedule or "step") == "step":
+        return cfg.lr * 0.1 ** sum(epoch >= m for m in cfg.milestones)
+    t = (epoch + progress) / cfg.epochs
+    warm = cfg.warmup or 0.0
+    return cfg.lr * (t / warm if t < warm else (1.0 - t) / (1.0 - warm))
 
 
 class Trainer:
@@ -54,7 +61,7 @@ class Trainer:
         self.backend = {**configure_backends(device), "compile": compile}
         self.show_progress = show_progress
         self.size = ds.x_train.shape[1:3]
-        self.padded = to_device_images(ds.x_train[labels.index], device, PAD)
+        self.padded = to_device_images(ds.x_train[labels.index], device, crop_pad(cfg))
         self.noisy = torch.from_numpy(labels.noisy).to(device)
         t_idx = test_indices(ds.y_test, cfg.test_n)
         self.x_test = to_device_images(ds.x_test[t_idx], device)
@@ -73,12 +80,14 @@ class Trainer:
         # Initial weights come from the run's seed alone, whatever ran before in this process.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            model = build_model(cfg, ds)
+            model = build_model(cfg, ds, ds.x_train[labels.index])
         self.model = place_model(model, device)
         # Training steps go through the compiled module; state_dict and evaluation use the model.
         self.forward = torch.compile(self.model) if compile else self.model
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
+        # Frozen parameters (FastNet's whitening filters) stay out of the optimiser.
+        self.opt = torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad],
+                                   lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))
 
     def _knn_table(self) -> np.ndarray:
         path = self.run / KNN if self.run else None
@@ -132,7 +141,11 @@ class Trainer:
         t0 = time.perf_counter()
         bar = tqdm(plans, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
                    disable=not self.show_progress)
-        for plan in bar:
+        stepwise = (cfg.schedule or "step") != "step"
+        for i, plan in enumerate(bar):
+            if stepwise:
+                for g in self.opt.param_groups:
+                    g["lr"] = lr_at(cfg, epoch, i / len(plans))
             x, targets = self.batch_tensors(plan)
             with autocast(self.device, cfg.precision):
                 logits = self.forward(x)
