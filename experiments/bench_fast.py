@@ -192,11 +192,11 @@ def main(argv=None) -> int:
     df = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "fast.csv", df)
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    command = " ".join(["python experiments/bench_fast.py",
+                        *(sys.argv[1:] if argv is None else argv)])
     lines = [
         "# Fast profile: speed on this machine", "",
-        f"- device: {device_name(device)} ({platform.processor() or platform.machine()}), "
-        f"{torch.get_num_threads()} threads; torch {torch.__version__}",
+        f"- device: {device_name(device)} ({platform.machine()}); torch {torch.__version__}",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}",
         f"- command: `{command}`",
         f"- measured matmul peak ({n}^3, best of a few): bf16 {peak16 / 1e12:.3f} TFLOP/s, fp32 "

@@ -57,8 +57,8 @@ def build_parser() -> Parser:
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
                    help="paper = 200 epochs, width 64, all data; quick = width 16, 2,000-image "
                         "subset, 80 epochs, 1,000 test images; fast = FastNet on all 45,000 "
-                        "training images, 10 epochs (early-stopping regime); fast-long = the "
-                        "same, 60 epochs (memorising regime); auto = paper on CUDA, quick otherwise")
+                        "training images, 15 epochs (early-stopping regime); fast-long = the "
+                        "same, 60 epochs (memorising regime); auto = paper on CUDA, fast otherwise")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the profile's epochs (step schedules keep their lr steps at 50%% and 75%%, "
                         "linear ones their warm-up fraction)")
@@ -140,7 +140,7 @@ def noise_from_args(args) -> tuple[NoiseSpec, list[float]]:
 
 
 def configs_from_args(args, device: torch.device, precision: str) -> list[TrainConfig]:
-    profile = args.profile if args.profile != "auto" else ("paper" if device.type == "cuda" else "quick")
+    profile = args.profile if args.profile != "auto" else ("paper" if device.type == "cuda" else "fast")
     source, ratios = noise_from_args(args)
     args.ratio = ratios
     for r in args.ratio:
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("paper: Table 2 of Zhang et al. 2018 (PreAct ResNet-18, width 64, 200 epochs, all "
               "50,000 images), shown only beside runs of the same dataset, noise, ratio, α and p"
               + ("" if cfgs[0].profile == "paper" else f"; these runs use the {cfgs[0].profile} "
-                 "profile, a smaller scale, so absolute numbers differ"))
+                 "profile (another network, schedule or scale), so absolute numbers differ"))
     else:
         print("paper: no run here is comparable with Table 2 (it covers CIFAR-10, symmetric noise "
               "at 20/50/80 %, each method at the paper's α and p)")

@@ -42,3 +42,22 @@ def test_quick_benchmark_measures_every_part_and_writes_its_report(tmp_path, mon
     assert f"torch {torch.__version__}" in md and "torchattacks" in md
     assert "per-batch path it replaced" in md and "torch.profiler" in md
     assert "aten::" in md  # the profiler's operator table
+
+
+def test_fast_profile_benchmark_runs_tiny_and_writes_its_report(tiny, tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_fast", EXPERIMENTS / "bench_fast.py")
+    bench_fast = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_fast)
+    out = tmp_path / "bench"
+    assert bench_fast.main(["--device", "cpu", "--quick", "--data", str(tiny.pickles),
+                            "--widths", "4", "--batches", "16", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "fast.csv")
+    steps = df[df["part"] == "step"]
+    assert set(steps["model"]) == {"preact_resnet18", "fastnet"}
+    assert (steps["images_per_s"] > 0).all() and (steps["gflop_per_image"] > 0).all()
+    # FLOP grow with width: PreAct ResNet-18 at width 16 costs more than FastNet at width 4.
+    assert steps.set_index("model")["gflop_per_image"].idxmax() == "preact_resnet18"
+    run = df[df["part"] == "run"].iloc[0]
+    assert run["epochs"] == 1 and 0 <= run["last_full_test_acc"] <= 1
+    md = (out / "fast.md").read_text()
+    assert "matmul peak" in md and "H100" in md and "--quick" in md
