@@ -70,17 +70,27 @@ def test_pages_exist_and_show_commands():
     assert {f"robustmix.{m}" for m in PIPELINE} <= shown
 
 
+def anchors(page: Path) -> set[str]:
+    """The heading anchors a repository host makes: lower case, punctuation dropped, spaces
+    to hyphens."""
+    headings = re.findall(r"^#+ (.*)$", FENCE.sub("", text(page)), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_relative_links_resolve(page):
     body = INLINE.sub("", FENCE.sub("", text(page)))
     broken = []
     for target in LINK.findall(body):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # a URL, mailto: or an anchor on the same page
-        path = target.split("#")[0]
-        if not (page.parent / path).exists():
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # a URL or mailto:
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
             broken.append(target)
-    assert not broken, f"{page_id(page)}: links to missing files: {broken}"
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            broken.append(target)
+    assert not broken, f"{page_id(page)}: links to missing files or headings: {broken}"
 
 
 def entry_point(name: str) -> Path:
