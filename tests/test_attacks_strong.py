@@ -323,6 +323,29 @@ def test_study_sources_per_ratio_and_source_only_runs(tmp_path):
     assert {p.name for p in targets} == {c.run_name for c in s.configs if c.ratio == 0.5}
 
 
+def test_study_source_only_runs_take_the_studys_hparams(tmp_path):
+    """A source-only run is trained like the study's runs of its ratio: with hparams = "paper"
+    its default α and p are the paper's (Table 2), as its targets' are, not the quick
+    profile's tuned ones (issue 27: the sources were planned with hparams "auto")."""
+    from robustmix.training.methods import default_alpha, default_dropout
+
+    path = study(tmp_path, '[attack.sources]\n"0.2" = { method = "mixup_dropout", seed = 1 }\n'
+                           '"0.5" = { method = "mixup", seed = 1 }',
+                 methods="[methods.mixup]\n[methods.mixup_dropout]")
+    path.write_text(path.read_text().replace('profile = "quick"',
+                                             'profile = "quick"\nhparams = "paper"'))
+    s = load_study(path)
+    src = attack_sources(s)
+    assert {c.run_name for c in source_only(s)} == {c.run_name for c in src.values()}
+    for ratio, method in ((0.2, "mixup_dropout"), (0.5, "mixup")):
+        target = next(c for c in s.configs if c.ratio == ratio and c.method == method)
+        assert (target.alpha, target.dropout) == (default_alpha(method, ratio, "paper"),
+                                                  default_dropout(method, ratio, "paper"))
+        assert (src[ratio].alpha, src[ratio].dropout) == (target.alpha, target.dropout)
+        assert src[ratio].seed == 1 and src[ratio].method == method
+    assert src[0.5].alpha == 32.0 and src[0.2].alpha == 4.0  # not tuned's 4 and 1
+
+
 def test_study_legacy_single_source_still_works(tmp_path):
     s = load_study(study(tmp_path, 'source = { ratio = 0.2, method = "erm" }'))
     opts = attack_options(s)
