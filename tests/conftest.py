@@ -1,12 +1,16 @@
-"""Shared fixtures: a private dataset cache per test and tiny datasets in every format."""
+"""Shared fixtures: a private dataset cache per test, tiny datasets in every format, one thread
+for tests of tiny models, and the tiny study file the study tests build on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from helpers import (
+    TINY_METHODS,
+    TINY_TRAIN,
     Arrays,
     cifar_arrays,
     fashion_arrays,
@@ -51,3 +55,49 @@ def tiny(tmp_path_factory) -> Tiny:
     f = fashion_arrays()
     return Tiny(a, pickles, pickles.parent, targz, tree, tree.parent, png_targz, f,
                 write_fashion(root / "fashion", f), write_fashion(root / "fashion-raw", f, False))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second thread only adds synchronisation (and, on a busy machine, waits).
+    A module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def study_toml(tmp_path, request) -> Callable[..., Path]:
+    """Writes a study file and returns its path: the tiny study (TINY_TRAIN, TINY_METHODS) on
+    the tiny dataset's pickles, runs in root/runs and its report in root/report (root:
+    tmp_path), the file named file in root (or file, a path). train overrides TINY_TRAIN's keys
+    (None leaves one out), train_extra adds lines to [train], body follows the methods, and
+    attack, if given, is the [attack] table (TINY_ATTACK: one source for every ratio)."""
+
+    def write(body: str = "", *, name: str = "tiny", file: str | Path = "study.toml",
+              root: Path | None = None, out: Path | str | None = None,
+              report: Path | str | None = None, data: Path | str | None = "tiny",
+              dataset: bool = True, train: dict[str, str | None] | None = None,
+              train_extra: str = "", methods: str = TINY_METHODS,
+              attack: str | None = None) -> Path:
+        root = tmp_path if root is None else root
+        if data == "tiny":
+            data = request.getfixturevalue("tiny").pickles
+        keys = {k: v for k, v in {**TINY_TRAIN, **(train or {})}.items() if v is not None}
+        text = (f'\nname = "{name}"\nout = "{out if out is not None else root / "runs"}"\n'
+                f'report = "{report if report is not None else root / "report"}"\n')
+        if data is not None:
+            text += ('\n[data]\n' + ('dataset = "cifar10"\n' if dataset else "")
+                     + f'path = "{data}"\n')
+        text += "\n[train]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        text += (train_extra + "\n" if train_extra else "") + f"\n{methods}\n{body}\n"
+        if attack is not None:
+            text += f"\n[attack]\n{attack}\n"
+        path = root / file  # file itself where it is an absolute path
+        path.write_text(text)
+        return path
+
+    return write

@@ -192,3 +192,14 @@ def write_human_labels(path: Path, arrays: dict) -> Path:
 
     torch.save({k: np.asarray(v) for k, v in arrays.items()}, path)
     return Path(path)
+
+
+# The tiny study: trains in seconds on the tiny dataset. TOML values as the file spells them;
+# conftest.study_toml writes it.
+TINY_TRAIN = {"profile": '"quick"', "ratios": "[0.5]", "seeds": "[0]", "epochs": "1",
+              "width": "4", "train_subset": "60", "val_n": "20", "precision": '"fp32"',
+              "device": '"cpu"'}
+TINY_METHODS = "[methods.erm]\n[methods.mixup]\nalpha = [1.0]"
+# an [attack] table with one black-box source for every ratio
+TINY_ATTACK = ('attacks = ["fgsm", "ifgsm"]\neps = [0, 8]\nsteps = 2\n'
+               'source = { ratio = 0.5, method = "erm" }')

@@ -31,15 +31,7 @@ TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "6
 FAST = ["--steps", "2", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second thread only adds synchronisation (and, on a busy machine, waits)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from robustmix.training.models import preact_resnet18
 EPS = [1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second thread only adds synchronisation (and, on a busy machine, waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 
 
 def tiny_model(seed: int, dropout: float = 0.3, channels_last: bool = True) -> torch.nn.Module:

@@ -33,13 +33,7 @@ from robustmix.studies.spec import (
 EPS = [0.0, 1 / 255, 4 / 255, 16 / 255]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second thread only adds synchronisation (and, on a busy machine, waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 
 
 class Small(nn.Module):
@@ -282,30 +276,20 @@ def test_worst_case_on_a_hand_built_table():
 
 # --- study files: per-ratio sources ----------------------------------------------------------
 
-def study(tmp_path, attack: str, seeds: str = "[0]", methods: str = "[methods.erm]\n[methods.mixup]"):
-    path = tmp_path / "s.toml"
-    path.write_text(f"""
-name = "s"
-out = "{tmp_path / 'runs'}"
-report = "{tmp_path / 'report'}"
-[train]
-profile = "quick"
-ratios = [0.2, 0.5]
-seeds = {seeds}
-epochs = 1
-width = 4
-device = "cpu"
-{methods}
-[attack]
-{attack}
-""")
-    return path
+@pytest.fixture
+def ratio_study(study_toml):
+    """A study file of two ratios and no data path, with the [attack] table given."""
+    def write(attack: str, seeds: str = "[0]", methods: str = "[methods.erm]\n[methods.mixup]"):
+        return study_toml(name="s", file="s.toml", data=None, methods=methods, attack=attack,
+                          train={"ratios": "[0.2, 0.5]", "seeds": seeds, "train_subset": None,
+                                 "val_n": None, "precision": None})
+    return write
 
 
-def test_study_sources_per_ratio_and_source_only_runs(tmp_path):
-    s = load_study(study(tmp_path, 'attacks = ["fgsm", "pgd"]\nrestarts = 2\nqueries = 7\n'
-                                   'seed = 3\nprecision = "bf16"\n'
-                                   '[attack.sources]\n"0.5" = { method = "erm", seed = 1 }'))
+def test_study_sources_per_ratio_and_source_only_runs(ratio_study):
+    s = load_study(ratio_study('attacks = ["fgsm", "pgd"]\nrestarts = 2\nqueries = 7\n'
+                               'seed = 3\nprecision = "bf16"\n'
+                               '[attack.sources]\n"0.5" = { method = "erm", seed = 1 }'))
     src = attack_sources(s)
     assert list(src) == [0.5] and src[0.5].seed == 1 and src[0.5].method == "erm"
     assert src[0.5].ratio == 0.5 and src[0.5].epochs == 1 and src[0.5].width == 4
@@ -323,8 +307,31 @@ def test_study_sources_per_ratio_and_source_only_runs(tmp_path):
     assert {p.name for p in targets} == {c.run_name for c in s.configs if c.ratio == 0.5}
 
 
-def test_study_legacy_single_source_still_works(tmp_path):
-    s = load_study(study(tmp_path, 'source = { ratio = 0.2, method = "erm" }'))
+def test_study_source_only_runs_take_the_studys_hparams(ratio_study):
+    """A source-only run is trained like the study's runs of its ratio: with hparams = "paper"
+    its default α and p are the paper's (Table 2), as its targets' are, not the quick
+    profile's tuned ones (issue 27: the sources were planned with hparams "auto")."""
+    from robustmix.training.methods import default_alpha, default_dropout
+
+    path = ratio_study('[attack.sources]\n"0.2" = { method = "mixup_dropout", seed = 1 }\n'
+                       '"0.5" = { method = "mixup", seed = 1 }',
+                       methods="[methods.mixup]\n[methods.mixup_dropout]")
+    path.write_text(path.read_text().replace('profile = "quick"',
+                                             'profile = "quick"\nhparams = "paper"'))
+    s = load_study(path)
+    src = attack_sources(s)
+    assert {c.run_name for c in source_only(s)} == {c.run_name for c in src.values()}
+    for ratio, method in ((0.2, "mixup_dropout"), (0.5, "mixup")):
+        target = next(c for c in s.configs if c.ratio == ratio and c.method == method)
+        assert (target.alpha, target.dropout) == (default_alpha(method, ratio, "paper"),
+                                                  default_dropout(method, ratio, "paper"))
+        assert (src[ratio].alpha, src[ratio].dropout) == (target.alpha, target.dropout)
+        assert src[ratio].seed == 1 and src[ratio].method == method
+    assert src[0.5].alpha == 32.0 and src[0.2].alpha == 4.0  # not tuned's 4 and 1
+
+
+def test_study_legacy_single_source_still_works(ratio_study):
+    s = load_study(ratio_study('source = { ratio = 0.2, method = "erm" }'))
     opts = attack_options(s)
     assert opts["source"] == s.out / s.source.run_name and opts["allow_twin"] is True
     assert attack_sources(s) == {} and source_only(s) == []
@@ -344,54 +351,30 @@ def test_study_legacy_single_source_still_works(tmp_path):
     ("seed = -1", ["attack.seed"]), ('precision = "fp8"', ["attack.precision"]),
     ('attacks = ["pgd", "cw"]', ["unknown attack"]), ('allow_twin = "yes"', ["allow_twin"]),
 ])
-def test_bad_study_attack_tables(tmp_path, attack, words):
+def test_bad_study_attack_tables(ratio_study, attack, words):
     with pytest.raises(UsageError) as e:
-        load_study(study(tmp_path, attack, methods="[methods.erm]\n[methods.dropout]\ndropout = [0.1, 0.3]"))
+        load_study(ratio_study(attack, methods="[methods.erm]\n[methods.dropout]\ndropout = [0.1, 0.3]"))
     msg = str(e.value)
     assert "\n" not in msg and all(w in msg for w in words), msg
 
 
-def test_study_twin_source_allowed_when_asked(tmp_path):
-    s = load_study(study(tmp_path, 'allow_twin = true\n[attack.sources]\n"0.5" = { method = '
-                                   '"dropout", dropout = 0.1, seed = 0 }',
-                         methods="[methods.dropout]\ndropout = [0.1, 0.3]"))
+def test_study_twin_source_allowed_when_asked(ratio_study):
+    s = load_study(ratio_study('allow_twin = true\n[attack.sources]\n"0.5" = { method = '
+                               '"dropout", dropout = 0.1, seed = 0 }',
+                               methods="[methods.dropout]\ndropout = [0.1, 0.3]"))
     # the source is the study's own seed-0 dropout run at 0.5: nothing extra to train
     assert source_only(s) == [] and attack_options(s)["allow_twin"] is True
 
 
-def test_study_crafts_black_box_on_a_source_of_another_seed(tmp_path, tiny, capsys):
+def test_study_crafts_black_box_on_a_source_of_another_seed(tmp_path, study_toml, capsys):
     """The transfer protocol end to end: the study trains the seed-1 ERM source it names for
     noise 0.5, never attacks it, and every seed-0 target's black-box rows name it."""
     from robustmix import study as study_cli
     from robustmix.cli import run_main
 
-    path = tmp_path / "t.toml"
-    path.write_text(f"""
-name = "t"
-out = "{tmp_path / 'runs'}"
-report = "{tmp_path / 'report'}"
-[data]
-path = "{tiny.pickles}"
-[train]
-profile = "quick"
-ratios = [0.5]
-seeds = [0]
-epochs = 1
-width = 4
-train_subset = 60
-val_n = 20
-precision = "fp32"
-device = "cpu"
-[methods.erm]
-[methods.mixup]
-alpha = [1.0]
-[attack]
-attacks = ["fgsm"]
-eps = [0, 8]
-n = 20
-[attack.sources]
-"0.5" = {{ method = "erm", seed = 1 }}
-""")
+    path = study_toml(name="t", file="t.toml", dataset=False,
+                      attack='attacks = ["fgsm"]\neps = [0, 8]\nn = 20\n[attack.sources]\n'
+                             '"0.5" = { method = "erm", seed = 1 }')
     assert run_main(study_cli.main, [str(path), "--check"]) == 0
     assert "(trained for the attack stage)" in capsys.readouterr().out
     runs = tmp_path / "runs"

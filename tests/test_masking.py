@@ -18,12 +18,7 @@ from robustmix.attacks.sweep import Target, attack_outcomes
 EPS = [0.0, 4.0, 16.0, 64.0]  # /255
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 
 
 class Net(nn.Module):

@@ -223,41 +223,17 @@ def test_write_matrix_from_cifar10n_and_from_synthetic_noise(tiny, files, tmp_pa
 
 # --- study files with a noise list ---------------------------------------------------------------
 
-def noise_study(tmp: Path, data: Path, noise_list: str, extra: str = "") -> Path:
-    path = tmp / "sources.toml"
-    path.write_text(f"""
-name = "sources"
-out = "{tmp / 'runs'}"
-report = "{tmp / 'report'}"
-
-[data]
-dataset = "cifar10"
-path = "{data}"
-
-[train]
-profile = "quick"
-noise = {noise_list}
-seeds = [0, 1]
-epochs = 1
-width = 4
-train_subset = 60
-val_n = 20
-precision = "fp32"
-device = "cpu"
-{extra}
-
-[methods.erm]
-[methods.mixup]
-alpha = [1.0]
-""")
-    return path
+def noise_study(study_toml, noise_list: str, extra: str = "") -> Path:
+    """The tiny study (conftest.study_toml) on the noise list given, two seeds."""
+    return study_toml(name="sources", file="sources.toml", train_extra=extra,
+                      train={"ratios": None, "noise": noise_list, "seeds": "[0, 1]"})
 
 
-def test_study_across_noise_sources_trains_and_reports(tiny, files, tmp_path, capsys):
+def test_study_across_noise_sources_trains_and_reports(files, tmp_path, study_toml, capsys):
     noise_list = (f'[{{ source = "cifar10n", labels = "worst", file = "{files["file"]}" }}, '
                   f'{{ source = "matrix", file = "{files["matrix"]}" }}, '
                   '{ source = "sym", ratios = [0.5] }]')
-    path = noise_study(tmp_path, tiny.pickles, noise_list)
+    path = noise_study(study_toml, noise_list)
     assert run_main(study.main, [str(path), "--check"]) == 0
     assert "12 runs" in capsys.readouterr().out
     assert run_main(study.main, [str(path), "--quiet"]) == 0
@@ -303,12 +279,12 @@ BAD_STUDY = {
 
 
 @pytest.mark.parametrize("case", list(BAD_STUDY))
-def test_bad_noise_lists_fail_at_load(tiny, files, tmp_path, capsys, case):
+def test_bad_noise_lists_fail_at_load(files, tmp_path, study_toml, capsys, case):
     noise_list, extra, fragment = BAD_STUDY[case]
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(",".join(["0.05"] * 10) for _ in range(10)))
     noise_list = noise_list.replace("BADMATRIX", str(bad)).replace("MATRIX", str(files["matrix"]))
-    path = noise_study(tmp_path, tiny.pickles, noise_list, extra)
+    path = noise_study(study_toml, noise_list, extra)
     before = snapshot(tmp_path)
     for flag in (["--check"], ["--quiet"]):
         one_line_error(run_main(study.main, [str(path), *flag]), capsys.readouterr().err,

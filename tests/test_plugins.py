@@ -340,34 +340,13 @@ def test_plugin_method_and_model_train_attack_and_reach_the_verdicts(tiny, tmp_p
     assert set(noise_table["method"]) == {"erm", "mixup", "bootstrap"}
 
 
-def test_plugin_through_a_study_file_with_a_parameter_sweep(tiny, tmp_path, capsys):
-    path = tmp_path / "mine.toml"
-    path.write_text(f"""
-name = "mine"
-out = "{tmp_path / 'runs'}"
-report = "{tmp_path / 'report'}"
-[data]
-path = "{tiny.pickles}"
-[train]
-profile = "quick"
-ratios = [0.5]
-epochs = 1
-width = 4
-train_subset = 60
-val_n = 20
-precision = "fp32"
-device = "cpu"
-models = ["preact_resnet18", "resnet18"]
-[methods.erm]
-[methods.gce]
-params = {{ q = 0.5 }}
-[methods."plugin_examples:Bootstrap"]
-params = {{ beta = [0.8, 0.9], mix = false }}
-[attack]
-attacks = ["fgsm"]
-eps = [0, 8]
-n = 20
-""")
+def test_plugin_through_a_study_file_with_a_parameter_sweep(tmp_path, study_toml, capsys):
+    path = study_toml(name="mine", file="mine.toml", dataset=False,
+                      train={"seeds": None, "models": '["preact_resnet18", "resnet18"]'},
+                      methods='[methods.erm]\n[methods.gce]\nparams = { q = 0.5 }\n'
+                              '[methods."plugin_examples:Bootstrap"]\n'
+                              'params = { beta = [0.8, 0.9], mix = false }',
+                      attack='attacks = ["fgsm"]\neps = [0, 8]\nn = 20')
     assert run_main(study.main, [str(path), "--quiet"]) == 0, capsys.readouterr().err
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(runs) == 8

@@ -86,36 +86,11 @@ def trained(tmp_path_factory):
     return run, recorded, root / "moved" / data.name
 
 
-def study_file(tmp: Path, data: Path, *, out: Path | str | None = None,
-               report_to: Path | str | None = None, train_extra: str = "",
-               attack: str | None = None) -> Path:
-    text = f"""
-name = "safety"
-out = "{out if out is not None else tmp / 'runs'}"
-report = "{report_to if report_to is not None else tmp / 'report'}"
-
-[data]
-dataset = "cifar10"
-path = "{data}"
-
-[train]
-profile = "quick"
-ratios = [0.5]
-seeds = [0]
-epochs = 1
-width = 4
-train_subset = 60
-val_n = 20
-precision = "fp32"
-{train_extra or 'device = "cpu"'}
-
-[methods.erm]
-"""
-    if attack is not None:
-        text += "\n[attack]\n" + attack + "\n"
-    path = tmp / "safety.toml"
-    path.write_text(text)
-    return path
+def study_file(study_toml, *, out: Path | str | None = None, report_to: Path | str | None = None,
+               device: str = '"cpu"', attack: str | None = None) -> Path:
+    """The tiny study (conftest.study_toml) with ERM only, in safety.toml."""
+    return study_toml(name="safety", file="safety.toml", out=out, report=report_to,
+                      train={"device": device}, methods="[methods.erm]", attack=attack)
 
 
 GOOD_ATTACK = """attacks = ["fgsm", "ifgsm"]
@@ -177,12 +152,11 @@ def test_report_unwritable_out(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("where", ["out", "report"])
 @pytest.mark.parametrize("blocked", ["proc", "file"])
-def test_study_unwritable_out_or_report(tiny, tmp_path, capsys, trains, where, blocked):
+def test_study_unwritable_out_or_report(study_toml, tmp_path, capsys, trains, where, blocked):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
     bad = Path("/proc/robustmix-study") if blocked == "proc" else blocker / "sub"
-    path = study_file(tmp_path, tiny.pickles, **({"out": bad} if where == "out" else
-                                                  {"report_to": bad}))
+    path = study_file(study_toml, **({"out": bad} if where == "out" else {"report_to": bad}))
     before = snapshot(tmp_path)
     main_error(study.main, [path, "--check"], capsys, str(bad))
     main_error(study.main, [path, "--quiet"], capsys, str(bad))
@@ -254,14 +228,14 @@ BAD_DEVICES = ["tpu", "cudaa", "cuda:x", "cuda:", "CPU"]
 
 
 @pytest.mark.parametrize("case", [*BAD_ATTACK, *(f"device {d}" for d in BAD_DEVICES)])
-def test_bad_study_values_fail_at_load(tiny, tmp_path, capsys, trains, case):
+def test_bad_study_values_fail_at_load(study_toml, tmp_path, capsys, trains, case):
     # A misspelt cuda device too: --check on a machine without a GPU must not call it valid.
     if case.startswith("device "):
-        path, key = study_file(tmp_path, tiny.pickles, train_extra=f'device = "{case[7:]}"',
+        path, key = study_file(study_toml, device=f'"{case[7:]}"',
                                attack=GOOD_ATTACK), "train.device"
     else:
         body, key = BAD_ATTACK[case]
-        path = study_file(tmp_path, tiny.pickles, attack=body)
+        path = study_file(study_toml, attack=body)
     before = snapshot(tmp_path)
     for extra in (["--check"], ["--quiet"]):
         main_error(study.main, [path, *extra], capsys, key, str(path))
@@ -269,16 +243,16 @@ def test_bad_study_values_fail_at_load(tiny, tmp_path, capsys, trains, case):
     assert snapshot(tmp_path) == before
 
 
-def test_good_study_attack_table_passes_check(tiny, tmp_path, capsys):
+def test_good_study_attack_table_passes_check(study_toml, tmp_path, capsys):
     """The base file the bad cases above are made from is itself valid."""
-    path = study_file(tmp_path, tiny.pickles, attack=GOOD_ATTACK)
+    path = study_file(study_toml, attack=GOOD_ATTACK)
     assert run_main(study.main, [str(path), "--check"]) == 0
     assert "valid" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["safety.toml"]
 
 
-def test_bad_study_value_through_the_real_entry_point(tiny, tmp_path):
-    path = study_file(tmp_path, tiny.pickles, attack=BAD_ATTACK["steps 0"][0])
+def test_bad_study_value_through_the_real_entry_point(study_toml, tmp_path):
+    path = study_file(study_toml, attack=BAD_ATTACK["steps 0"][0])
     r = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=tmp_path,
                        env=env(Path(os.environ["ROBUSTMIX_CACHE"])), capture_output=True,
                        text=True, timeout=300)
@@ -449,8 +423,8 @@ def test_stale_lock_file_does_not_block(tiny, tmp_path, trains):
     assert not lock_path(out / RUN).exists()
 
 
-def test_study_skips_a_held_run(tiny, tmp_path, capsys, trains):
-    path = study_file(tmp_path, tiny.pickles)
+def test_study_skips_a_held_run(study_toml, tmp_path, capsys, trains):
+    path = study_file(study_toml)
     with RunLock(tmp_path / "runs" / RUN):
         capsys.readouterr()
         assert run_main(study.main, [str(path), "--quiet", "--skip-report"]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import snapshot
+from helpers import TINY_ATTACK, snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
@@ -18,53 +18,14 @@ from robustmix.studies.spec import load_study
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_study(tmp: Path, data: Path, body: str = "", attack: bool = True) -> Path:
-    text = f"""
-name = "tiny"
-out = "{tmp / 'runs'}"
-report = "{tmp / 'report'}"
-
-[data]
-dataset = "cifar10"
-path = "{data}"
-
-[train]
-profile = "quick"
-ratios = [0.5]
-seeds = [0]
-epochs = 1
-width = 4
-train_subset = 60
-val_n = 20
-precision = "fp32"
-device = "cpu"
-
-[methods.erm]
-[methods.mixup]
-alpha = [1.0]
-{body}
-"""
-    if attack:
-        text += """
-[attack]
-attacks = ["fgsm", "ifgsm"]
-eps = [0, 8]
-steps = 2
-source = { ratio = 0.5, method = "erm" }
-"""
-    path = tmp / "study.toml"
-    path.write_text(text)
-    return path
-
-
 @pytest.mark.parametrize("extra, key", [
     ("[extra]\nfoo = 1", "extra"),
     ("[methods.mixup_dropout]\nalpha = [1.0]\nbeta = [2]", "methods.mixup_dropout.beta"),
     ("[methods.dropout]\ndropout = [1.5]", "methods.dropout"),
     ("[methods.nonsense]", "methods.nonsense"),
 ])
-def test_bad_study_file_is_rejected_naming_the_key(tmp_path, tiny, extra, key):
-    path = write_study(tmp_path, tiny.pickles, extra, attack=False)
+def test_bad_study_file_is_rejected_naming_the_key(tmp_path, study_toml, extra, key):
+    path = study_toml(extra)
     proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 2
@@ -81,8 +42,8 @@ def test_bad_study_file_is_rejected_naming_the_key(tmp_path, tiny, extra, key):
     ("epochs = 1", "epochs = 1.5", "train.epochs"),
     ('name = "tiny"', 'name = "tiny"\nkeep_runs = "yes"', "keep_runs"),
 ])
-def test_bad_keys_in_known_sections(tmp_path, tiny, old, new, key):
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+def test_bad_keys_in_known_sections(tmp_path, study_toml, old, new, key):
+    path = study_toml()
     path.write_text(path.read_text().replace(old, new))
     proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
                           capture_output=True, text=True)
@@ -91,13 +52,13 @@ def test_bad_keys_in_known_sections(tmp_path, tiny, old, new, key):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_eps_of_gives_an_attack_its_own_budgets(tmp_path, tiny):
+def test_eps_of_gives_an_attack_its_own_budgets(study_toml):
     """attack.eps_of runs an expensive attack at chosen ε only: one attack command per group,
     the others at 'eps'; a name outside 'attacks' or a bad list is refused naming the key."""
     from robustmix.errors import UsageError
     from robustmix.studies.spec import attack_jobs
 
-    path = write_study(tmp_path, tiny.pickles)
+    path = study_toml(attack=TINY_ATTACK)
     text = path.read_text()
     path.write_text(text.replace("steps = 2\n", "steps = 2\neps_of = { ifgsm = [8, 16] }\n"))
     s = load_study(path)
@@ -112,15 +73,15 @@ def test_eps_of_gives_an_attack_its_own_budgets(tmp_path, tiny):
             load_study(path)
 
 
-def test_impossible_values_are_rejected(tmp_path, tiny):
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+def test_impossible_values_are_rejected(study_toml):
+    path = study_toml()
     path.write_text(path.read_text().replace("ratios = [0.5]", "ratios = [0.5, 1.5]"))
     with pytest.raises(Exception, match="train.ratios"):
         load_study(path)
 
 
-def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monkeypatch):
-    path = write_study(tmp_path, tiny.pickles)
+def test_killed_study_resumes_without_redoing_finished_work(tmp_path, study_toml, monkeypatch):
+    path = study_toml(attack=TINY_ATTACK)
     real = tasks.train_run
     calls = []
 
@@ -162,11 +123,11 @@ def test_killed_study_resumes_without_redoing_finished_work(tmp_path, tiny, monk
     assert snapshot(tmp_path / "runs") == snap
 
 
-def test_keep_runs_copies_the_study_runs_results_beside_its_report(tmp_path, tiny):
+def test_keep_runs_copies_the_study_runs_results_beside_its_report(tmp_path, study_toml):
     from robustmix import study as study_cli
     from robustmix.cli import run_main
 
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+    path = study_toml()
     path.write_text(path.read_text().replace('name = "tiny"', 'name = "tiny"\nkeep_runs = true'))
     assert run_main(study_cli.main, [str(path), "--quiet"]) == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
@@ -177,7 +138,8 @@ def test_keep_runs_copies_the_study_runs_results_beside_its_report(tmp_path, tin
         assert not list((kept / name).glob("*.pt")) and not (kept / name / "labels.csv").exists()
 
 
-def test_second_study_process_takes_another_attack_job_instead_of_waiting(tmp_path, tiny, capsys):
+def test_second_study_process_takes_another_attack_job_instead_of_waiting(tmp_path, study_toml,
+                                                                          capsys):
     """Two processes of one study share its attack stage: a job whose targets another process
     holds is put off, the next job is done meanwhile, and the put-off job is done once free."""
     import threading
@@ -186,7 +148,7 @@ def test_second_study_process_takes_another_attack_job_instead_of_waiting(tmp_pa
     from robustmix.runs.lock import RunLock
     from robustmix.studies.spec import attack_jobs
 
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+    path = study_toml()
     text = path.read_text().replace("ratios = [0.5]", "ratios = [0.2, 0.5]")
     path.write_text(text + """
 [attack]

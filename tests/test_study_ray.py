@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import snapshot
-from test_study import write_study
+from helpers import TINY_ATTACK, snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
@@ -63,14 +62,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def study_file(tmp: Path, data: Path, name: str, body: str = "", attack: bool = True) -> Path:
-    """test_study's tiny study, writing into tmp/name/."""
-    path = write_study(tmp, data, body, attack=attack)
-    text = path.read_text().replace(str(tmp / "runs"), str(tmp / name / "runs"))
-    text = text.replace(str(tmp / "report"), str(tmp / name / "report"))
-    out = tmp / f"{name}.toml"
-    out.write_text(text)
-    return out
+def study_file(study_toml, tmp: Path, name: str, body: str = "", attack: bool = True) -> Path:
+    """The tiny study (conftest.study_toml) in tmp/name.toml, writing into tmp/name/."""
+    return study_toml(body, root=tmp / name, file=tmp / f"{name}.toml",
+                      attack=TINY_ATTACK if attack else None)
 
 
 def same_run(a: Path, b: Path) -> None:
@@ -101,9 +96,9 @@ def same_run(a: Path, b: Path) -> None:
 
 @pytest.mark.ray
 def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
-        ray_session, tmp_path, tiny, capsys, one_thread):
-    local_file = study_file(tmp_path, tiny.pickles, "local")
-    ray_file = study_file(tmp_path, tiny.pickles, "ray")
+        ray_session, tmp_path, study_toml, capsys, one_thread):
+    local_file = study_file(study_toml, tmp_path, "local")
+    ray_file = study_file(study_toml, tmp_path, "ray")
     for f in (local_file, ray_file):  # 2 methods x 2 seeds, and a source-only ERM of seed 2
         text = f.read_text().replace("seeds = [0]", "seeds = [0, 1]")
         text = text.replace('source = { ratio = 0.5, method = "erm" }\n', "eps_of = { ifgsm = [8] }\n")
@@ -138,11 +133,11 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
 
 
 @pytest.mark.ray
-def test_sigkilled_task_is_retried_and_resumes_exactly(ray_session, tmp_path, tiny, capsys,
+def test_sigkilled_task_is_retried_and_resumes_exactly(ray_session, tmp_path, study_toml, capsys,
                                                       one_thread):
     body = "\n[executor]\nmax_retries = 2\n"
-    ray_file = study_file(tmp_path, tiny.pickles, "ray", body, attack=False)
-    local_file = study_file(tmp_path, tiny.pickles, "local", attack=False)
+    ray_file = study_file(study_toml, tmp_path, "ray", body, attack=False)
+    local_file = study_file(study_toml, tmp_path, "local", attack=False)
     for f in (ray_file, local_file):  # one run, long enough to be killed in the middle
         f.write_text(f.read_text().replace("epochs = 1", "epochs = 12")
                      .replace("[methods.mixup]\nalpha = [1.0]\n", ""))
@@ -180,8 +175,9 @@ def test_sigkilled_task_is_retried_and_resumes_exactly(ray_session, tmp_path, ti
 
 
 @pytest.mark.ray
-def test_failing_run_is_reported_while_the_others_finish(ray_session, tmp_path, tiny, capsys):
-    path = study_file(tmp_path, tiny.pickles, "ray", "\n[executor]\ncpus_per_run = 2\n")
+def test_failing_run_is_reported_while_the_others_finish(ray_session, tmp_path, study_toml,
+                                                         capsys):
+    path = study_file(study_toml, tmp_path, "ray", "\n[executor]\ncpus_per_run = 2\n")
     path.write_text(path.read_text().replace('source = { ratio = 0.5, method = "erm" }\n', ""))
     s = load_study(path)
     erm, mixup = (s.out / c.run_name for c in s.configs)
@@ -207,8 +203,8 @@ def test_failing_run_is_reported_while_the_others_finish(ray_session, tmp_path, 
     ("[executor]\ngpus_per_run = 1.5", "executor.gpus_per_run"),
     ('[executor]\nmax_retries = "3"', "executor.max_retries"),
 ])
-def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, tiny, body, key):
-    path = write_study(tmp_path, tiny.pickles, body, attack=False)
+def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, study_toml, body, key):
+    path = study_toml(body)
     proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path), "--executor", "ray"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
@@ -218,8 +214,8 @@ def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, tiny, body, k
     assert not (tmp_path / "runs").exists()
 
 
-def test_without_ray_the_error_names_the_install_command(tmp_path, tiny):
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+def test_without_ray_the_error_names_the_install_command(tmp_path, study_toml):
+    path = study_toml()
     code = ("import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
             "from robustmix import study; from robustmix.cli import run_main\n"
             f"sys.exit(run_main(study.main, [{str(path)!r}, '--executor', 'ray']))")
@@ -231,8 +227,8 @@ def test_without_ray_the_error_names_the_install_command(tmp_path, tiny):
     assert not (tmp_path / "runs").exists()
 
 
-def test_address_needs_the_ray_executor(tmp_path, tiny, capsys):
-    path = write_study(tmp_path, tiny.pickles, attack=False)
+def test_address_needs_the_ray_executor(tmp_path, study_toml, capsys):
+    path = study_toml()
     assert run_main(study.main, [str(path), "--address", "auto"]) == 2
     assert "--executor ray" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

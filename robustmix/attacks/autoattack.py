@@ -31,7 +31,7 @@ from torch import nn
 from ..evaluation.device import autocast
 from ..evaluation.predict import check_eval_mode
 from .base import Attack, check_eps, check_perturbation
-from .registry import AUTOATTACK_QUERIES, AUTOATTACK_STEPS, DEFAULT_QUERIES, DEFAULT_SEED
+from .defaults import AUTOATTACK_QUERIES, AUTOATTACK_STEPS, DEFAULT_QUERIES, DEFAULT_SEED
 
 
 class Scores(nn.Module):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .base import Attack, check_eps, check_perturbation
-from .registry import DEFAULT_STEPS
+from .defaults import DEFAULT_STEPS, ifgsm_step
 
 
 class FGSM(Attack):
@@ -68,7 +68,7 @@ class IFGSM(Attack):
         self.steps, self.step_size, self.stack = steps, step_size, stack
 
     def settings(self, eps):
-        return self.steps, (eps / self.steps if self.step_size is None else self.step_size)
+        return self.steps, ifgsm_step(eps, self.steps, self.step_size)
 
     def sweep(self, x, y, eps):
         check_eps(eps)

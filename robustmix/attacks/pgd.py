@@ -29,7 +29,7 @@ from torch import nn
 from ..evaluation.device import autocast
 from ..evaluation.predict import check_eval_mode
 from .base import Attack, check_eps, check_perturbation
-from .registry import DEFAULT_RESTARTS, DEFAULT_SEED, DEFAULT_STEPS, PGD_STEP_FACTOR
+from .defaults import DEFAULT_RESTARTS, DEFAULT_SEED, DEFAULT_STEPS, pgd_step
 
 
 class PGD(Attack):
@@ -55,8 +55,7 @@ class PGD(Attack):
         self.calls = 0  # sweep calls so far: each batch gets its own random starts
 
     def settings(self, eps):
-        return self.steps, (PGD_STEP_FACTOR * eps / self.steps if self.step_size is None
-                            else self.step_size)
+        return self.steps, pgd_step(eps, self.steps, self.step_size)
 
     def start_seed(self, restart: int, call: int) -> int:
         """Seed of the random start of restart `restart` in the `call`-th sweep call."""

@@ -20,28 +20,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# The defaults live in a torch-free module of their own, which the attack classes import too;
+# they stay importable from here (attack.py, runner.py and the reports read them here).
+from .defaults import (  # noqa: F401 (PGD_STEP_FACTOR is read from here)
+    AUTOATTACK_QUERIES,
+    AUTOATTACK_STEPS,
+    DEFAULT_QUERIES,
+    DEFAULT_RESTARTS,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+    PGD_STEP_FACTOR,
+    ifgsm_step,
+    pgd_step,
+)
+
 if TYPE_CHECKING:
     from torch import nn
 
     from .base import Attack
 
-DEFAULT_STEPS = 10
 DEFAULT_ATTACKS = ("fgsm", "ifgsm")  # the mixup paper's; the stronger ones are asked for by name
-DEFAULT_RESTARTS = 1
-# Square's query budget: 5,000, the value of the standard AutoAttack ensemble (Croce & Hein
-# 2020), so a `square` row and AutoAttack's Square stage spend the same budget.
-DEFAULT_QUERIES = 5000
-DEFAULT_SEED = 0
-# PGD's step size a = 2.5·ε/steps (Madry et al. 2018 take 2.5·ε/steps so that the iterates can
-# travel 2.5 times the ε-ball's radius and reach its boundary from any random start).
-PGD_STEP_FACTOR = 2.5
-# The standard AutoAttack (Croce & Hein 2020, fra31/auto-attack, version='standard'): APGD-CE,
-# APGD-T (9 target classes), FAB-T (9 target classes), 100 iterations each and one restart, then
-# Square with 5,000 queries. torchattacks' own AutoAttack(version='standard') leaves APGD, APGD-T
-# and FAB at torchattacks' default of 10 iterations; robustmix builds the ensemble from the same
-# torchattacks components with the original's settings (attacks/autoattack.py).
-AUTOATTACK_STEPS = 100
-AUTOATTACK_QUERIES = 5000
 
 ATTACKS: dict[str, str] = {
     "fgsm": "one step of size ε (Goodfellow et al. 2015)",
@@ -77,11 +75,10 @@ def settings(attack: str, eps: float, steps: int = DEFAULT_STEPS, step_size: flo
     if attack == "fgsm":
         return {"steps": 1, "step_size": eps, "restarts": 1, "queries": 0, "attack_seed": -1}
     if attack == "ifgsm":
-        return {"steps": steps, "step_size": eps / steps if step_size is None else step_size,
+        return {"steps": steps, "step_size": ifgsm_step(eps, steps, step_size),
                 "restarts": 1, "queries": 0, "attack_seed": -1}
     if attack == "pgd":
-        return {"steps": steps,
-                "step_size": PGD_STEP_FACTOR * eps / steps if step_size is None else step_size,
+        return {"steps": steps, "step_size": pgd_step(eps, steps, step_size),
                 "restarts": restarts, "queries": 0, "attack_seed": seed}
     if attack == "autoattack":
         return {"steps": AUTOATTACK_STEPS, "step_size": 0.0, "restarts": 1,

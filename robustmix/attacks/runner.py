@@ -56,12 +56,11 @@ if TYPE_CHECKING:
 
 META = ["run", "dataset", "noise", "ratio", "method", "alpha", "dropout", "seed", "profile"]
 SETTINGS = ["steps", "step_size", "restarts", "queries", "attack_seed"]
-KEY = ["checkpoint", "mode", "source", "attack", "eps", *SETTINGS, "n", "precision"]
 COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "eps", *SETTINGS, "n",
                   "correct", "accuracy", "seconds", "precision", "device", "date", "data",
                   "test_fingerprint"]
-# Columns added after attack.csv was first written, and the value their rows had implicitly
-# (every earlier row is an fgsm or ifgsm row: one run, no queries, no random numbers).
+
+
 @dataclass
 class AttackSpec:
     """What to compute: the attack CLI's options and a study's [attack] table both become one."""
@@ -172,19 +171,6 @@ def read_existing(run: Path) -> pd.DataFrame:
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
     return df[COLUMNS]
-
-
-def stored_results(run: Path) -> tuple[pd.DataFrame, dict]:
-    """A run's attack.csv rows and {outcome_key(row): per-image correct mask}, read from disk:
-    what robust accuracy and paired comparisons between runs (same n and test_fingerprint: the
-    same images in the same order) are computed from, without attacking again."""
-    return read_existing(Path(run)), read_outcomes(Path(run))
-
-
-def stored_robust_accuracy(run: Path) -> pd.DataFrame:
-    """Robust accuracy of a run at every stored ε (outcomes.robust_table), without attacking."""
-    rows, outcomes = stored_results(run)
-    return robust_table(rows, outcomes, outcome_key)
 
 
 def wanted_key(args, t: Run, attack: str, src: Run, mode: str, eps: float) -> tuple:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UsageError
-from .labelnoise import CIFAR10N_LABEL_SETS, sha256_file
+from .hashing import sha256_file
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 LICENSE = "CC BY-NC 4.0"
 NAME = f"CIFAR-10N ({LICENSE})"
 SOURCE_URL = "https://github.com/UCSC-REAL/cifar-10-100n (data/CIFAR-10_human.pt)"
+# CIFAR-10N label sets as robustmix names them -> the keys of CIFAR-10_human.pt.
+CIFAR10N_LABEL_SETS = {"aggre": "aggre_label", "rand1": "random_label1",
+                       "rand2": "random_label2", "rand3": "random_label3",
+                       "worst": "worse_label"}
 KEYS = ("clean_label", *CIFAR10N_LABEL_SETS.values())
 NUM_CLASSES = 10
 

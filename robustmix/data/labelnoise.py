@@ -14,7 +14,6 @@ sees exactly the labels its images have in a full run. Imports no torch (--help 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UsageError
+
+# The CIFAR-10N label-set names and sha256_file live below this facade (the modules it
+# dispatches to read them too); they stay importable from here.
+from .cifar10n import CIFAR10N_LABEL_SETS
+from .hashing import sha256_file
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -40,10 +44,6 @@ NOISE_HELP = {
     "cifar10n": "CIFAR-10N human labels (Wei et al., ICLR 2022; CC BY-NC 4.0), label set "
                 "--noise-labels, from the CIFAR-10_human.pt in --noise-file; no ratio",
 }
-# CIFAR-10N label sets as robustmix names them -> the keys of CIFAR-10_human.pt.
-CIFAR10N_LABEL_SETS = {"aggre": "aggre_label", "rand1": "random_label1",
-                       "rand2": "random_label2", "rand3": "random_label3",
-                       "worst": "worse_label"}
 # Sources without a ratio take the default α and p of this noise level (the level the quick
 # profile's values were tuned at); --alpha and --dropout override.
 RATIOLESS_LEVEL = 0.5
@@ -110,14 +110,6 @@ def file_tag(file: str | None) -> str:
     """A run-name-safe short name of a noise file: its stem with odd characters replaced."""
     stem = Path(file).stem if file else "none"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:40] or "file"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_file(spec: NoiseSpec, num_classes: int, *, read: bool = True) -> NoiseSpec:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..atomic import write_text
 from ..errors import UsageError
+from .hashing import sha256_file
 
 MATRIX_STREAM = 0x6D617472  # the random stream of matrix noise
 ROW_TOLERANCE = 1e-3  # rows of a CSV with rounded entries may miss 1 by this much
@@ -40,8 +41,6 @@ def read_matrix(path: str | Path, num_classes: int, sha256: str | None = None) -
 
 @lru_cache(maxsize=8)
 def _read(path: str, _size: int, _mtime: int, num_classes: int, sha256: str | None) -> np.ndarray:
-    from .labelnoise import sha256_file
-
     p = Path(path)
     if sha256 is not None and sha256_file(p) != sha256:
         raise UsageError(f"transition matrix file {p} changed since the run was configured "

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import Dataset
-from ..runs.files import SUMMARY, read_json
 from ..runs.lock import RunBusy
 from .tasks import Planned, check_data, plan_runs, resolve_study_device, train_one
 
@@ -47,10 +46,6 @@ def train_planned(plans: list[Planned], load_data: Callable[[], Dataset], device
         else:
             summaries[p.run] = summary
     return summaries
-
-
-def finished_summary(run: Path) -> dict | None:
-    return read_json(run / SUMMARY) if (run / SUMMARY).exists() else None
 
 
 def _fmt(seconds: float) -> str:

@@ -82,6 +82,7 @@ class Study:
     precision: str = "auto"  # as asked; set_precision() resolves "auto" on the chosen device
     resources: Resources = field(default_factory=Resources)
     keep_runs: bool = False  # copy the runs' results beside the report (reporting/evidence.py)
+    hparams: str = "auto"  # train.hparams: the α and p set of the runs and of source-only runs
 
     def set_precision(self, precision: str) -> None:
         for cfg in self.configs:
@@ -280,7 +281,8 @@ def _build(path: Path, doc: dict) -> Study:
             raise UsageError("key 'attack.sources' names a source per noise ratio: use it with "
                              "one noise source that takes a ratio, or 'attack.source' for all")
         if "sources" in attack:
-            _sources(attack, configs)  # validates; attack_sources() rebuilds them on demand
+            # validates; attack_sources() rebuilds them on demand
+            _sources(attack, configs, train.get("hparams", "auto"))
     resources = _resources(doc.get("executor", {}))
     name = doc.get("name", path.stem)
     return Study(
@@ -289,7 +291,7 @@ def _build(path: Path, doc: dict) -> Study:
         data=Path(data["path"]) if "path" in data else None, device=device, configs=configs,
         attack=attack, source=source_cfg, description=doc.get("description", ""),
         precision=precision, missing_files=missing, resources=resources,
-        keep_runs=doc.get("keep_runs", False))
+        keep_runs=doc.get("keep_runs", False), hparams=train.get("hparams", "auto"))
 
 
 def _noise_settings(train: dict, ratios: list[float], dataset: str
@@ -362,12 +364,12 @@ def _resources(table: dict) -> Resources:
     return res
 
 
-def _sources(attack: dict, configs: list[TrainConfig], hparams: str = "auto"
-             ) -> dict[float, TrainConfig]:
+def _sources(attack: dict, configs: list[TrainConfig], hparams: str) -> dict[float, TrainConfig]:
     """[attack.sources] as noise ratio -> the source's training config: the study's run of that
     ratio, method, seed (and α, p, noise seed if given), or a source-only run trained like the
-    study's runs of that ratio. A source that shares its seed and method with a run of its ratio
-    (a 'twin': same initialisation, batch order and crops) is refused unless allow_twin."""
+    study's runs of that ratio, with their hyperparameter set (train.hparams). A source that
+    shares its seed and method with a run of its ratio (a 'twin': same initialisation, batch
+    order and crops) is refused unless allow_twin."""
     import dataclasses
 
     from ..training.methods import default_alpha, default_dropout, hparams_for
@@ -431,7 +433,7 @@ def _param_sets(params: dict, name: str) -> list[dict]:
 def attack_sources(study: Study) -> dict[float, TrainConfig]:
     """The black-box source per noise ratio named by [attack.sources] ({} without it)."""
     a = study.attack or {}
-    return _sources(a, study.configs) if "sources" in a else {}
+    return _sources(a, study.configs, study.hparams) if "sources" in a else {}
 
 
 def source_only(study: Study) -> list[TrainConfig]:

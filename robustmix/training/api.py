@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     import torch
 
 
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy against probability targets (N x K rows), computed in fp32: the
+    default `Method.loss`, and the loss of every mixing method. Tensor methods only, so this
+    module needs no torch import; torch.nn.functional.log_softmax is this same call."""
+    return (-targets * logits.float().log_softmax(dim=1)).sum(dim=1).mean()
+
+
 @dataclass
 class Batch:
     """One training batch as a method sees it (all tensors on the training device).
@@ -93,6 +100,4 @@ class Method:
         """A scalar to minimise from the network's logits (N x K, possibly bf16 under autocast)
         and the targets of `inputs_targets`. Default: mean cross-entropy against the targets,
         in fp32."""
-        from .mixing import soft_cross_entropy
-
         return soft_cross_entropy(logits, targets)

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .api import Method
-from .mixing import soft_cross_entropy
+from .api import Method, soft_cross_entropy
 
 
 def gce_loss(logits: torch.Tensor, targets: torch.Tensor, q: float) -> torch.Tensor:

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .api import Batch, Method
+# soft_cross_entropy is the interface's (api.py, which imports nothing of robustmix); it stays
+# importable from here.
+from .api import Batch, Method, soft_cross_entropy
 
 
 def sample_lambda(rng: np.random.Generator, alpha: float) -> float:
@@ -92,11 +94,6 @@ def mix_inputs(x: torch.Tensor, x_partner: torch.Tensor, lam: float, rule: str) 
     if rule in ("hard", "smooth", "labels_only") or lam == 1.0:
         return x
     return lam * x + (1.0 - lam) * x_partner
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against probability targets, computed in fp32."""
-    return torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
 
 
 class MixingMethod(Method):
