@@ -256,12 +256,12 @@ def test_claims_fall_into_false_discovery_families_with_adjusted_p(tmp_path):
     assert len(sel) and (sel["fdr_family"] == V.PRIMARY_TABLE2).all()
     assert (t.loc[t["checkpoint"] == "test_selected", "fdr_family"] == V.ORACLE).all()
     last = t[(t["family"] == "Table 2 ordering") & (t["checkpoint"] == "last")]
-    assert (last["fdr_family"] == V.EXPLORATORY + "Table 2 ordering").all()
+    assert (last["fdr_family"] == V.exploratory("Table 2 ordering")).all()
     adv = t[t["family"] == "adversarial"]
     fgsm = adv[adv["claim"].str.contains("FGSM")]
     assert len(fgsm) == 4 and (fgsm["fdr_family"] == V.PRIMARY_ATTACKS).all()
     robust = adv[adv["claim"].str.contains("robust")]
-    assert (robust["fdr_family"] == V.EXPLORATORY + "adversarial").all()
+    assert (robust["fdr_family"] == V.exploratory("adversarial")).all()
     for fam, g in t.groupby("fdr_family"):
         ok = g[g["p"].notna()]
         want = stats.false_discovery_control(ok["p"].to_numpy(), method="bh")

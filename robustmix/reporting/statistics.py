@@ -23,9 +23,15 @@ both). Which method is used follows from the data available:
       a difference of two runs evaluated on the same images (their errors are positively
       correlated).
 
-Paired differences (`paired_difference`) compare two methods on the same seeds and the same
-test images: runs are matched by (seed, noise seed) by the caller, and the difference is taken
-per (seed, image) before resampling, so both methods see the same resampled seeds and images.
+Paired effects (`paired_difference`, `combined`, `with_binomial`: the verdicts and the source
+contrasts) compare two methods on the same seeds and the same test images: runs are matched by
+(seed, noise seed) by the caller, and the difference is taken per (seed, image). Their variance
+is combined rather than taken as the wider of two intervals: seed variance of the per-seed
+effects / n_seeds + the test-image variance of the seed-mean effect (closed form from per-image
+values; without them, the variance a Wilson / MOVER interval stands for), on t with n_seeds − 1
+degrees of freedom, with a two-sided p-value from the same statistic. With fewer than MIN_SEEDS
+(3) seeds an effect is described, not tested: its interval covers test images only and it has
+no p-value. `Interval.clipped` keeps bounds within what the quantity can be.
 
 Units: callers pass per-image values (0/1 errors or their differences) and a `scale` (100 for
 percentage points); per-seed values are passed in the units they should come back in.

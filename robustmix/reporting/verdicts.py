@@ -3,13 +3,19 @@
 A claim is a signed quantity whose sign the paper states, e.g. "mixup has lower test error than
 ERM at 50 % noise" is `error(ERM) − error(mixup) > 0`. Its effect is that quantity in points,
 oriented so that + is the paper's direction, estimated on runs paired by (seed, noise seed) and,
-where per-image predictions exist, on the same test images, with a 95 % interval from
-robustmix.reporting.statistics. The verdict follows from the interval alone (`decide`):
+where per-image predictions exist, on the same test images, with a 95 % interval and a
+two-sided p-value from the same statistic (robustmix.reporting.statistics.combined: seed variance
+/ n_seeds + the test-image variance of the seed-mean effect, t on n_seeds − 1 df). Each claim
+belongs to a false-discovery family (`fdr_family`); within each, the p-values are adjusted by
+Benjamini–Hochberg (scipy.stats.false_discovery_control) and the verdict follows the adjusted
+one (`decide_p`, at ALPHA = 0.05):
 
-  supported      the interval lies above 0 (excludes 0 in the paper's direction)
-  contradicted   the interval lies below 0 (excludes 0 in the other direction)
-  inconclusive   the interval contains 0, or there is none: the two cannot be told apart at
-                 this scale
+  supported      p_adjusted < 0.05 and the effect is in the paper's direction
+  contradicted   p_adjusted < 0.05 and the effect is in the other direction
+  inconclusive   p_adjusted ≥ 0.05, or nothing to pair: the two cannot be told apart at this
+                 scale (the unadjusted interval may still exclude 0)
+  described      fewer than 3 seeds (statistics.MIN_SEEDS): shown, with an interval over the
+                 test images only, never tested nor counted as supported or contradicted
 
 Claims (each where the runs allow it; methods at their chosen setting, see results.py):
   Table 2 ordering  each pair of the paper's four methods at 20/50/80 % symmetric CIFAR-10
@@ -77,7 +83,12 @@ EXPLORATORY = "exploratory: "
 
 def fdr_families() -> list[str]:
     """Every family name, in the order the report shows them."""
-    return [PRIMARY_TABLE2, PRIMARY_ATTACKS, *(EXPLORATORY + f for f in FAMILIES), ORACLE]
+    return [PRIMARY_TABLE2, PRIMARY_ATTACKS, *(exploratory(f) for f in FAMILIES), ORACLE]
+
+
+def exploratory(family: str) -> str:
+    """The exploratory family of a kind of claim, named as its section is ('Memorisation')."""
+    return EXPLORATORY + family[0].upper() + family[1:]
 
 
 def fdr_family(family: str, checkpoint: str, paper_attack: bool = False) -> str:
@@ -88,7 +99,7 @@ def fdr_family(family: str, checkpoint: str, paper_attack: bool = False) -> str:
         return PRIMARY_TABLE2
     if family == "adversarial" and paper_attack:
         return PRIMARY_ATTACKS
-    return EXPLORATORY + family
+    return exploratory(family)
 
 
 def decide_p(effect: float, p_adjusted: float, n_seeds: int) -> str:
@@ -588,8 +599,8 @@ def family_counts(t: pd.DataFrame) -> pd.DataFrame:
     """Per false-discovery family (in report order): claims, and how many are supported,
     contradicted, inconclusive and described. Tables from older reports without fdr_family
     count as one exploratory family."""
-    fam = t["fdr_family"] if "fdr_family" in t.columns else pd.Series(EXPLORATORY + "all",
-                                                                       index=t.index)
+    fam = (t["fdr_family"] if "fdr_family" in t.columns
+           else pd.Series(EXPLORATORY + "all", index=t.index))
     order = fdr_families()
     rows = []
     for f in sorted(set(fam), key=lambda x: order.index(x) if x in order else len(order)):
