@@ -26,7 +26,7 @@ from robustmix.cli import run_main
 from robustmix.reporting import results as R
 from robustmix.training.methods import BUILTIN_METHODS, METHODS
 
-FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")
+FIGS = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation")  # each with its .csv
 TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
           "table_ablation", "table_sweep", "table_runs")
 KINDS = ("last", "selected", "test_selected")
@@ -75,6 +75,8 @@ def test_command_line_writes_every_figure_and_table(built):
         assert (out / f"{f}.pdf").read_bytes()[:4] == b"%PDF"
     for t in TABLES:
         assert (out / f"{t}.csv").stat().st_size > 0, t
+    for ext in ("png", "pdf"):  # the forest plot's data is table_verdicts.csv
+        assert (out / f"fig_forest.{ext}").stat().st_size > 0
     assert (out / "report.md").exists()
     from PIL import Image
 
@@ -198,15 +200,19 @@ def test_report_md_links_and_contents(built):
                  "all 5000 for the reported checkpoints", "500 noisy-label validation images",
                  "Report generated: 20", "FGSM (1 step), I-FGSM (10 steps", "superseded"):
         assert text in md, text
-    # the verdicts, generated from the data: a separated pair and an overlapping one
+    # the verdicts, generated from the data: the fixture pairs one seed of each method, so a
+    # separated pair and an overlapping one are both described, not tested (one seed is no
+    # verdict), with intervals over the test images only
     verdicts = md[:md.index("## Setup")]
-    assert re.search(r"\| 50% \| mixup has lower test error than ERM \| \*\*supported\*\* "
+    assert re.search(r"\| 50% \| mixup has lower test error than ERM \| described "
                      r"\+24\.0 \[\+\d+\.\d, \+\d+\.\d\]", verdicts)
-    assert re.search(r"mixup \+ dropout has lower test error than mixup \| inconclusive -1\.0 "
+    assert re.search(r"mixup \+ dropout has lower test error than mixup \| described -1\.0 "
                      r"\[-\d\.\d, \+\d\.\d\]", verdicts)
     assert "cannot be told apart at this scale" in verdicts
+    assert "single-run description, not tested" in verdicts and "combined variance" in verdicts
     v = pd.read_csv(out / "table_verdicts.csv")
-    assert f"{len(v)} claims tested: {(v['verdict'] == 'supported').sum()} supported" in md
+    assert (v["verdict"] == "described").all() and v["p"].isna().all()
+    assert f"{len(v)} claims: 0 supported, 0 contradicted, 0 inconclusive, {len(v)} described" in md
     assert set(v["family"]) == {"Table 2 ordering", "best-to-last gap", "memorisation",
                                 "ablation", "adversarial"}
     # checkpoints are named last / selected / test-selected; "best" only as the paper's quoted
@@ -361,3 +367,65 @@ def test_attack_settings_name_each_attacks_rule():
                            "of 2.5·ε/steps); 500 test images"), text
     rows[-2]["step_size"] = 0.5  # PGD at ε = 8 with another step (at ε = 4 the rule gives 1)
     assert "PGD (10 steps of 0.5, 1/255)" in attack_settings(pd.DataFrame(rows), "last")
+
+
+def test_verdicts_on_three_seeds_are_tested_per_family_with_a_forest_plot(tmp_path):
+    """Three seeds of ERM and mixup at 50 %: claims are tested, table_verdicts has the raw and
+    adjusted p and the family of each, report.md counts verdicts per family (the selected
+    checkpoint's Table 2 ordering in the primary family, test-selected as the oracle), and
+    fig_forest is drawn, a page wide."""
+    from report_fixtures import Spec
+
+    specs = [Spec(0.5, m, a, 0.0, s, peak + 0.01 * s, 3, final + 0.01 * s, noisy, slope)
+             for m, a, peak, final, noisy, slope in (("erm", 0.0, 0.62, 0.40, 0.90, 0.05),
+                                                     ("mixup", 32.0, 0.71, 0.70, 0.52, 0.02))
+             for s in range(3)]
+    root, out = tmp_path / "runs", tmp_path / "out"
+    write_fixture(root, specs=specs, unfinished=False)
+    assert report.main([str(root), "--out", str(out)]) == 0
+    v = pd.read_csv(out / "table_verdicts.csv")
+    assert {"p", "p_adjusted", "fdr_family"} <= set(v.columns)
+    sel = v[(v["family"] == "Table 2 ordering") & (v["checkpoint"] == "selected")].iloc[0]
+    assert sel["fdr_family"] == "primary: Table 2 orderings, selected checkpoint"
+    assert sel["verdict"] == "supported" and sel["p_adjusted"] < 0.05
+    assert (v.loc[v["checkpoint"] == "test_selected", "fdr_family"]
+            == "oracle: test-selected checkpoint").all()
+    md = (out / "report.md").read_text()
+    section = md[:md.index("## Setup")]
+    assert "| primary: Table 2 orderings, selected checkpoint |" in section
+    assert "| oracle: test-selected checkpoint |" in section
+    assert "Benjamini–Hochberg" in section and "n_seeds − 1 degrees of freedom (3 seeds here)" \
+        in section
+    assert re.search(r"\*\*supported\*\* \+\d+\.\d \[\+\d+\.\d, \+\d+\.\d\], adj\. p "
+                     r"(<0\.001|0\.0\d\d)", section)
+    assert "fig_forest.png" in section
+    from PIL import Image
+
+    with Image.open(out / "fig_forest.png") as im:
+        width, height = (x / 150 for x in im.size)
+    assert 5 < width <= 7.6 and height <= 10
+
+
+def test_forest_plot_sets_many_claims_in_two_columns_on_a_page(tmp_path):
+    """80 claims in four families: two columns, 7 in wide and no higher than a page; described
+    claims (open markers) and claims without an effect do not break it."""
+    from PIL import Image
+
+    from robustmix.reporting import plots
+    from robustmix.reporting import verdicts as V
+
+    fams = [V.PRIMARY_TABLE2, V.PRIMARY_ATTACKS, V.exploratory("memorisation"), V.ORACLE]
+    rows = []
+    for k in range(80):
+        eff = (k % 7) - 2.0
+        rows.append({"fdr_family": fams[k % 4], "claim": f"mixup has lower test error than ERM {k}",
+                     "condition": "quick", "ratio": 0.5, "checkpoint": "last",
+                     "verdict": V.VERDICTS[k % 4], "effect": eff if k != 5 else float("nan"),
+                     "lo": eff - 1.5, "hi": eff + 1.5})
+    paths = plots.plot_forest(pd.DataFrame(rows), tmp_path / "fig_forest", V.fdr_families())
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    with Image.open(paths[0]) as im:
+        width, height = (x / 150 for x in im.size)
+    assert 6 < width <= 7.6 and height <= 9.6
+    assert plots.short_claim("mixup keeps more accuracy than ERM under white-box FGSM at ε = "
+                             "8/255") == "mixup > ERM wb FGSM at ε 8"

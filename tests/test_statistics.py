@@ -168,3 +168,115 @@ def test_estimate_picks_the_method_the_data_allow():
     assert one.over == S.OVER_BINOMIAL and one.lo < 30.0 < one.hi
     bare = S.estimate([30.0])
     assert not bare.defined and bare.estimate == 30.0 and bare.over == S.OVER_NONE
+
+
+# --------------------------------------------------------------------------- combined variance
+
+
+def _paired_seeds(n: int = 10_000, shifts=(0, 150, 300), seed: int = 0):
+    """Three seeds of two methods on the same n images: b wrong on 2,000 images for every
+    seed; a wrong on 2,000 + shift[s] of them (seed-dependent effect), images in random order."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((len(shifts), n))
+    b = np.zeros((len(shifts), n))
+    for s, k in enumerate(shifts):
+        perm = rng.permutation(n)
+        b[s, perm[:2000]] = 1
+        a[s, perm[1000:3000 + k]] = 1  # shares 1,000 of b's errors
+    return a, b
+
+
+def test_combined_variance_adds_seed_and_image_variance():
+    """The paired interval is mean ± t_{S−1} · sqrt(s²_seed / S + var(d) / N), and its p-value
+    comes from the same statistic."""
+    a, b = _paired_seeds()
+    x = a - b
+    n = x.shape[1]
+    per_seed = 100 * x.mean(axis=1)  # 0, 1.5, 3 points
+    v_seed = per_seed.var(ddof=1) / 3
+    v_img = 100 ** 2 * x.mean(axis=0).var(ddof=1) / n
+    v = v_seed + v_img
+    nu = 2
+    half = stats_t_ppf(nu) * math.sqrt(v)
+    iv = S.paired_difference(a, b)
+    assert iv.estimate == pytest.approx(1.5)
+    assert iv.lo == pytest.approx(1.5 - half, abs=1e-9) and iv.hi == pytest.approx(1.5 + half)
+    assert iv.se == pytest.approx(math.sqrt(v)) and iv.df == pytest.approx(nu)
+    assert iv.tested and iv.over == S.OVER_BOTH and "combined variance" in iv.method
+    from scipy import stats
+
+    assert iv.p_value() == pytest.approx(2 * stats.t.sf(1.5 / math.sqrt(v), nu))
+    # wider than either source on its own, which is all the outer bounds of the two gave
+    tlo, thi = S.t_interval(per_seed)
+    img = Z * math.sqrt(v_img)
+    assert iv.hi - iv.lo > max(thi - tlo, 2 * img)
+
+
+def stats_t_ppf(df: float) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
+
+
+def test_combined_interval_is_wider_than_the_hull_when_both_sources_matter():
+    """Seed and image variance of the same size: the old rule (the wider of the seed t-interval
+    and the image bootstrap) left one of them out; the combined one is wider than both."""
+    a, b = _paired_seeds(shifts=(0, 40, 80))
+    iv = S.paired_difference(a, b)
+    old = S.hierarchical_bootstrap(a - b)  # the outer bounds of the two, as before
+    assert iv.hi - iv.lo > 1.1 * (old.hi - old.lo)
+
+
+def test_the_interval_excludes_zero_exactly_when_p_is_below_five_percent():
+    for shifts in ((0, 40, 80), (0, 100, 200), (0, 5, 10), (50, 60, 70)):
+        iv = S.paired_difference(*_paired_seeds(shifts=shifts))
+        assert (iv.lo > 0 or iv.hi < 0) == (iv.p_value() < 0.05), shifts
+
+
+def test_seeds_that_agree_leave_the_image_variance_on_the_seeds_t_quantile():
+    """Three identical seeds: the seed part is 0, the image part that of one run; the quantile
+    stays t(2) (2 degrees of freedom say little about the seed variance being small)."""
+    row = _bernoulli(10_000, 3_000)
+    iv = S.combined_values(np.vstack([row, row, row]))
+    half = 100 * 4.302652729911275 * math.sqrt(0.21 / 10_000)
+    assert iv.df == 2 and iv.tested
+    assert iv.lo == pytest.approx(30.0 - half, abs=0.01) and iv.hi == pytest.approx(30.0 + half,
+                                                                                    abs=0.01)
+
+
+def test_fewer_than_three_seeds_describe_and_do_not_test():
+    """Two seeds: no t-interval (t(1) = 12.7), no p-value; the interval printed covers the test
+    images only and says so. One seed: the same."""
+    a, b = _paired_seeds(shifts=(0, 300))
+    two = S.paired_difference(a, b)
+    assert not two.tested and math.isnan(two.p_value()) and math.isnan(two.se)
+    img = 100 * Z * math.sqrt((a - b).mean(axis=0).var(ddof=1) / a.shape[1])
+    assert two.hi - two.lo == pytest.approx(2 * img)
+    assert two.basis == "2 seeds: 10000 test images only" and "not tested" in two.method
+    one = S.paired_difference(a[:1], b[:1])
+    assert not one.tested and one.basis == "1 seed: 10000 test images only"
+    # without per-image results: the binomial interval itself, unchanged
+    images = S.binomial_contrast([0.6, 0.5], [500, 500], [1, -1])
+    d = S.with_binomial([9.0, 11.0], images)
+    assert (d.lo, d.hi, d.n_seeds) == (images.lo, images.hi, 2) and not d.tested
+
+
+def test_with_binomial_combines_the_seed_and_binomial_variance():
+    images = S.binomial_contrast([0.6, 0.5], [500, 500], [1, -1])
+    iv = S.with_binomial([8.0, 10.0, 12.0], images)
+    v_img = S.binomial_variance(images)
+    assert v_img == pytest.approx((max(10 - images.lo, images.hi - 10) / Z) ** 2)
+    v = 4 / 3 + v_img
+    assert iv.se == pytest.approx(math.sqrt(v)) and iv.over == S.OVER_SEEDS_BINOMIAL
+    assert iv.df == 2
+    assert iv.hi - iv.lo == pytest.approx(2 * 4.302652729911275 * math.sqrt(v))
+
+
+def test_intervals_are_clipped_to_what_the_quantity_can_be():
+    """Attack accuracies 90, 10 and 99 points apart at three seeds: the t-interval runs past
+    +100; clipped, it does not, and the p-value is that of the unclipped statistic."""
+    iv = S.combined([90.0, 10.0, 99.0], 0.0)
+    assert iv.hi > 100
+    c = iv.clipped(-100.0, 100.0)
+    assert c.hi == 100.0 and c.lo == iv.lo and c.p_value() == iv.p_value()
+    assert S.Interval(5.0, -3.0, 9.0, 1).clipped(0.0, 100.0).lo == 0.0

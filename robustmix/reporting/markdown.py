@@ -1,13 +1,16 @@
 """The report: figures, tables and report.md from stored results only (no training, no attacks).
 
 report.md opens with the verdict table (robustmix.reporting.verdicts): each claim of the paper
-the runs can test, supported / contradicted / inconclusive from the 95 % interval of its paired
-effect. Every number after it comes with its interval and number of seeds; the only prose is
-what follows from the tables (counts of verdicts, how intervals were computed, what the scale
+the runs can test, supported / contradicted / inconclusive from the Benjamini–Hochberg adjusted
+p-value of its paired effect within its false-discovery family, or described where it has fewer
+than 3 seeds; the verdicts counted per family, and the forest plot of every effect
+(fig_forest). Every number after it comes with its interval and number of seeds; the only prose
+is what follows from the tables (counts of verdicts, how intervals were computed, what the scale
 cannot show).
 
-Writes under --out: report.md; fig_noise, fig_curves, fig_attack and fig_ablation as .png
-(150 dpi) and .pdf, each with the tidy .csv it was drawn from; table_verdicts, table_noise,
+Writes under --out: report.md; fig_forest (drawn from table_verdicts.csv), fig_noise,
+fig_curves, fig_attack and fig_ablation as .png (150 dpi) and .pdf, each but fig_forest with the
+tidy .csv it was drawn from; table_verdicts, table_noise,
 table_memorisation, table_attack, table_ablation, table_sweep and table_runs as .csv. Figures and
 tables whose data are absent (no attack.csv, no ablation methods, a single setting per method)
 are not written, and stale copies of them from an earlier report in the same folder are removed.
@@ -38,8 +41,8 @@ from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
 
-FIGURES = ("fig_noise", "fig_curves", "fig_attack", "fig_ablation", "fig_transition",
-           "fig_sources")
+FIGURES = ("fig_forest", "fig_noise", "fig_curves", "fig_attack", "fig_ablation",
+           "fig_transition", "fig_sources")
 TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
           "table_ablation", "table_sweep", "table_runs", "table_sources",
           "table_source_contrasts")
@@ -124,9 +127,19 @@ def _interval_note(t: pd.DataFrame, cols: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- the verdicts
 
 
+def fmt_p(p) -> str:
+    """A p-value for a table cell: '0.012', '<0.001'; '–' where there is none."""
+    if not _isnum(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _verdict_cell(r) -> str:
-    word = r["verdict"] if r["verdict"] == V.INCONCLUSIVE else f"**{r['verdict']}**"
-    return f"{word} {fmt_signed_ci(r['effect'], r['lo'], r['hi'])}"
+    v = r["verdict"]
+    word = f"**{v}**" if v in (V.SUPPORTED, V.CONTRADICTED) else v
+    text = f"{word} {fmt_signed_ci(r['effect'], r['lo'], r['hi'])}"
+    q = r.get("p_adjusted")
+    return text + (f", adj. p {fmt_p(q)}" if _isnum(q) else "")
 
 
 def md_verdicts(t: pd.DataFrame, family: str) -> str:
@@ -180,19 +193,83 @@ FAMILY_NOTES = {
 }
 
 
+def method_text(t: pd.DataFrame) -> str:
+    """How the verdicts were reached, in words, from what the table holds."""
+    methods = " ".join(t["interval_method"].dropna().astype(str))
+    seeds = sorted({int(n) for n in t["n_seeds"] if n >= S.MIN_SEEDS})
+    parts = [
+        "Each effect is the paired difference of the methods on the same seeds (matched by seed "
+        "and noise seed) and the same test images, in points (+ = the paper's direction), with "
+        "its 95 % interval from the combined variance: the variance over seeds of the per-seed "
+        "paired differences divided by the number of seeds, plus the test-image sampling "
+        "variance of the seed-mean difference ("
+        + ("closed form over the per-image outcomes of every run"
+           if "paired image variance" in methods else "")
+        + ("; " if "paired image variance" in methods and "binomial" in methods else "")
+        + ("for runs or quantities without per-image outcomes, the variance their Wilson / "
+           "MOVER binomial interval stands for, as if the runs were independent" if "binomial"
+           in methods else "")
+        + "), on a Student-t quantile with n_seeds − 1 degrees of freedom"
+        + (f" ({', '.join(str(n) for n in seeds)} seeds here)" if seeds else "") + ". "
+        "The test images are shared by every seed, so their sampling error does not average "
+        "out over seeds and the two parts add. Intervals are clipped to what the quantity can "
+        "be (±100 points for a difference of two rates).",
+        "p: two-sided, from the same statistic (so the interval excludes 0 exactly when p < "
+        "0.05), adjusted by Benjamini–Hochberg within its false-discovery family "
+        "(scipy.stats.false_discovery_control). Supported: adjusted p < 0.05 in the paper's "
+        "direction; contradicted: adjusted p < 0.05 against it; inconclusive: otherwise (its "
+        "interval, unadjusted, may still exclude 0), so the two cannot be told apart at this "
+        "scale with this many claims.",
+    ]
+    if (t["verdict"] == V.DESCRIBED).any():
+        parts.append(f"Described: fewer than {S.MIN_SEEDS} seeds, a single-run description, "
+                     "not tested and counted neither way; its interval covers the test images "
+                     "only, not the variation between training runs, and it has no p-value.")
+    return " ".join(parts)
+
+
+FDR_NOTES = {
+    V.PRIMARY_TABLE2: "the paper's Table 2 orderings at the selected (noisy-validation) "
+                      "checkpoint",
+    V.PRIMARY_ATTACKS: "mixup against ERM under the paper's attacks (FGSM, I-FGSM; white- and "
+                       "black-box)",
+    V.ORACLE: "every claim at the test-selected checkpoint (its epoch picked on the test images: "
+              "optimistic), counted apart",
+}
+
+
+def family_section(t: pd.DataFrame) -> list[str]:
+    """The verdicts counted per false-discovery family."""
+    fam = V.family_counts(t)
+    rows = [[r["fdr_family"], FDR_NOTES.get(r["fdr_family"], "the other claims of this kind"),
+             r["claims"], r[V.SUPPORTED], r[V.CONTRADICTED], r[V.INCONCLUSIVE], r[V.DESCRIBED]]
+            for _, r in fam.iterrows()]
+    return ["Verdicts per false-discovery family (the false discovery rate is controlled at "
+            f"{V.ALPHA:g} within each):", "",
+            md_table(["family", "what it holds", "claims", "supported", "contradicted",
+                      "inconclusive", "described"], rows), ""]
+
+
 def verdict_section(t: pd.DataFrame) -> list[str]:
     md = ["## Verdicts", ""]
     if t.empty:
         return md + ["No claim of the paper can be tested on these runs (they lack the paper's "
                      "methods at a common noise level and seed).", ""]
     c = V.counts(t)
-    md += [f"{len(t)} claims tested: {c[V.SUPPORTED]} supported, {c[V.CONTRADICTED]} "
-           f"contradicted, {c[V.INCONCLUSIVE]} inconclusive. Each cell: verdict, effect in "
-           "points (+ = the paper's direction) and its 95 % interval, from the paired "
-           "difference of the methods on the same seeds and test images. Supported: the "
-           "interval lies above 0; contradicted: below 0; inconclusive: it contains 0, so the "
-           "two cannot be told apart at this scale. Table: "
+    md += [f"{len(t)} claims: {c[V.SUPPORTED]} supported, {c[V.CONTRADICTED]} contradicted, "
+           f"{c[V.INCONCLUSIVE]} inconclusive, {c[V.DESCRIBED]} described (fewer than "
+           f"{S.MIN_SEEDS} seeds: not tested). Each cell: verdict, effect in points (+ = the "
+           "paper's direction), its 95 % interval and its adjusted p. "
+           + method_text(t) + " Table (raw p, adjusted p and family of every claim): "
            "[table_verdicts.csv](table_verdicts.csv)", ""]
+    md += family_section(t)
+    if t["effect"].notna().any():
+        md += [_fig_md("fig_forest", "paired effect of every claim, by false-discovery family",
+                       "table_verdicts"), "",
+               "Every claim's paired effect and 95 % interval, grouped by false-discovery family, "
+               "coloured by its verdict (after the adjustment); open markers on dashed lines: "
+               f"described (fewer than {S.MIN_SEEDS} seeds, interval over test images only).",
+               ""]
     for family in V.FAMILIES:
         if (t["family"] == family).any():
             md += [f"### {family[0].upper() + family[1:]}", "", FAMILY_NOTES[family], "",
@@ -543,6 +620,8 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     contrasts = SRC.contrast_table(runs, preds) if several_sources else pd.DataFrame()
 
     csv("table_verdicts", verdicts)
+    if not verdicts.empty and verdicts["effect"].notna().any():
+        written += plots.plot_forest(verdicts, out / "fig_forest", V.fdr_families())
     csv("table_runs", runs.drop(columns=["path", "setup"]))
     csv("table_noise", noise)
     csv("table_memorisation", memo)
@@ -619,12 +698,14 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
     md += ["- Checkpoints: last; selected (noisy validation: the epoch of best accuracy on a "
            "held-out set labelled with the noisy labels); test-selected (oracle, optimistic: "
            "the epoch of best test accuracy, the paper's \"best\")",
-           f"- Intervals: 95 %. With per-image predictions: hierarchical bootstrap over seeds and "
-           f"test images ({S.N_BOOT} resamples, fixed seed), never narrower than the Student-t "
-           "interval over seeds; paired differences resample the same seeds and images for both "
-           "methods. Without them (older runs; memorisation; attacks): the Student-t interval "
-           "over seeds widened to the binomial interval over the images, or with one seed the "
-           "binomial interval alone.",
+           "- Intervals: 95 %. Paired differences (the verdicts, the source contrasts): the "
+           "combined variance of the verdicts section (seed variance / seeds + test-image "
+           f"variance of the seed mean, t on seeds − 1 df; fewer than {S.MIN_SEEDS} seeds: test "
+           "images only). Means in the tables, with per-image predictions: hierarchical "
+           f"bootstrap over seeds and test images ({S.N_BOOT} resamples, fixed seed), never "
+           "narrower than the Student-t interval over seeds; without them (older runs; "
+           "memorisation; attacks): the Student-t interval over seeds widened to the binomial "
+           "interval over the images, or with one seed the binomial interval alone.",
            f"- Hardware: {'; '.join(prov['device_name'])} "
            f"(precision {', '.join(prov['precision'])}); {hours:.1f} h of training and evaluation "
            "in total",

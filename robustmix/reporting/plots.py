@@ -446,3 +446,132 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
     _legend_below(fig, handles, 2)
     fig.subplots_adjust(bottom=0.26 + 0.05 * ((len(handles) - 1) // 2), wspace=0.15)
     return save(fig, stem)
+
+
+
+VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#57606a",
+                   "described": "#8c959f"}
+FOREST_KINDS = {"last": "last", "selected": "selected", "test_selected": "test-sel."}
+_SHORT = (
+    (r" has lower test error than ", " < "),
+    (r" keeps more test images robust than (\S+) \(worst case over .*\) at", r" > \1 robust at"),
+    (r" keeps more accuracy than ", " > "),
+    (r"under white-box ", "wb "),
+    (r"under black-box ", "bb "),
+    (r"ε = (\S+)/255", r"ε \1"),
+    (r"ERM's rise in error from its (test-selected|selected) epoch to the last is larger than "
+     r"mixup's", r"gap \1→last: ERM > mixup"),
+    (r"ERM memorises the corrupted labels \(share above chance, ([^)]*)\)",
+     r"ERM memorised > chance \1"),
+    (r"mixup does not memorise them \(share not above chance, ([^)]*)\)",
+     r"mixup memorised ≤ chance \1"),
+    (r"ERM memorises more of them than mixup", "memorised: ERM > mixup"),
+    (r"CIFAR-10N (\S+) labels give higher test error than matrix noise from (\S+)",
+     r"real \1 > its matrix twin (error)"),
+)
+
+
+def short_claim(claim: str) -> str:
+    """A claim in few words for a forest-plot row: 'mixup < ERM' for lower test error, '>' for
+    more accuracy under an attack, wb / bb for white- and black-box."""
+    import re
+
+    for pat, rep in _SHORT:
+        claim = re.sub(pat, rep, claim)
+    return claim
+
+
+def _forest_columns(groups: list[tuple[str, pd.DataFrame]], cols: int, head: int
+                    ) -> list[list[tuple[str, pd.DataFrame]]]:
+    """Families split into cols columns of about equal rows, at family boundaries."""
+    if cols == 1:
+        return [groups]
+    sizes = [len(g) + head for _, g in groups]
+    total = sum(sizes)
+    best = min(range(1, len(groups)), key=lambda k: abs(sum(sizes[:k]) - total / 2))
+    return [groups[:best], groups[best:]]
+
+
+def plot_forest(t: pd.DataFrame, stem: Path, families: Sequence[str] | None = None) -> list[Path]:
+    """The evidence itself: one row per claim of the verdict table, its paired effect (points,
+    + = the paper's direction) and 95 % interval, coloured by its verdict after the false-
+    discovery adjustment, grouped by false-discovery family (headed by its counts). Claims with
+    fewer than 3 seeds (described, not tested) are open markers on a dashed line: their interval
+    covers test images only. Sized for a paper page (7 in wide, at most 9.5 in high); with many
+    claims the families are set in two columns, each with its own effect axis. Claims without an
+    effect (nothing paired) are left out."""
+    t = t[t["effect"].notna()].copy()
+    fams = list(families) if families is not None else []
+    fams += [f for f in dict.fromkeys(t["fdr_family"]) if f not in fams]
+    groups = [(f, t[t["fdr_family"] == f]) for f in fams if (t["fdr_family"] == f).any()]
+    several = t["condition"].nunique() > 1
+    head = 2  # rows of a family's heading
+    n_rows = sum(len(g) + head for _, g in groups)
+    cols = 2 if n_rows > 62 and len(groups) > 1 else 1
+    columns = _forest_columns(groups, cols, head)
+    per_col = max(sum(len(g) + head for _, g in c) for c in columns)
+    size = 5.5 if cols == 2 else 6.5
+    row_in = 0.105 if cols == 2 else 0.13
+    top_in, bottom_in = 0.3, 0.4
+    height = min(9.5, top_in + bottom_in + row_in * per_col)
+    fig = Figure(figsize=(7.0, height))
+    label_in = 2.25 if cols == 2 else 4.2  # room for the row labels, left of each axis
+    axis_in = (7.0 - cols * label_in - 0.1) / cols
+    axes = []
+    for k in range(cols):
+        left = (k * (label_in + axis_in) + label_in) / 7.0
+        axes.append(fig.add_axes((left, bottom_in / height, axis_in / 7.0,
+                                  1 - (top_in + bottom_in) / height)))
+    wrap = int((label_in + axis_in) * 72 / (0.62 * size))  # bold characters across a column
+    width = int(label_in * 72 / (0.56 * size))  # characters of a row label
+    ratios = t.groupby("condition")["ratio"].nunique()
+    for ax, col in zip(axes, columns, strict=True):
+        labels, y = [], 0
+        d = pd.concat([g for _, g in col])
+        lim = np.nanmax(np.abs(d[["lo", "hi", "effect"]].to_numpy(dtype=float)))
+        lim = 1.1 * (lim if np.isfinite(lim) and lim > 0 else 1.0)
+        for f, g in col:
+            c = {v: int((g["verdict"] == v).sum()) for v in VERDICT_COLOURS}
+            text = (f"{f}: {c['supported']} supported, {c['contradicted']} contradicted, "
+                    f"{c['inconclusive']} inconclusive"
+                    + (f", {c['described']} described" if c["described"] else ""))
+            ax.text(-label_in / axis_in, y + 0.5 * (head - 1), textwrap.fill(text, wrap),
+                    transform=ax.get_yaxis_transform(), fontsize=size, fontweight="bold",
+                    va="center", ha="left", linespacing=1.0, zorder=5,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+            labels += [""] * head
+            y += head
+            for _, r in g.iterrows():
+                colour = VERDICT_COLOURS.get(r["verdict"], "black")
+                described = r["verdict"] == "described"
+                if np.isfinite(r["lo"]) and np.isfinite(r["hi"]):
+                    ax.plot([r["lo"], r["hi"]], [y, y], color=colour, linewidth=1.0,
+                            linestyle=(0, (2, 1)) if described else "-")
+                ax.plot([r["effect"]], [y], marker="o", markersize=3.0, color=colour,
+                        markerfacecolor="white" if described else colour, linestyle="none")
+                cond = str(r["condition"]).removesuffix(" noise")
+                where = (f"{cond}" + (f" {100 * r['ratio']:g}%" if ratios[r["condition"]] > 1
+                                      else "") if several else f"{100 * r['ratio']:g}%")
+                label = (f"{short_claim(str(r['claim']))} · "
+                         f"{FOREST_KINDS.get(r['checkpoint'], r['checkpoint'])} · {where}")
+                labels.append(textwrap.shorten(label, width, placeholder="…"))
+                y += 1
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=size)
+        ax.set_ylim(per_col - 0.4, -0.6)  # the same row spacing in every column
+        ax.set_xlim(-lim, lim)
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=size + 0.5)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel("paired effect (points; + = paper's direction)", fontsize=size + 0.5)
+    handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", markersize=4,
+                      markerfacecolor="white" if v == "described" else VERDICT_COLOURS[v],
+                      linestyle=(0, (2, 1)) if v == "described" else "-",
+                      label=v + (" (< 3 seeds: interval over test images only)"
+                                 if v == "described" else " (adjusted p)"
+                                 if v == "supported" else ""))
+               for v in VERDICT_COLOURS]
+    fig.legend(handles=handles, loc="upper center", ncol=4, frameon=False, fontsize=size + 0.5,
+               bbox_to_anchor=(0.5, 1.0), handlelength=2.5)
+    return save(fig, stem)

@@ -23,9 +23,15 @@ both). Which method is used follows from the data available:
       a difference of two runs evaluated on the same images (their errors are positively
       correlated).
 
-Paired differences (`paired_difference`) compare two methods on the same seeds and the same
-test images: runs are matched by (seed, noise seed) by the caller, and the difference is taken
-per (seed, image) before resampling, so both methods see the same resampled seeds and images.
+Paired effects (`paired_difference`, `combined`, `with_binomial`: the verdicts and the source
+contrasts) compare two methods on the same seeds and the same test images: runs are matched by
+(seed, noise seed) by the caller, and the difference is taken per (seed, image). Their variance
+is combined rather than taken as the wider of two intervals: seed variance of the per-seed
+effects / n_seeds + the test-image variance of the seed-mean effect (closed form from per-image
+values; without them, the variance a Wilson / MOVER interval stands for), on t with n_seeds − 1
+degrees of freedom, with a two-sided p-value from the same statistic. With fewer than MIN_SEEDS
+(3) seeds an effect is described, not tested: its interval covers test images only and it has
+no p-value. `Interval.clipped` keeps bounds within what the quantity can be.
 
 Units: callers pass per-image values (0/1 errors or their differences) and a `scale` (100 for
 percentage points); per-seed values are passed in the units they should come back in.
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -44,6 +50,10 @@ from scipy import stats
 LEVEL = 0.95
 N_BOOT = 2000
 BOOT_SEED = 20180225  # fixed: the same data give the same intervals on every run of the report
+# Fewest training seeds for a test: with 2 the seed variance has 1 degree of freedom and the
+# t quantile is 12.7, so an interval over them says nothing; with fewer a paired effect is a
+# description (its interval, where printed, covers test images only).
+MIN_SEEDS = 3
 
 OVER_BOTH = "seeds and test images"
 OVER_IMAGES = "test images only (one seed)"
@@ -64,6 +74,33 @@ class Interval:
     n_images: int = 0  # test images per seed behind it (0: not known / not used)
     over: str = OVER_NONE
     method: str = ""
+    se: float = float("nan")  # standard error of estimate (combined variance); NaN: none
+    df: float = float("inf")  # degrees of freedom of its t quantile (inf: normal)
+
+    @property
+    def tested(self) -> bool:
+        """Whether the interval is a test of the estimate (MIN_SEEDS or more seeds, with a
+        standard error): intervals over fewer seeds describe, they do not test."""
+        return self.n_seeds >= MIN_SEEDS and math.isfinite(self.se)
+
+    def p_value(self, null: float = 0.0) -> float:
+        """Two-sided p-value of estimate = null from the same t statistic as the interval
+        ((estimate − null) / se on df degrees of freedom); NaN where it is not `tested`."""
+        if not self.tested or not math.isfinite(self.estimate):
+            return NAN
+        d = abs(self.estimate - null)
+        if self.se == 0:
+            return 1.0 if d == 0 else 0.0
+        return float(2 * stats.t.sf(d / self.se, self.df))
+
+    def clipped(self, low: float, high: float) -> Interval:
+        """The interval cut to what the quantity can be (e.g. [−100, 100] points for a
+        difference of two rates): no printed bound lies outside it. se and df are kept, so the
+        p-value is that of the unclipped statistic."""
+        def cut(v: float) -> float:
+            return min(max(v, low), high) if math.isfinite(v) else v
+
+        return replace(self, lo=cut(self.lo), hi=cut(self.hi))
 
     @property
     def defined(self) -> bool:
@@ -86,12 +123,10 @@ class Interval:
         return f"{s}: no interval"
 
     def shifted(self, by: float) -> Interval:
-        return Interval(self.estimate + by, self.lo + by, self.hi + by, self.n_seeds,
-                        self.n_images, self.over, self.method)
+        return replace(self, estimate=self.estimate + by, lo=self.lo + by, hi=self.hi + by)
 
     def negated(self) -> Interval:
-        return Interval(-self.estimate, -self.hi, -self.lo, self.n_seeds, self.n_images,
-                        self.over, self.method)
+        return replace(self, estimate=-self.estimate, lo=-self.hi, hi=-self.lo)
 
 
 NAN = float("nan")
@@ -280,15 +315,131 @@ def hierarchical_bootstrap(values: np.ndarray, scale: float = 100.0, level: floa
     return Interval(est, lo, hi, s, n, OVER_BOTH, method)
 
 
+# --------------------------------------------------------------------------- combined variance
+#
+# A paired effect over S seeds × N test images, x[s, i] (per-image values, e.g. the difference of
+# two methods' 0/1 errors), is estimated by the grand mean. All seeds are scored on the same test
+# images, so test-set sampling does not average out over seeds and the two sources of error add:
+#
+#     var(estimate) = s²_seed / S + var_images(seed-mean effect)
+#
+# s²_seed: the sample variance of the S per-seed effects; var_images: the variance of the mean
+# over test images of the per-image effect averaged over seeds, d[i] = mean_s x[s, i], i.e.
+# var(d) / N (the closed form of the bootstrap over images of this linear statistic; for paired
+# 0/1 outcomes of one seed it is (p10 + p01 − (p10 − p01)²) / N). In a crossed random-effects
+# model x = μ + a_s + b_i + e_si the sum estimates var(a)/S + var(b)/N + 2·var(e)/(S·N): the
+# seed-by-image term is counted twice, so the interval is slightly conservative, never narrower
+# than either source alone would need. The quantile is Student t on S − 1 degrees of freedom for
+# the whole standard error. Welch–Satterthwaite degrees of freedom would be larger where the image
+# part dominates, but with 3 seeds the seed variance rests on 2 degrees of freedom and a small
+# estimate of it is no evidence that it is small; on S − 1 the interval is never narrower than
+# the t-interval over seeds or the image interval alone (the outer bounds the report used
+# before), and at most t_{S−1} / z wider than needed where seeds agree. The p-value is two-sided,
+# from the same statistic (Interval.p_value), so the 95 % interval excludes 0 exactly when
+# p < 0.05.
+
+
+def image_variance(values: np.ndarray, scale: float = 100.0) -> float:
+    """scale² × var(d) / N of a (seeds × images) array, d the per-image mean over seeds: the
+    test-image sampling variance of the seed-mean (closed form); NaN for fewer than 2 images."""
+    x = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    n = x.shape[1]
+    if n < 2:
+        return NAN
+    return float(scale * scale * x.mean(axis=0).var(ddof=1) / n)
+
+
+def binomial_variance(iv: Interval, level: float = LEVEL) -> float:
+    """The variance a binomial interval stands for (its larger half-width / z)², so that the
+    Wilson/MOVER intervals, sound near 0 and 100 %, give the image part of a combined variance
+    for runs without per-image results; NaN where the interval is undefined."""
+    if not iv.defined:
+        return NAN
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    half = max(iv.estimate - iv.lo, iv.hi - iv.estimate)
+    return float((half / z) ** 2)
+
+
+def combined(per_seed: Sequence[float], image_var: float, n_images: int = 0,
+             image_method: str = "image variance of the seed mean (closed form)",
+             binomial: bool = False, level: float = LEVEL) -> Interval:
+    """Mean of per-seed values with the combined-variance interval (see above).
+
+    per_seed    one value per seed, in the report's units
+    image_var   the test-image sampling variance of their mean, in those units squared (NaN:
+                unknown; the interval then covers seeds only)
+    binomial    the image part comes from a binomial interval (no per-image results)
+
+    With fewer than MIN_SEEDS seeds nothing is tested: the interval is the image part alone
+    (normal quantile), labelled as covering test images only, and has no se (no p-value)."""
+    vals = np.asarray([float(v) for v in per_seed if v is not None and math.isfinite(float(v))])
+    n = len(vals)
+    if not n:
+        return none()
+    est = float(vals.mean())
+    has_img = math.isfinite(image_var) and image_var >= 0
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    seeds = f"{n} seed{'s' if n != 1 else ''}"
+    if n < MIN_SEEDS:
+        if not has_img:
+            return Interval(est, NAN, NAN, n, n_images)
+        half = z * math.sqrt(image_var)
+        return Interval(est, est - half, est + half, n, n_images,
+                        OVER_BINOMIAL if binomial else OVER_IMAGES,
+                        f"{image_method} only, normal quantile ({seeds}: described, not "
+                        f"tested; a test needs {MIN_SEEDS})")
+    v_seed = float(vals.var(ddof=1)) / n
+    v_img = image_var if has_img else 0.0
+    v = v_seed + v_img
+    df = float(n - 1)
+    q = float(stats.t.ppf(0.5 + level / 2, df))
+    se = math.sqrt(v)
+    if has_img:
+        over = OVER_SEEDS_BINOMIAL if binomial else OVER_BOTH
+        method = f"combined variance: seed variance / {n} + {image_method}; t on {n - 1} df"
+    else:
+        over, method = OVER_SEEDS, f"Student t over {n} seeds"
+    return Interval(est, est - q * se, est + q * se, n, n_images, over, method, se, df)
+
+
+def with_binomial(per_seed: Sequence[float], images: Interval,
+                  level: float = LEVEL) -> Interval:
+    """Combined variance for runs without per-image results: the seed variance of per_seed plus
+    the variance the binomial interval `images` (of their mean, over the test images) stands
+    for. With fewer than MIN_SEEDS seeds: `images` itself (Wilson/MOVER, sound near 0 and
+    100 %), a description over test images only."""
+    vals = [float(v) for v in per_seed if v is not None and math.isfinite(float(v))]
+    if len(vals) < MIN_SEEDS:
+        if not images.defined:
+            return Interval(float(np.mean(vals)) if vals else images.estimate, NAN, NAN,
+                            len(vals), images.n_images)
+        return replace(images, n_seeds=len(vals),
+                       method=f"{images.method} ({len(vals)} seed{'s' if len(vals) != 1 else ''}"
+                              f": described, not tested; a test needs {MIN_SEEDS})")
+    return combined(vals, binomial_variance(images, level), images.n_images,
+                    f"binomial variance of the mean over images ({images.method})",
+                    binomial=True, level=level)
+
+
+def combined_values(values: np.ndarray, scale: float = 100.0, level: float = LEVEL) -> Interval:
+    """The combined-variance interval of the mean of a (seeds × images) array of per-image
+    values (fractions), in scale units."""
+    x = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if x.shape[1] == 0:
+        return none(NAN, x.shape[0])
+    return combined(scale * x.mean(axis=1), image_variance(x, scale), x.shape[1], level=level)
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, scale: float = 100.0,
                       level: float = LEVEL) -> Interval:
     """Mean of a − b over the same seeds (rows, matched by the caller) and the same test images
-    (columns), with its hierarchical-bootstrap interval: both sides are resampled together."""
+    (columns), with its combined-variance interval: the difference is taken per (seed, image),
+    so the image part is that of the paired outcomes."""
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape != b.shape:
         raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
-    return hierarchical_bootstrap(a - b, scale, level)
+    return combined_values(a - b, scale, level)
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -3,13 +3,19 @@
 A claim is a signed quantity whose sign the paper states, e.g. "mixup has lower test error than
 ERM at 50 % noise" is `error(ERM) − error(mixup) > 0`. Its effect is that quantity in points,
 oriented so that + is the paper's direction, estimated on runs paired by (seed, noise seed) and,
-where per-image predictions exist, on the same test images, with a 95 % interval from
-robustmix.reporting.statistics. The verdict follows from the interval alone (`decide`):
+where per-image predictions exist, on the same test images, with a 95 % interval and a
+two-sided p-value from the same statistic (robustmix.reporting.statistics.combined: seed variance
+/ n_seeds + the test-image variance of the seed-mean effect, t on n_seeds − 1 df). Each claim
+belongs to a false-discovery family (`fdr_family`); within each, the p-values are adjusted by
+Benjamini–Hochberg (scipy.stats.false_discovery_control) and the verdict follows the adjusted
+one (`decide_p`, at ALPHA = 0.05):
 
-  supported      the interval lies above 0 (excludes 0 in the paper's direction)
-  contradicted   the interval lies below 0 (excludes 0 in the other direction)
-  inconclusive   the interval contains 0, or there is none: the two cannot be told apart at
-                 this scale
+  supported      p_adjusted < 0.05 and the effect is in the paper's direction
+  contradicted   p_adjusted < 0.05 and the effect is in the other direction
+  inconclusive   p_adjusted ≥ 0.05, or nothing to pair: the two cannot be told apart at this
+                 scale (the unadjusted interval may still exclude 0)
+  described      fewer than 3 seeds (statistics.MIN_SEEDS): shown, with an interval over the
+                 test images only, never tested nor counted as supported or contradicted
 
 Claims (each where the runs allow it; methods at their chosen setting, see results.py):
   Table 2 ordering  each pair of the paper's four methods at 20/50/80 % symmetric CIFAR-10
@@ -44,19 +50,93 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ..attacks.registry import attack_label
+from ..attacks.registry import DEFAULT_ATTACKS, attack_label
 from ..training.methods import PAPER_METHODS, is_ablation, method_label
 from . import paper
 from . import results as R
 from . import statistics as S
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+DESCRIBED = "described"  # fewer than statistics.MIN_SEEDS seeds: shown, not tested
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, DESCRIBED)
+ALPHA = 0.05  # false discovery rate within each family (Benjamini–Hochberg)
 FAMILIES = ("Table 2 ordering", "beyond Table 2", "real vs synthetic noise", "best-to-last gap",
             "memorisation", "ablation", "adversarial", "other methods")
 ATTACK_EPS = 8.0  # /255: the ε at which the adversarial claims are tested (or the largest below)
 COLUMNS = ["family", "claim", "condition", "ratio", "checkpoint", "verdict", "effect", "lo", "hi",
-           "n_seeds", "n_images", "interval_over", "interval_method", "detail"]
+           "p", "p_adjusted", "fdr_family", "n_seeds", "n_images", "interval_over",
+           "interval_method", "detail"]
+
+# Families for false-discovery control (column fdr_family): the Benjamini–Hochberg adjustment
+# runs within each. The primary families are what the paper claims, at a checkpoint a
+# practitioner could pick: its Table 2 orderings at the noisy-validation (selected) checkpoint
+# and mixup against ERM under its attacks (FGSM and I-FGSM, white- and black-box). Every claim at
+# the test-selected checkpoint, which picks its epoch on the test images (the paper's "best"),
+# forms the oracle family, counted apart; the rest are exploratory, one family per kind of claim.
+PRIMARY_TABLE2 = "primary: Table 2 orderings, selected checkpoint"
+PRIMARY_ATTACKS = "primary: adversarial orderings, the paper's attacks"
+ORACLE = "oracle: test-selected checkpoint"
+EXPLORATORY = "exploratory: "
+
+
+def fdr_families() -> list[str]:
+    """Every family name, in the order the report shows them."""
+    return [PRIMARY_TABLE2, PRIMARY_ATTACKS, *(exploratory(f) for f in FAMILIES), ORACLE]
+
+
+def exploratory(family: str) -> str:
+    """The exploratory family of a kind of claim, named as its section is ('Memorisation')."""
+    return EXPLORATORY + family[0].upper() + family[1:]
+
+
+def fdr_family(family: str, checkpoint: str, paper_attack: bool = False) -> str:
+    """The false-discovery family of a claim of kind `family` at `checkpoint`."""
+    if checkpoint == "test_selected":
+        return ORACLE
+    if family == "Table 2 ordering" and checkpoint == "selected":
+        return PRIMARY_TABLE2
+    if family == "adversarial" and paper_attack:
+        return PRIMARY_ATTACKS
+    return exploratory(family)
+
+
+def decide_p(effect: float, p_adjusted: float, n_seeds: int) -> str:
+    """The verdict from the adjusted p-value of a tested claim (effect oriented so that + is
+    the paper's direction): supported / contradicted where p_adjusted < ALPHA, by the sign of
+    the effect; inconclusive otherwise; described with fewer than statistics.MIN_SEEDS seeds."""
+    if 0 < n_seeds < S.MIN_SEEDS:
+        return DESCRIBED
+    if not (math.isfinite(p_adjusted) and math.isfinite(effect)) or p_adjusted >= ALPHA:
+        return INCONCLUSIVE
+    if effect > 0:
+        return SUPPORTED
+    if effect < 0:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def adjust(t: pd.DataFrame) -> pd.DataFrame:
+    """p_adjusted (Benjamini–Hochberg, scipy.stats.false_discovery_control) within each
+    fdr_family over the claims with a p-value, and the verdict from it."""
+    t = t.copy()
+    t["p_adjusted"] = np.nan
+    for _, g in t.groupby("fdr_family", sort=False):
+        ok = g.index[g["p"].notna()]
+        if len(ok):
+            t.loc[ok, "p_adjusted"] = stats.false_discovery_control(
+                t.loc[ok, "p"].to_numpy(dtype=float), method="bh")
+    t["verdict"] = [decide_p(e, q, n) for e, q, n in
+                    zip(t["_effect"], t["p_adjusted"], t["n_seeds"], strict=True)]
+    for c in ("p", "p_adjusted"):
+        t[c] = t[c].map(_sig)
+    return t
+
+
+def _sig(p: float) -> float:
+    """A p-value to 3 significant digits (tiny ones stay tiny, unlike rounding to decimals)."""
+    return float(f"{p:.3g}") if math.isfinite(p) else np.nan
 
 
 def decide(lo: float, hi: float) -> str:
@@ -105,13 +185,20 @@ def _aligned(f: pd.DataFrame, keys: list[tuple]) -> pd.DataFrame:
     return order.merge(f, on=PAIR_KEYS, how="left", validate="one_to_one")
 
 
+def _bounds(coefs: Sequence[float]) -> tuple[float, float]:
+    """What Σ coef × rate (points) can be: [−100, 100] for a difference of two rates."""
+    return (100.0 * sum(min(c, 0.0) for c in coefs), 100.0 * sum(max(c, 0.0) for c in coefs))
+
+
 def error_contrast(terms: Sequence[Term], predictions: dict | None) -> S.Interval | None:
     """Σ coef × error (points) over paired runs, with its interval; None without paired runs.
 
-    Per-image predictions of every run: paired hierarchical bootstrap over seeds and the same
-    test images. Otherwise the binomial interval (Wilson bounds combined by MOVER, as if the
-    runs were independent) over the test images of the mean errors; with two or more pairs
-    widened to the t-interval over seeds of the per-pair contrast (statistics.hull)."""
+    The combined variance (statistics.combined): the seed variance of the per-pair contrast over
+    the number of pairs, plus the test-image variance of its mean, from the per-image errors of
+    every run where there are predictions (paired: the contrast is taken per image), otherwise
+    from the binomial interval of the mean errors (Wilson bounds combined by MOVER, as if the
+    runs were independent: conservative). Fewer than statistics.MIN_SEEDS pairs: the image
+    interval alone, a description. Clipped to what the contrast can be."""
     keys = _pair_keys([t.runs for t in terms])
     if not keys:
         return None
@@ -123,22 +210,16 @@ def error_contrast(terms: Sequence[Term], predictions: dict | None) -> S.Interva
                    for t, a in zip(terms, aligned, strict=True))
     mats = [R.image_errors(predictions, list(a["path"]), t.kind)
             for t, a in zip(terms, aligned, strict=True)]
+    bounds = _bounds([t.coef for t in terms])
     if all(m is not None for m in mats) and len({m.shape for m in mats}) == 1:
         values = sum(t.coef * m for t, m in zip(terms, mats, strict=True))
-        iv = S.hierarchical_bootstrap(values)
-        return S.Interval(float(np.mean(per_pair)), iv.lo, iv.hi, iv.n_seeds, iv.n_images,
-                          iv.over, iv.method)
-    return _with_seeds(per_pair, S.binomial_contrast(
+        return S.combined(per_pair, S.image_variance(values), values.shape[1],
+                          "paired image variance of the seed-mean contrast (closed form)"
+                          ).clipped(*bounds)
+    return S.with_binomial(per_pair, S.binomial_contrast(
         [a[f"{t.kind}_error"].mean() / 100 for t, a in zip(terms, aligned, strict=True)],
         [int(a[f"{t.kind}_error_images"].min()) for t, a in zip(terms, aligned, strict=True)],
-        [t.coef for t in terms]))
-
-
-def _with_seeds(per_pair: np.ndarray, images: S.Interval) -> S.Interval:
-    """One pair: the binomial interval; several: its hull with the t-interval over seeds."""
-    if len(per_pair) >= 2:
-        return S.hull(S.seed_interval(per_pair), images)
-    return images
+        [t.coef for t in terms])).clipped(*bounds)
 
 
 def share_vs_chance(g: pd.DataFrame, sign: float) -> S.Interval | None:
@@ -146,7 +227,10 @@ def share_vs_chance(g: pd.DataFrame, sign: float) -> S.Interval | None:
     vals = g["last_memorised"].dropna()
     if vals.empty:
         return None
-    iv = S.estimate(list(vals), n_images=R.corrupted_eval_examples(g.iloc[0])).shifted(-R.CHANCE)
+    n = R.corrupted_eval_examples(g.iloc[0])
+    p = float(vals.mean()) / 100
+    images = S.proportion(p, n) if n and 0 <= p <= 1 else S.none(100 * p, 1)
+    iv = S.with_binomial(list(vals), images).clipped(0.0, 100.0).shifted(-R.CHANCE)
     return iv if sign > 0 else iv.negated()
 
 
@@ -159,9 +243,10 @@ def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
     d = (x["last_memorised"] - y["last_memorised"]).to_numpy(dtype=float)
     if not np.isfinite(d).all():
         return None
-    return _with_seeds(d, S.binomial_contrast(
+    return S.with_binomial(d, S.binomial_contrast(
         [x["last_memorised"].mean() / 100, y["last_memorised"].mean() / 100],
-        [R.corrupted_eval_examples(x.iloc[0]), R.corrupted_eval_examples(y.iloc[0])], [1, -1]))
+        [R.corrupted_eval_examples(x.iloc[0]), R.corrupted_eval_examples(y.iloc[0])], [1, -1])
+    ).clipped(-100.0, 100.0)
 
 
 def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
@@ -172,29 +257,33 @@ def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
         return None
     x, y = _aligned(a, keys), _aligned(b, keys)
     d = (x["accuracy"] - y["accuracy"]).to_numpy(dtype=float)
-    return _with_seeds(d, S.binomial_contrast([x["accuracy"].mean() / 100,
-                                               y["accuracy"].mean() / 100],
-                                              [x["n"].min(), y["n"].min()], [1, -1]))
+    return S.with_binomial(d, S.binomial_contrast([x["accuracy"].mean() / 100,
+                                                   y["accuracy"].mean() / 100],
+                                                  [x["n"].min(), y["n"].min()], [1, -1])
+                           ).clipped(-100.0, 100.0)
 
 
 # --------------------------------------------------------------------------- the table
 
 
 def _row(family: str, claim: str, condition: str, ratio: float, checkpoint: str,
-         iv: S.Interval | None, detail: str = "") -> dict:
+         iv: S.Interval | None, detail: str = "", paper_attack: bool = False) -> dict:
+    """One claim; its verdict is set by `adjust` once every p-value of its family is known."""
+    fam = fdr_family(family, checkpoint, paper_attack)
     if iv is None:
         return {"family": family, "claim": claim, "condition": condition, "ratio": ratio,
                 "checkpoint": checkpoint, "verdict": INCONCLUSIVE, "effect": np.nan,
-                "lo": np.nan, "hi": np.nan, "n_seeds": 0, "n_images": 0,
-                "interval_over": "no runs with the same seed", "interval_method": "",
-                "detail": detail}
+                "lo": np.nan, "hi": np.nan, "p": np.nan, "fdr_family": fam, "n_seeds": 0,
+                "n_images": 0, "interval_over": "no runs with the same seed",
+                "interval_method": "", "detail": detail, "_effect": np.nan}
     return {"family": family, "claim": claim, "condition": condition, "ratio": ratio,
-            "checkpoint": checkpoint, "verdict": decide(iv.lo, iv.hi),
+            "checkpoint": checkpoint, "verdict": "",
             "effect": round(iv.estimate, R.ROUND) + 0.0,  # + 0.0: no "-0.0" in the table
-            "lo": round(iv.lo, R.ROUND) if math.isfinite(iv.lo) else np.nan,
-            "hi": round(iv.hi, R.ROUND) if math.isfinite(iv.hi) else np.nan,
+            "lo": round(iv.lo, R.ROUND) + 0.0 if math.isfinite(iv.lo) else np.nan,
+            "hi": round(iv.hi, R.ROUND) + 0.0 if math.isfinite(iv.hi) else np.nan,
+            "p": iv.p_value(), "fdr_family": fam,
             "n_seeds": iv.n_seeds, "n_images": iv.n_images, "interval_over": iv.basis,
-            "interval_method": iv.method, "detail": detail}
+            "interval_method": iv.method, "detail": detail, "_effect": iv.estimate}
 
 
 def _has(g: pd.DataFrame | None, kind: str) -> bool:
@@ -444,7 +533,8 @@ def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: s
                         f"{mode} {label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
                         accuracy_difference(a, b),
                         f"{what}; sources {'+'.join(sorted(set(a['sources'])))}"
-                        if mode != "white-box" else what))
+                        if mode != "white-box" else what,
+                        paper_attack=attack in DEFAULT_ATTACKS))
     return out
 
 
@@ -494,7 +584,7 @@ def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFra
     rows += _attack_claims(res, chosen, attack_checkpoint)
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
-    t = pd.DataFrame(rows)[COLUMNS]
+    t = adjust(pd.DataFrame(rows))[COLUMNS]
     t["_f"] = t["family"].map(FAMILIES.index)
     t["_k"] = t["checkpoint"].map({k: i for i, k in enumerate(R.KINDS)}).fillna(len(R.KINDS))
     t = t.sort_values(["_f", "condition", "ratio", "_k"], kind="stable")
@@ -502,4 +592,18 @@ def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFra
 
 
 def counts(t: pd.DataFrame) -> dict[str, int]:
-    return {v: int((t["verdict"] == v).sum()) for v in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
+    return {v: int((t["verdict"] == v).sum()) for v in VERDICTS}
+
+
+def family_counts(t: pd.DataFrame) -> pd.DataFrame:
+    """Per false-discovery family (in report order): claims, and how many are supported,
+    contradicted, inconclusive and described. Tables from older reports without fdr_family
+    count as one exploratory family."""
+    fam = (t["fdr_family"] if "fdr_family" in t.columns
+           else pd.Series(EXPLORATORY + "all", index=t.index))
+    order = fdr_families()
+    rows = []
+    for f in sorted(set(fam), key=lambda x: order.index(x) if x in order else len(order)):
+        g = t[fam == f]
+        rows.append({"fdr_family": f, "claims": len(g), **counts(g)})
+    return pd.DataFrame(rows, columns=["fdr_family", "claims", *VERDICTS])
