@@ -3,3 +3,12 @@ adversarial inputs? A reproduction and extension of Zhang et al., "mixup: Beyond
 Minimization" (ICLR 2018)."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # robustmix.evaluate(model, x, y) without importing torch for `python -m robustmix`.
+    if name in ("evaluate", "Evaluation"):
+        from .evaluation import external
+
+        return getattr(external, name)
+    raise AttributeError(f"module 'robustmix' has no attribute {name!r}")

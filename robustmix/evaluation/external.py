@@ -1,0 +1,162 @@
+"""Evaluate any classifier from Python: `robustmix.evaluate(model, x, y)` runs robustmix's attack
+suite (the same attack classes, settings and masking flags as for trained runs) on a model it
+did not train and returns tidy pandas tables, for notebooks.
+
+The evaluation is guarded as RobustBench's rules ask: every submodule is in eval mode for the
+whole evaluation and the model's own train/eval flags are restored afterwards, even on error;
+images must lie in [0, 1] (a one-line UsageError names the range seen); a forward pass that is
+not deterministic (two passes differ) or an input gradient that is zero everywhere is flagged
+beside the attack flags. tests/test_evaluate.py checks each of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import binomtest
+from torch import nn
+
+from ..attacks.defaults import DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_SEED, DEFAULT_STEPS
+from ..attacks.flags import check_flags
+from ..attacks.registry import ATTACKS, make_attack, settings
+from ..attacks.sweep import Target, attack_outcomes
+from ..errors import UsageError
+from .device import autocast
+
+GUARD_COLUMNS = ["model", "check", "passed", "detail"]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every submodule in eval mode inside the block; each one's own flag restored after it,
+    also when the block raises."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+def as_images(x) -> torch.Tensor:
+    """Float N x C x H x W images in [0, 1] from a tensor or array (uint8 N x H x W x C images are
+    scaled by 1/255); UsageError naming the range seen when they are outside [0, 1]."""
+    t = torch.as_tensor(x)
+    if t.dtype == torch.uint8:
+        return t.permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    if not t.is_floating_point() or t.ndim != 4:
+        raise UsageError(f"images must be a float N x C x H x W tensor in [0, 1] (or uint8 "
+                         f"N x H x W x C), got {tuple(t.shape)} {t.dtype}")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0.0 or hi > 1.0 or not (np.isfinite(lo) and np.isfinite(hi)):
+        raise UsageError(f"images must lie in [0, 1]; saw [{lo:.4g}, {hi:.4g}] (normalise "
+                         "inside the model, not in the data)")
+    return t.float()
+
+
+def guard_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str,
+                 name: str) -> pd.DataFrame:
+    """Deterministic forward pass and non-zero input gradient on the first images."""
+    xb, yb = x[:64], y[:64]
+    with torch.no_grad(), autocast(xb.device, precision):
+        a, b = model(xb).float(), model(xb).float()
+    if a.ndim != 2 or a.shape[0] != len(xb):
+        raise UsageError(f"model outputs have shape {tuple(a.shape)}, not N x classes")
+    same = bool(torch.equal(a, b))
+    g = xb.clone().requires_grad_(True)
+    with torch.enable_grad(), autocast(xb.device, precision):
+        loss = nn.functional.cross_entropy(model(g).float(), yb)
+    grad = torch.autograd.grad(loss, g, allow_unused=True)[0]
+    norm = 0.0 if grad is None else float(grad.abs().sum())
+    return pd.DataFrame([
+        {"model": name, "check": "deterministic_forward", "passed": same,
+         "detail": "two forward passes agree" if same else
+         f"two forward passes differ by up to {float((a - b).abs().max()):.3g}"},
+        {"model": name, "check": "nonzero_input_gradient", "passed": norm > 0,
+         "detail": f"sum |d loss / d x| = {norm:.3g} on {len(xb)} images"},
+    ], columns=GUARD_COLUMNS)
+
+
+@dataclass
+class Evaluation:
+    """Tidy results: one row per (attack, ε) in `attacks`, the masking flags raised on them, the
+    guard checks, and per-ε robust accuracy (an image counts when every attack left it correct)."""
+
+    attacks: pd.DataFrame
+    flags: pd.DataFrame
+    checks: pd.DataFrame
+    robust: pd.DataFrame
+
+    @property
+    def reliable(self) -> bool:
+        """False when a masking flag fired or a guard check failed ("evaluation potentially
+        unreliable", RobustBench's wording)."""
+        return not len(self.flags) and bool(self.checks["passed"].all())
+
+
+def _wilson(correct: int, n: int) -> tuple[float, float]:
+    ci = binomtest(correct, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd"),
+             eps: Sequence[float] = (0, 1, 2, 4, 8), steps: int = DEFAULT_STEPS,
+             restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
+             seed: int = DEFAULT_SEED, precision: str = "fp32", batch: int = 500,
+             name: str = "model") -> Evaluation:
+    """Attack `model` (inputs in [0, 1], normalisation inside it) white-box on images x with
+    labels y at each ε (in /255 units); ε = 0 is its clean accuracy. Returns an Evaluation.
+
+    Accuracy intervals are Wilson 95 % intervals over the test images (the only source of
+    variation in one model's evaluation)."""
+    import torchattacks
+
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown:
+        raise UsageError(f"unknown attack '{unknown[0]}' (choose from {', '.join(ATTACKS)})")
+    bad = [e for e in eps if not 0 <= e <= 255]
+    if bad:
+        raise UsageError(f"ε must lie in 0..255 (/255 units), got {bad[0]}")
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    images = as_images(x).to(device)
+    labels = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
+    if len(labels) != len(images):
+        raise UsageError(f"{len(images)} images but {len(labels)} labels")
+    rows, masks = [], {}
+    with eval_mode(model):
+        checks = guard_checks(model, images, labels, precision, name)
+        for attack in attacks:
+            atk = make_attack(attack, model, precision, steps, None, None, restarts, queries, seed)
+            values = [float(e) for e in eps] if attack in ("fgsm", "ifgsm", "pgd") else [
+                float(e) for e in eps if e > 0]
+            out, seconds = attack_outcomes(atk, [Target(model, precision)], images, labels,
+                                           [e / 255 for e in values], batch)
+            for e, mask, sec in zip(values, out[0], seconds[0], strict=True):
+                correct, n = int(mask.sum()), len(mask)
+                lo, hi = _wilson(correct, n)
+                rows.append({"model": name, "attack": attack, "mode": "white-box", "eps": e,
+                             "n": n, "correct": correct, "accuracy": correct / n,
+                             "ci_low": lo, "ci_high": hi, "seconds": sec,
+                             **settings(attack, e, steps, None, restarts, queries, seed),
+                             "precision": precision, "library": "torchattacks "
+                             + torchattacks.__version__, "run": name, "checkpoint": "given",
+                             "source": ""})
+                masks.setdefault(e, []).append(mask)
+    table = pd.DataFrame(rows)
+    robust = []
+    for e, ms in sorted(masks.items()):
+        every = torch.stack(ms).all(0)
+        correct, n = int(every.sum()), len(every)
+        lo, hi = _wilson(correct, n)
+        robust.append({"model": name, "eps": e, "n": n, "correct": correct,
+                       "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
+                       "attacks": "+".join(a for a in attacks if e in
+                                           set(table.loc[table["attack"] == a, "eps"]))})
+    return Evaluation(table, check_flags(table), checks, pd.DataFrame(robust))
