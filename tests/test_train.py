@@ -195,6 +195,35 @@ def test_memorised_is_the_share_of_corrupted_labels_predicted(mem_ds, monkeypatc
     assert ev["train_acc_clean"] == pytest.approx(1 - labels.noise_rate)
 
 
+def test_memorisation_null_is_the_noise_chance_of_the_networks_own_predictions(mem_ds,
+                                                                               monkeypatch):
+    cfg = TrainConfig(method="erm", alpha=0.0, ratio=0.5, width=2, train_subset=None,
+                      test_n=None, train_eval_n=1000, precision="fp32")
+    labels = make_labels(cfg, mem_ds)
+    tr = Trainer(cfg, mem_ds, labels, CPU, show_progress=False)
+    lookup = {mem_ds.x_train[i].tobytes(): c for i, c in zip(labels.index, labels.clean, strict=True)}
+    # Symmetric noise: a corrupted label is any other class with chance 1/9 each.
+    off = tr.flip_probs.numpy()[~np.eye(10, dtype=bool)]
+    assert np.allclose(off.mean(), 1 / 9, atol=0.02) and np.allclose(np.diag(tr.flip_probs), 0)
+
+    def predicting(shift):
+        def predict(x_uint8):
+            clean = torch.tensor([lookup.get(x.numpy().tobytes(), 0) for x in x_uint8])
+            pred = (clean + shift) % 10
+            return pred, torch.nn.functional.one_hot(pred, 10).float()
+        return predict
+
+    # A network that is always right never predicts a corrupted label: null 0.
+    monkeypatch.setattr(tr, "predict", predicting(0))
+    assert tr.evaluate()["memorised_null"] == 0.0
+    # One that is always wrong (class + 1) hits the noisy label by chance T'[c, c + 1] ≈ 1/9,
+    # and its measured "memorised" share is that chance too: memorised ≈ null, no fitting.
+    monkeypatch.setattr(tr, "predict", predicting(1))
+    ev = tr.evaluate()
+    assert ev["memorised_null"] == pytest.approx(1 / 9, abs=0.03)
+    assert ev["memorised"] == pytest.approx(ev["memorised_null"], abs=0.05)
+
+
 def test_initial_weights_depend_on_the_config_only(mem_ds):
     cfg = TrainConfig(method="erm", alpha=0.0, width=2, train_subset=None, test_n=None,
                       precision="fp32")

@@ -40,6 +40,7 @@ import pandas as pd
 
 from ..attacks.flags import FLAGS, check_flags
 from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robust_table
+from ..data.classes import CIFAR10_CLASSES
 from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
 from ..runs.files import ATTACK, CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
@@ -259,6 +260,7 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "last_train_acc_noisy": _pct(pick("last_train_acc_noisy", last["train_acc_noisy"] / 100)),
         "last_train_acc_clean": _pct(pick("last_train_acc_clean", last["train_acc_clean"] / 100)),
         "last_memorised": _pct(pick("last_memorised", last["memorised"] / 100)),
+        **memorisation_null(t, s, last),
         "noise_rate": _pct(s.get("actual_noise_rate")),
         "train_images": s.get("train_images"), "test_images": test_images,
         "full_test_images": full_images, "val_images": s.get("val_images"),
@@ -569,6 +571,26 @@ def error_interval(g: pd.DataFrame, kind: str,
         return S.none()
     per_image = image_errors(predictions, list(ok["path"]), kind)
     return S.estimate(list(ok[f"{kind}_error"]), per_image, int(ok[f"{kind}_error_images"].min()))
+
+
+def memorisation_null(t: dict, s: dict, last) -> dict:
+    """The memorised share (%) a network that never fitted the corrupted labels would still show
+    by its own mistakes, and how it was obtained: `measured` by training (summary.json's
+    last_memorised_null: the noise process's chance of giving each corrupted example the label
+    the network predicts), or for runs made before that was stored, under symmetric noise,
+    `approximate`: (100 − clean-label training accuracy) / (K − 1), the same chance with the
+    network's accuracy on all training-evaluation examples standing in for its accuracy on the
+    corrupted ones. Empty for other sources without a stored null (chance, 10 %, is used)."""
+    measured = s.get("last_memorised_null")
+    if measured is None and "memorised_null" in last and pd.notna(last["memorised_null"]):
+        measured = float(last["memorised_null"])
+    if measured is not None:
+        return {"last_memorised_null": _pct(measured), "memorised_null_basis": "measured"}
+    if t.get("noise", s.get("noise", "sym")) == "sym" and pd.notna(last.get("train_acc_clean")):
+        clean = _pct(s.get("last_train_acc_clean", last["train_acc_clean"] / 100))
+        return {"last_memorised_null": (100.0 - clean) / (len(CIFAR10_CLASSES) - 1),
+                "memorised_null_basis": "approximate"}
+    return {"last_memorised_null": np.nan, "memorised_null_basis": ""}
 
 
 def corrupted_eval_examples(r) -> int:

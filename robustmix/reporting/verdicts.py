@@ -29,7 +29,8 @@ Claims (each where the runs allow it; methods at their chosen setting, see resul
   best-to-last gap  ERM's rise in error from the test-selected (and the selected) epoch to the
                     last is larger than mixup's.
   memorisation      ERM's memorised share of corrupted training labels at the last epoch is
-                    above chance (10 %); mixup's is not; ERM's is above mixup's.
+                    above its null (the share its own mistakes give: results.memorisation_null;
+                    chance, 10 %, for runs without one); mixup's is not; ERM's is above mixup's.
   ablation          mixup has lower error than each ablation run at the same noise (the paper's
                     ablations were on clean labels: tested here at the noise they were run at).
   adversarial       mixup keeps more accuracy than ERM under each attack and mode at one ε
@@ -222,16 +223,40 @@ def error_contrast(terms: Sequence[Term], predictions: dict | None) -> S.Interva
         [t.coef for t in terms])).clipped(*bounds)
 
 
+def has_null(g: pd.DataFrame) -> bool:
+    """Whether every run of g has the memorisation null (results.memorisation_null)."""
+    return "last_memorised_null" in g and bool(g["last_memorised_null"].notna().all())
+
+
 def share_vs_chance(g: pd.DataFrame, sign: float) -> S.Interval | None:
-    """sign × (memorised share at the last epoch − chance), points, over the runs in g."""
+    """sign × (memorised share at the last epoch − its null), points, over the runs in g: the
+    null is each run's own (the share its mistakes alone would give) where every run has one,
+    else chance (10 %). The image part of the variance is the binomial one of the share (the
+    null, a mean of probabilities over the same examples, is taken as fixed)."""
     vals = g["last_memorised"].dropna()
     if vals.empty:
         return None
     n = R.corrupted_eval_examples(g.iloc[0])
     p = float(vals.mean()) / 100
     images = S.proportion(p, n) if n and 0 <= p <= 1 else S.none(100 * p, 1)
-    iv = S.with_binomial(list(vals), images).clipped(0.0, 100.0).shifted(-R.CHANCE)
+    if has_null(g):
+        null = g.loc[vals.index, "last_memorised_null"].astype(float)
+        excess = [float(v) - float(z) for v, z in zip(vals, null, strict=True)]
+        iv = S.with_binomial(excess, images.shifted(-float(null.mean())))
+        iv = iv.clipped(-100.0, 100.0)
+    else:
+        iv = S.with_binomial(list(vals), images).clipped(0.0, 100.0).shifted(-R.CHANCE)
     return iv if sign > 0 else iv.negated()
+
+
+def null_words(g: pd.DataFrame | None) -> str:
+    """How a claim names its memorisation null."""
+    if g is None or not has_null(g):
+        return f"chance, {R.CHANCE:g} %"
+    basis = set(g.get("memorised_null_basis", pd.Series(dtype=str)))
+    how = "approximate" if "approximate" in basis else "measured"
+    return (f"its own mistakes' share, {how}, mean {float(g['last_memorised_null'].mean()):.1f} "
+            "%")
 
 
 def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
@@ -428,15 +453,16 @@ def _memorisation_rows(groups: dict, cond: str, ratio: float) -> list[dict]:
         return []
     e, m = groups.get("erm"), groups.get("mixup")
     out = []
-    chance = f"{R.CHANCE:g} %"
     if e is not None and e["last_memorised"].notna().any():
+        null = "its null" if has_null(e) else "chance"
         out.append(_row("memorisation", f"ERM memorises the corrupted labels (share above "
-                        f"chance, {chance})", cond, ratio, "last", share_vs_chance(e, 1),
-                        "effect: ERM's memorised share − chance"))
+                        f"{null_words(e)})", cond, ratio, "last", share_vs_chance(e, 1),
+                        f"effect: ERM's memorised share − {null}"))
     if m is not None and m["last_memorised"].notna().any():
+        null = "its null" if has_null(m) else "chance"
         out.append(_row("memorisation", f"mixup does not memorise them (share not above "
-                        f"chance, {chance})", cond, ratio, "last", share_vs_chance(m, -1),
-                        "effect: chance − mixup's memorised share"))
+                        f"{null_words(m)})", cond, ratio, "last", share_vs_chance(m, -1),
+                        f"effect: {null} − mixup's memorised share"))
     if e is not None and m is not None and e["last_memorised"].notna().any() \
             and m["last_memorised"].notna().any():
         out.append(_row("memorisation", "ERM memorises more of them than mixup", cond, ratio,

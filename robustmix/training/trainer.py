@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, write_csv, write_json
 from ..data.datasets import Dataset
+from ..data.transition import transition_counts
 from ..errors import UsageError
 from ..evaluation.device import autocast, configure_backends, place_model
 from ..evaluation.images import to_device_images
@@ -72,6 +73,16 @@ class Trainer:
         self.x_train_eval = to_device_images(ds.x_train[labels.index[ev]], device)
         self.y_eval_noisy = torch.from_numpy(labels.noisy[ev]).to(device)
         self.y_eval_clean = torch.from_numpy(labels.clean[ev]).to(device)
+        # The null of memorisation: for a corrupted example of true class c that the network
+        # predicts as k, the chance that the noise process gave it label k, P(noisy = k | clean =
+        # c, corrupted), from the run's own labels (symmetric noise: 1/(K-1) for k != c). A
+        # network that never fitted the corrupted labels still "memorises" this share by its
+        # own mistakes.
+        flips = transition_counts(labels.clean, labels.noisy, ds.num_classes).astype(np.float64)
+        np.fill_diagonal(flips, 0.0)
+        rows = flips.sum(1, keepdims=True)
+        self.flip_probs = torch.from_numpy(np.divide(flips, rows, out=np.zeros_like(flips),
+                                                     where=rows > 0)).float().to(device)
         self.x_val = to_device_images(ds.x_train[labels.val_index], device)
         self.y_val_noisy = torch.from_numpy(labels.val_noisy).to(device)
         self.y_val_clean = torch.from_numpy(labels.val_clean).to(device)
@@ -176,6 +187,7 @@ class Trainer:
         tp, _ = self.predict(self.x_train_eval)
         corrupted = self.y_eval_noisy != self.y_eval_clean
         memorised = ((tp == self.y_eval_noisy) & corrupted).sum().item() / max(int(corrupted.sum()), 1)
+        null = self.flip_probs[self.y_eval_clean[corrupted], tp[corrupted]]
         val = {"val_acc_noisy": float("nan"), "val_acc_clean": float("nan")}
         if len(self.y_val_noisy):
             vp, _ = self.predict(self.x_val)
@@ -186,6 +198,7 @@ class Trainer:
             "train_acc_noisy": (tp == self.y_eval_noisy).float().mean().item(),
             "train_acc_clean": (tp == self.y_eval_clean).float().mean().item(),
             "memorised": memorised if corrupted.any() else float("nan"),
+            "memorised_null": null.mean().item() if corrupted.any() else float("nan"),
             **val,
         }
 
@@ -305,6 +318,9 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "last_train_acc_clean": float(last["train_acc_clean"]),
         # No corrupted labels (ratio 0) means nothing to memorise: None, not NaN, in JSON.
         "last_memorised": None if pd.isna(last["memorised"]) else float(last["memorised"]),
+        # The share the network's own mistakes would give (see Trainer: flip_probs).
+        "last_memorised_null": (None if pd.isna(last.get("memorised_null", float("nan")))
+                                else float(last["memorised_null"])),
         "actual_noise_rate": labels.noise_rate, "train_images": len(labels.index),
         "test_images": int(min(cfg.test_n or len(ds.y_test), len(ds.y_test))),
         "train_seconds": float(metrics["train_seconds"].sum()),
