@@ -468,9 +468,10 @@ def test_bad_plugin_keys_in_a_study_file(tiny, tmp_path, capsys, case):
 
 
 def readme_example() -> tuple[str, str, list[str]]:
-    """(file name, Python source, shell commands) of README's "Compare your own method"."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Compare your own method", 1)[1].split("\n## ", 1)[0]
+    """(file name, Python source, shell commands) of docs/plugins.md's "A method of your own"
+    (README links to it)."""
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    section = text.split("## A method of your own", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
     (source,) = [b for lang, b in blocks if lang == "python"]
     (shell,) = [b for lang, b in blocks if lang == "bash"]
