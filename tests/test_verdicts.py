@@ -5,6 +5,7 @@ intervals over seeds (or, with one seed, the binomial over images) and say so.""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -321,3 +322,28 @@ def test_memorisation_is_tested_against_the_runs_own_null_where_stored():
     old = share_vs_chance(g.drop(columns=["last_memorised_null"]), 1)
     assert old.estimate == pytest.approx(-5.0) and old.hi < 0
     assert null_words(g.drop(columns=["last_memorised_null"])) == "chance, 10 %"
+
+
+def test_attack_contrasts_pair_by_image_where_outcomes_are_stored(tmp_path):
+    """The same 500 attacked images in every run: with per-image outcomes the contrast's image
+    variance is that of the per-image differences, far below two independent binomials when
+    the runs fail on mostly the same images."""
+    import numpy as np
+
+    from robustmix.attacks.outcomes import outcome_key, write_outcomes
+
+    methods = {"erm": (0.62, 0.40, 0.90, 0.02), "mixup": (0.64, 0.43, 0.80, 0.02)}
+    _, before = table(tmp_path / "a", methods)
+    claim = "mixup keeps more accuracy than ERM under white-box FGSM at ε = 8/255"
+    unpaired = row(before, claim)
+    res = R.load_results([tmp_path / "a" / "runs"])
+    for path in res.runs["path"]:
+        rows = R._with_added(pd.read_csv(Path(path) / "attack.csv"))
+        # Nested outcomes: a run with k images correct gets the first k right (the easy ones).
+        write_outcomes(Path(path), {outcome_key(r): np.arange(int(r["n"])) < int(r["correct"])
+                                    for r in rows.to_dict("records")})
+    paired = row(V.verdict_table(R.load_results([tmp_path / "a" / "runs"])), claim)
+    assert paired["effect"] == pytest.approx(unpaired["effect"], abs=0.01)
+    assert paired["hi"] - paired["lo"] < 0.5 * (unpaired["hi"] - unpaired["lo"])
+    assert "combined variance" in paired["interval_method"]
+    assert "binomial" not in paired["interval_method"]

@@ -347,6 +347,43 @@ def read_attacks(run: Path) -> pd.DataFrame:
               "accuracy", "seconds", "precision", "date"]]
 
 
+_MASKS: dict[tuple[str, float], dict] = {}
+
+
+def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: float,
+                   n: int | None = None) -> np.ndarray | None:
+    """Per attacked image, the share of the run's rows for (checkpoint, attack, mode, ε) that
+    left it correct (the mean over black-box sources, 0/1 white-box), from attack.csv and
+    attack_outcomes.npz: what pairs two runs attacked on the same images. None when the run has
+    no such stored outcomes; of several image sets, the largest (or the one of n images)."""
+    run = Path(path)
+    csv, npz = run / ATTACK, run / OUTCOMES
+    if not csv.exists() or not npz.exists():
+        return None
+    stamp = (str(run), npz.stat().st_mtime)
+    if stamp not in _MASKS:
+        try:
+            rows = _with_added(pd.read_csv(csv))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return None
+        _MASKS[stamp] = {"rows": rows, "outcomes": read_outcomes(run)}
+    rows, outcomes = _MASKS[stamp]["rows"], _MASKS[stamp]["outcomes"]
+    if rows.empty:
+        return None
+    ck = rows["checkpoint"].fillna("last").map(_checkpoint_name)
+    sel = rows[(ck == _checkpoint_name(checkpoint)) & (rows["attack"] == attack)
+               & (rows["mode"] == mode) & (rows["eps"].astype(float).round(6) == round(eps, 6))]
+    if n is not None:
+        sel = sel[sel["n"] == n]
+    if sel.empty:
+        return None
+    sel = sel[sel["n"] == sel["n"].max()]
+    masks = [outcomes.get(outcome_key(r)) for r in sel.to_dict("records")]
+    if any(m is None for m in masks):
+        return None
+    return np.mean(np.stack(masks).astype(np.float64), axis=0)
+
+
 def read_robust(run: Path) -> pd.DataFrame:
     """Robust accuracy (%) of a run at every attacked ε from its attack.csv and per-image
     outcomes (empty when it has none); the checkpoint named as in attack tables."""

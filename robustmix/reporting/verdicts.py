@@ -274,13 +274,37 @@ def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
     ).clipped(-100.0, 100.0)
 
 
-def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
+def _paired_attack_images(x: pd.DataFrame, y: pd.DataFrame, checkpoint: str
+                          ) -> np.ndarray | None:
+    """(seeds × images) per-image differences in correctness, x − y, where every paired run
+    stored its per-image outcomes on the same images; else None."""
+    if "attack" not in x or "path" not in x or len(x) < S.MIN_SEEDS:
+        return None
+    rows = []
+    for (_, rx), (_, ry) in zip(x.iterrows(), y.iterrows(), strict=True):
+        mx = R.attack_correct(rx["path"], checkpoint, rx["attack"], rx["mode"], float(rx["eps"]))
+        my = R.attack_correct(ry["path"], checkpoint, ry["attack"], ry["mode"], float(ry["eps"]))
+        if mx is None or my is None or len(mx) != len(my):
+            return None
+        rows.append(mx - my)
+    if len({len(r) for r in rows}) != 1:
+        return None
+    return np.stack(rows)
+
+
+def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame,
+                        checkpoint: str = "last") -> S.Interval | None:
     """Attack accuracy of a − b (points; attack_per_run rows of one attack, mode and ε),
-    paired by seed."""
+    paired by seed and, where both runs stored per-image outcomes on the same attacked images
+    (the attack stage attacks the same first images of every run), by image: the combined
+    variance of the per-image differences. Without them, the binomial image variance."""
     keys = _pair_keys([a, b])
     if not keys:
         return None
     x, y = _aligned(a, keys), _aligned(b, keys)
+    paired = _paired_attack_images(x, y, checkpoint)
+    if paired is not None:
+        return S.combined_values(paired).clipped(-100.0, 100.0)
     d = (x["accuracy"] - y["accuracy"]).to_numpy(dtype=float)
     return S.with_binomial(d, S.binomial_contrast([x["accuracy"].mean() / 100,
                                                    y["accuracy"].mean() / 100],
@@ -557,7 +581,7 @@ def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: s
         what = f"effect: {name(method)} − {name(ref)} accuracy (%)"
         out.append(_row(family, f"{name(method)} keeps more accuracy than {name(ref)} under "
                         f"{mode} {label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
-                        accuracy_difference(a, b),
+                        accuracy_difference(a, b, ck),
                         f"{what}; sources {'+'.join(sorted(set(a['sources'])))}"
                         if mode != "white-box" else what,
                         paper_attack=attack in DEFAULT_ATTACKS))
