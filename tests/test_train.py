@@ -31,7 +31,7 @@ from robustmix.training.trainer import Trainer, lr_at, train_run
 CPU = torch.device("cpu")
 TIMING = ["seconds", "train_seconds", "images_per_second"]
 METRIC_COLUMNS = {"epoch", "lr", "train_loss", "test_acc", "test_error", "test_loss",
-                  "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
+                  "train_acc_noisy", "train_acc_clean", "memorised", "memorised_null", "val_acc_noisy",
                   "val_acc_clean", *TIMING}
 
 
