@@ -180,7 +180,8 @@ FAMILY_NOTES = {
     "best-to-last gap": "Rise in test error from the test-selected (or selected) epoch to the "
                         "last: ERM's minus mixup's.",
     "memorisation": "Share of the corrupted training examples predicted as their noisy label "
-                    "at the last epoch, against chance (10 %) and between the methods.",
+                    "at the last epoch, against its null (the share the network's own mistakes give; chance, 10 %, "
+                    "for runs without one) and between the methods.",
     "ablation": "mixup against each ablation run at the same noise; the paper's ablations "
                 "were on clean labels.",
     "adversarial": "Accuracy under attack, mixup minus ERM, at one ε per attack and mode; "

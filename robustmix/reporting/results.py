@@ -242,6 +242,7 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "noise_seed": int(t.get("noise_seed", 0)),
         "smoothing": t.get("smoothing"), "knn_k": t.get("knn_k"),
         "precision": t.get("precision", "?"), "milestones": str(t.get("milestones", "")),
+        "schedule": schedule_words(t),
         "batch_size": t.get("batch_size"), "lr": t.get("lr"),
         "weight_decay": t.get("weight_decay"), "train_eval_n": t.get("train_eval_n"),
         "augment": t.get("augment"),
@@ -481,7 +482,7 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
         + ("" if r["model"] == DEFAULT_MODEL else f"model {r['model']}, ")
         + (f"width {r['width']}, " if r["width"] else "")
         + f"{r['train_subset'] or 'all'} training images, {r['epochs']} epochs "
-        f"(lr {r['lr']} divided by 10 at epochs {r['milestones']}), batch {r['batch_size']}, "
+        f"({r['schedule']}), batch {r['batch_size']}, "
         + (f"{r['val_n']} noisy-label validation images, " if r["val_n"] else
            "no validation set, ")
         + f"{test_images(r)}, {r['precision']}"
@@ -608,6 +609,17 @@ def error_interval(g: pd.DataFrame, kind: str,
         return S.none()
     per_image = image_errors(predictions, list(ok["path"]), kind)
     return S.estimate(list(ok[f"{kind}_error"]), per_image, int(ok[f"{kind}_error_images"].min()))
+
+
+def schedule_words(t: dict) -> str:
+    """The learning-rate schedule of a run's config, in words."""
+    if (t.get("schedule") or "step") == "linear":
+        warm = float(t.get("warmup") or 0.0)
+        return (f"lr {t.get('lr')} reached linearly over the first {100 * warm:g} % of the steps, "
+                f"then decayed linearly to 0{', Nesterov' if t.get('nesterov') else ''}"
+                + (f", crops translating up to {t['translate']} px"
+                   if t.get("translate") is not None else ""))
+    return f"lr {t.get('lr')} divided by 10 at epochs {t.get('milestones', '')}"
 
 
 def memorisation_null(t: dict, s: dict, last) -> dict:
