@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from robustmix.atomic import write_csv, write_text
 from robustmix.data.datasets import load_dataset
 from robustmix.evaluation.device import autocast, cpu_has_bf16, resolve_device
-from robustmix.runs.provenance import device_name
+from robustmix.runs.provenance import device_name, git_commit
 from robustmix.training.config import make_config
 from robustmix.training.models import fastnet, preact_resnet18
 from robustmix.training.trainer import train_run
@@ -97,17 +96,6 @@ def step_speed(model: torch.nn.Module, batch: int, device: torch.device, precisi
     if device.type == "cuda":
         torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - t0)
-
-
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "robustmix", "experiments"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -197,7 +185,7 @@ def main(argv=None) -> int:
     lines = [
         "# Fast profile: speed on this machine", "",
         f"- device: {device_name(device)} ({platform.machine()}); torch {torch.__version__}",
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {commit()}",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; commit {git_commit()}",
         f"- command: `{command}`",
         f"- measured matmul peak ({n}^3, best of a few): bf16 {peak16 / 1e12:.3f} TFLOP/s, fp32 "
         f"{peak32 / 1e12:.3f} TFLOP/s; shares of peak below are against the {precision} one",

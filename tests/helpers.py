@@ -62,6 +62,16 @@ def cifar_arrays(train_per_class: int = 20, test_per_class: int = 5, seed: int =
     return Arrays(x_tr, y_tr, x_te, y_te)
 
 
+def memory_cifar(train_per_class: int = 20, test_per_class: int = 5, seed: int = 0):
+    """A tiny synthetic CIFAR-10 Dataset held in memory (no files)."""
+    from robustmix.data.classes import CIFAR10_CLASSES
+    from robustmix.data.datasets import Dataset
+
+    a = cifar_arrays(train_per_class, test_per_class, seed=seed)
+    return Dataset("cifar10", CIFAR10_CLASSES, a.x_train, a.y_train, a.x_test, a.y_test,
+                   "memory", "CIFAR-10")
+
+
 def fashion_arrays(train_per_class: int = 12, test_per_class: int = 4, seed: int = 5) -> Arrays:
     x_tr, y_tr = class_images(train_per_class, seed, 28, 1)
     x_te, y_te = class_images(test_per_class, seed + 1, 28, 1)

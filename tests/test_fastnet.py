@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import cifar_arrays
+from helpers import memory_cifar
 
 from robustmix.data.classes import CIFAR10_CLASSES
 from robustmix.data.datasets import Dataset
@@ -25,9 +25,7 @@ TIMING = ["seconds", "train_seconds", "images_per_second"]
 
 @pytest.fixture(scope="module")
 def ds() -> Dataset:
-    a = cifar_arrays(20, 5, seed=4)
-    return Dataset("cifar10", CIFAR10_CLASSES, a.x_train, a.y_train, a.x_test, a.y_test,
-                   "memory", "CIFAR-10")
+    return memory_cifar(20, 5, seed=4)
 
 
 def test_shape_widths_and_frozen_stem():
