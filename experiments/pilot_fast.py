@@ -37,6 +37,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warm", type=float, default=0.2, help="warm-up fraction (default: 0.2)")
     p.add_argument("--pad", type=int, default=4, help="crop padding in pixels (default: 4)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--bias-scale", type=float, default=1.0,
+                   help="learning-rate multiplier of BN biases, their weight decay divided by it "
+                        "so the decay per step is unchanged (default: 1)")
+    p.add_argument("--bn-momentum", type=float, default=0.1,
+                   help="torch BatchNorm momentum (default: 0.1)")
+    p.add_argument("--freeze-bn-weight", action="store_true",
+                   help="BN scales fixed at 1 (default: trained)")
+    p.add_argument("--dirac", action="store_true",
+                   help="the first c_in filters of each block convolution start as identity "
+                        "(default: PyTorch's init)")
     p.add_argument("--data", default=None, help="CIFAR-10 path (default: robustmix's default)")
     return p.parse_args(argv)
 
@@ -57,9 +68,21 @@ def main(argv=None) -> int:
     corrupt = y != ds.y_train[tr]
     m = fastnet(10, a.width, 3, 0.0, *CIFAR_STATS)
     m.whiten(ds.x_train[tr[:5000]])
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = a.bn_momentum
+            if a.freeze_bn_weight:
+                mod.weight.requires_grad_(False)
+        if a.dirac and isinstance(mod, torch.nn.Conv2d) and mod is not m.stem:
+            with torch.no_grad():
+                torch.nn.init.dirac_(mod.weight[:mod.weight.shape[1]])
     m = m.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=a.lr, momentum=0.9,
-                          nesterov=True, weight_decay=a.wd)
+    bn_bias = [p for n, p in m.named_parameters() if p.requires_grad and ".bn" in n]
+    other = [p for n, p in m.named_parameters() if p.requires_grad and ".bn" not in n]
+    groups = [dict(params=other, lr=a.lr, weight_decay=a.wd, scale=1.0),
+              dict(params=bn_bias, lr=a.lr * a.bias_scale, weight_decay=a.wd / a.bias_scale,
+                   scale=a.bias_scale)]
+    opt = torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum, nesterov=True)
     padded = to_device_images(ds.x_train[tr], dev, a.pad)
     labels = torch.from_numpy(y)
     x_test = to_device_images(ds.x_test, dev)
@@ -88,7 +111,7 @@ def main(argv=None) -> int:
             lr = a.lr * (f / a.warm if f < a.warm else (1 - f) / (1 - a.warm))
             k += 1
             for pg in opt.param_groups:
-                pg["lr"] = lr
+                pg["lr"] = lr * pg["scale"]
             idx = order[s:s + a.bs]
             b = len(idx)
             dy = torch.from_numpy(g.integers(0, 2 * a.pad + 1, b))
