@@ -52,3 +52,14 @@ def test_calibration_is_the_median_ratio_of_finished_runs_on_this_device_type(tm
     assert n == 3 and factor == pytest.approx(3.0)
     assert estimate_seconds([cfg], CPU, factor) == pytest.approx(3 * expected)
     assert f"speed of the 3 finished run(s) in {tmp_path}" in estimate_text([cfg], CPU, tmp_path)
+
+
+def test_fastnet_estimate_follows_the_measured_width_scaling():
+    # The measured training steps (fast.notes.md): width 32 ran 2.82x as many images/s as width 64.
+    from robustmix.training.config import make_config
+
+    def seconds(width: int) -> float:
+        cfg = make_config(method="erm", ratio=0.5, profile="fast", width=width)
+        return estimate_seconds([cfg], CPU)
+
+    assert seconds(64) / seconds(32) == pytest.approx(2779 / 985, rel=0.02)

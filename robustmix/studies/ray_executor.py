@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import UsageError
 from ..runs.files import SUMMARY, is_finished, read_json
@@ -140,7 +141,8 @@ def device_task(device: str, precision: str) -> tuple[str, str] | str:
 
 @dataclass
 class Job:
-    key: str  # "train RUN" or "attack RUN"
+    kind: Literal["train", "attack"]  # what the driver does with its result
+    key: str  # its name in messages: "train RUN" or "attack RUN [attacks]"
     run: Path
     needs: list[Path]  # runs that must be trained before it starts
     submit: Callable[[], object]  # -> its ObjectRef
@@ -298,7 +300,7 @@ def _drive(ray, study: Study, *, skip_attacks: bool, skip_report: bool, wait: bo
     train = ray.remote(train_task).options(**opts)
     for p in todo:
         key = f"train {p.run.name}"
-        jobs.append(Job(key, p.run, [], lambda p=p, key=key: train.remote(
+        jobs.append(Job("train", key, p.run, [], lambda p=p, key=key: train.remote(
             p, study.dataset, str(study.data) if study.data else None, study.device, why, wait,
             cpus, sys.argv, events, key)))
     n_train = len(jobs)
@@ -308,7 +310,7 @@ def _drive(ray, study: Study, *, skip_attacks: bool, skip_report: bool, wait: bo
         split = len({t.run for t in targets}) < len(targets)  # attack.eps_of: a task per group
         for t in targets:
             key = f"attack {t.run.name}" + (f" [{','.join(t.opts['attacks'])}]" if split else "")
-            jobs.append(Job(key, t.run, t.needs, lambda t=t, key=key: hit.remote(
+            jobs.append(Job("attack", key, t.run, t.needs, lambda t=t, key=key: hit.remote(
                 t, cpus, events, key)))
     failures, skipped = _execute(ray, jobs, events,
                                  {p.run for p in plans_all if p.action == "done"},
@@ -351,8 +353,7 @@ def _execute(ray, jobs: list[Job], events, trained: set[Path], retries: int, nam
     say = bar.write if not bar.disable else (lambda s: print(s, flush=True))
 
     def submit_ready() -> None:
-        training = {j.run for j in inflight.values() if j.key.startswith("train ")}
-        training |= {j.run for j in waiting if j.key.startswith("train ")}
+        training = {j.run for j in [*inflight.values(), *waiting] if j.kind == "train"}
         for j in list(waiting):
             if all(n in trained for n in j.needs):
                 waiting.remove(j)
@@ -387,7 +388,7 @@ def _execute(ray, jobs: list[Job], events, trained: set[Path], retries: int, nam
                 _report(job, out, say)
                 if out["status"] == "done":
                     done += 1
-                    if job.key.startswith("train "):
+                    if job.kind == "train":
                         trained.add(job.run)
                 elif out["status"] == "skipped":
                     skipped[job.key] = out["detail"]
@@ -413,7 +414,7 @@ def _report(job: Job, out: dict, say: Callable[[str], None]) -> None:
         say(f"    {name}: skipped, {out['detail']}; --wait waits for it instead")
     elif out["status"] == "failed":
         say(f"    {job.key}: FAILED: {out['detail']}")
-    elif job.key.startswith("train "):
+    elif job.kind == "train":
         s = out["summary"]
         say(f"    {name}: best error {100 * s['best_test_error']:.1f}%, last "
             f"{100 * s['last_test_error']:.1f}%" + (f" ({out['detail']})" if out["detail"] else ""))
