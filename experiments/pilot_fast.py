@@ -79,9 +79,9 @@ def main(argv=None) -> int:
     m = m.to(memory_format=torch.channels_last)
     bn_bias = [p for n, p in m.named_parameters() if p.requires_grad and ".bn" in n]
     other = [p for n, p in m.named_parameters() if p.requires_grad and ".bn" not in n]
-    groups = [dict(params=other, lr=a.lr, weight_decay=a.wd, scale=1.0),
-              dict(params=bn_bias, lr=a.lr * a.bias_scale, weight_decay=a.wd / a.bias_scale,
-                   scale=a.bias_scale)]
+    # Each step sets every group's lr to the schedule times its scale.
+    groups = [dict(params=other, weight_decay=a.wd, scale=1.0),
+              dict(params=bn_bias, weight_decay=a.wd / a.bias_scale, scale=a.bias_scale)]
     opt = torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum, nesterov=True)
     padded = to_device_images(ds.x_train[tr], dev, a.pad)
     labels = torch.from_numpy(y)
