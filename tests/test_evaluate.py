@@ -109,3 +109,28 @@ def test_unknown_attack_and_bad_eps_are_usage_errors():
         robustmix.evaluate(small_net(), x, y, attacks=["cw"])
     with pytest.raises(UsageError, match="0..255"):
         robustmix.evaluate(small_net(), x, y, eps=[300])
+
+
+def test_calibration_of_the_clean_predictions():
+    from robustmix.evaluation.calibration import ece, nll
+
+    model, (x, y) = small_net(), data()
+    result = robustmix.evaluate(model, x, y, attacks=["fgsm"], eps=[0], resamples=100)
+    c = result.calibration.set_index("metric")
+    assert list(c.index) == ["ece", "nll", "brier"] and (c["n"] == 40).all()
+    assert c.loc["ece", "bins"] == 15
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(x).double(), 1).numpy()
+    assert c.loc["ece", "value"] == pytest.approx(ece(probs, y.numpy()), abs=1e-6)
+    assert c.loc["nll", "value"] == pytest.approx(nll(probs, y.numpy()), abs=1e-6)
+    assert (c["ci_low"] <= c["ci_high"]).all()
+    off = robustmix.evaluate(model, x, y, attacks=["fgsm"], eps=[0], calibration=False)
+    assert not len(off.calibration)
+
+
+def test_outputs_with_too_few_classes_are_a_usage_error():
+    x, y = data(8)
+    y[0] = 9
+    narrow = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 5))
+    with pytest.raises(UsageError, match="5 classes"):
+        robustmix.evaluate(narrow, x, y, attacks=["fgsm"], eps=[0])

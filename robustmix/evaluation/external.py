@@ -7,6 +7,10 @@ whole evaluation and the model's own train/eval flags are restored afterwards, e
 images must lie in [0, 1] (a one-line UsageError names the range seen); a forward pass that is
 not deterministic (two passes differ) or an input gradient that is zero everywhere is flagged
 beside the attack flags. tests/test_evaluate.py checks each of these.
+
+Calibration (expected calibration error with 15 equal-width bins, negative log-likelihood and
+Brier score, with bootstrap intervals over the test images) is computed on the clean images by
+the pure functions of evaluation/calibration.py.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from ..attacks.flags import check_flags
 from ..attacks.registry import ATTACKS, make_attack, settings
 from ..attacks.sweep import Target, attack_outcomes
 from ..errors import UsageError
+from .calibration import COLUMNS as CALIBRATION_COLUMNS
+from .calibration import RESAMPLES, calibration_table
 from .device import autocast
+from .predict import predict_logits
 
 GUARD_COLUMNS = ["model", "check", "passed", "detail"]
 
@@ -68,6 +75,9 @@ def guard_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: 
         a, b = model(xb).float(), model(xb).float()
     if a.ndim != 2 or a.shape[0] != len(xb):
         raise UsageError(f"model outputs have shape {tuple(a.shape)}, not N x classes")
+    if len(yb) and a.shape[1] <= int(yb.max()):
+        raise UsageError(f"model outputs have {a.shape[1]} classes, but a label is "
+                         f"{int(yb.max())}")
     same = bool(torch.equal(a, b))
     g = xb.clone().requires_grad_(True)
     with torch.enable_grad(), autocast(xb.device, precision):
@@ -86,12 +96,14 @@ def guard_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: 
 @dataclass
 class Evaluation:
     """Tidy results: one row per (attack, ε) in `attacks`, the masking flags raised on them, the
-    guard checks, and per-ε robust accuracy (an image counts when every attack left it correct)."""
+    guard checks, per-ε robust accuracy (an image counts when every attack left it correct), and
+    one row per calibration metric on the clean images (ece, nll, brier; empty when not asked)."""
 
     attacks: pd.DataFrame
     flags: pd.DataFrame
     checks: pd.DataFrame
     robust: pd.DataFrame
+    calibration: pd.DataFrame
 
     @property
     def reliable(self) -> bool:
@@ -109,12 +121,17 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
              eps: Sequence[float] = (0, 1, 2, 4, 8), steps: int = DEFAULT_STEPS,
              restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
              seed: int = DEFAULT_SEED, precision: str = "fp32", batch: int = 500,
-             name: str = "model") -> Evaluation:
+             name: str = "model", step_size: float | None = None, calibration: bool = True,
+             resamples: int = RESAMPLES) -> Evaluation:
     """Attack `model` (inputs in [0, 1], normalisation inside it) white-box on images x with
-    labels y at each ε (in /255 units); ε = 0 is its clean accuracy. Returns an Evaluation.
+    labels y at each ε (in /255 units); ε = 0 is its clean accuracy. step_size (/255; None =
+    each attack's rule) is I-FGSM's and PGD's. With calibration, also ECE (15 bins), NLL and
+    Brier score of the clean predictions, with `resamples` bootstrap resamples. Returns an
+    Evaluation.
 
-    Accuracy intervals are Wilson 95 % intervals over the test images (the only source of
-    variation in one model's evaluation)."""
+    Accuracy intervals are Wilson 95 % intervals over the test images, calibration intervals
+    bootstrap percentile intervals over them (the only source of variation in one model's
+    evaluation)."""
     import torchattacks
 
     unknown = [a for a in attacks if a not in ATTACKS]
@@ -133,7 +150,8 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
     with eval_mode(model):
         checks = guard_checks(model, images, labels, precision, name)
         for attack in attacks:
-            atk = make_attack(attack, model, precision, steps, None, None, restarts, queries, seed)
+            step = None if step_size is None else step_size / 255
+            atk = make_attack(attack, model, precision, steps, step, None, restarts, queries, seed)
             values = [float(e) for e in eps] if attack in ("fgsm", "ifgsm", "pgd") else [
                 float(e) for e in eps if e > 0]
             out, seconds = attack_outcomes(atk, [Target(model, precision)], images, labels,
@@ -144,11 +162,13 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
                 rows.append({"model": name, "attack": attack, "mode": "white-box", "eps": e,
                              "n": n, "correct": correct, "accuracy": correct / n,
                              "ci_low": lo, "ci_high": hi, "seconds": sec,
-                             **settings(attack, e, steps, None, restarts, queries, seed),
+                             **settings(attack, e, steps, step_size, restarts, queries, seed),
                              "precision": precision, "library": "torchattacks "
                              + torchattacks.__version__, "run": name, "checkpoint": "given",
                              "source": ""})
                 masks.setdefault(e, []).append(mask)
+        calib = clean_calibration(model, images, labels, precision, name, resamples) \
+            if calibration else pd.DataFrame(columns=CALIBRATION_COLUMNS)
     table = pd.DataFrame(rows)
     robust = []
     for e, ms in sorted(masks.items()):
@@ -159,4 +179,13 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
                        "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
                        "attacks": "+".join(a for a in attacks if e in
                                            set(table.loc[table["attack"] == a, "eps"]))})
-    return Evaluation(table, check_flags(table), checks, pd.DataFrame(robust))
+    return Evaluation(table, check_flags(table), checks, pd.DataFrame(robust), calib)
+
+
+def clean_calibration(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                      precision: str, name: str, resamples: int = RESAMPLES) -> pd.DataFrame:
+    """ECE, NLL and Brier score of the model's softmax on the clean images, computed from
+    fp32 logits as training evaluates them (predict_logits)."""
+    logits = predict_logits(model, images, images.device, precision)
+    probs = torch.softmax(logits.double(), 1).cpu().numpy()
+    return calibration_table(probs, labels.cpu().numpy(), model=name, resamples=resamples)
