@@ -5,51 +5,22 @@ The work is done by robustmix.attacks.runner; this module parses and prints.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from .attacks.registry import (
-    ATTACKS,
-    DEFAULT_ATTACKS,
-    DEFAULT_QUERIES,
-    DEFAULT_RESTARTS,
-    DEFAULT_SEED,
-    DEFAULT_STEPS,
-    PGD_STEP_FACTOR,
-    TRANSFER,
+from .attacks.options import (  # noqa: F401 (DEFAULT_EPS, optional_float: read from here too)
+    DEFAULT_EPS,
+    add_attack_options,
+    add_batch_option,
+    add_device_option,
+    optional_float,
+    optional_int,
+    validate_attack_options,
 )
-from .cli import Parser, csv_list, entry
+from .attacks.registry import TRANSFER
+from .cli import Parser, entry
 from .errors import UsageError
 from .runs.files import ATTACK, CHECKPOINTS
-
-DEFAULT_EPS = "0,1,2,4,8,16"  # /255 units, parsed by argparse like a command-line value
-
-
-def optional_float(word: str):
-    """An argparse type: a float, or word meaning None (so --help shows a meaningful default)."""
-
-    def parse(text: str) -> float | None:
-        if text == word:
-            return None
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number or '{word}', got '{text}'") from None
-
-    return parse
-
-
-def optional_int(word: str):
-    def parse(text: str) -> int | None:
-        if text == word:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer or '{word}', got '{text}'") from None
-
-    return parse
 
 
 def build_parser() -> Parser:
@@ -62,27 +33,7 @@ def build_parser() -> Parser:
                            "robust accuracy (per-image worst case over the attacks).")
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                    help="a run directory, or a folder whose finished runs are all attacked")
-    p.add_argument("--attacks", type=csv_list(str), default=",".join(DEFAULT_ATTACKS),
-                   help="comma-separated attacks: " + "; ".join(f"{k} = {v}" for k, v in ATTACKS.items()))
-    p.add_argument("--eps", type=csv_list(float), default=DEFAULT_EPS,
-                   help="comma-separated L∞ budgets ε in /255 units, each in [0, 255]; "
-                        "0 = clean accuracy")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="I-FGSM and PGD iterations")
-    # Default a = ε/steps for I-FGSM: the mixup paper's I-FGSM takes "10 iterations with equal
-    # step size", and ε/steps is the one equal step that can just reach the ε-ball's boundary in
-    # that many steps, for every ε of the sweep. PGD: 2.5·ε/steps (Madry et al.).
-    p.add_argument("--step-size", type=optional_float("rule"), default="rule",
-                   help="I-FGSM and PGD step size a in /255 units, the same for every ε (e.g. 1 "
-                        "for Kurakin et al.'s rule, with --steps min(ε+4, 1.25ε)); rule = I-FGSM "
-                        "ε/steps (the mixup paper's '10 iterations with equal step size', which "
-                        f"ends on the ε-ball) and PGD {PGD_STEP_FACTOR:g}·ε/steps (Madry et al.)")
-    p.add_argument("--restarts", type=int, default=DEFAULT_RESTARTS,
-                   help="PGD random restarts; per image the best (the first that fools the "
-                        "model, else the highest loss)")
-    p.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
-                   help="Square queries per image (default: AutoAttack's budget)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help="seed of PGD's random starts and of AutoAttack's and Square's draws")
+    add_attack_options(p)
     p.add_argument("--source", type=Path, default=None,
                    help="black-box: craft the examples with this run's gradients and measure every "
                         "RUN's accuracy on them (white-box rows too, unless --no-white-box); "
@@ -100,10 +51,10 @@ def build_parser() -> Parser:
     p.add_argument("--n", type=optional_int("run"), default="run",
                    help="test images, a class-balanced subset; run = the run's own test_n, i.e. "
                         "the images training evaluated; 0 or ≥ the test set (10,000) = all")
-    p.add_argument("--batch", type=int, default=500, help="images per attack batch")
+    add_batch_option(p)
     p.add_argument("--data", type=Path, default=None,
                    help="dataset path; None = the source recorded in each run's config.json")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(p)
     p.add_argument("--precision", choices=["fp32", "bf16", "run"], default="fp32",
                    help="precision of gradients and predictions, recorded per row: fp32 or bf16 "
                         "for all; run = each run's training precision (its ε = 0 row then equals "
@@ -116,27 +67,7 @@ def build_parser() -> Parser:
 
 
 def validate_args(args) -> None:
-    unknown = [a for a in args.attacks if a not in ATTACKS]
-    if unknown or not args.attacks:
-        raise UsageError(f"unknown attack {', '.join(unknown) or '(none)'} "
-                         f"(choose from {', '.join(ATTACKS)})")
-    if not args.eps:
-        raise UsageError("--eps needs at least one value")
-    for e in args.eps:
-        if not 0.0 <= e <= 255.0:  # also rejects nan
-            raise UsageError(f"--eps {e:g} is outside [0, 255] (ε is in /255 units)")
-    if args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    if args.restarts < 1:
-        raise UsageError(f"--restarts must be at least 1, got {args.restarts}")
-    if args.queries < 1:
-        raise UsageError(f"--queries must be at least 1, got {args.queries}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be 0 or positive, got {args.seed}")
-    if args.step_size is not None and not 0.0 < args.step_size <= 255.0:
-        raise UsageError(f"--step-size must be in (0, 255], got {args.step_size:g}")
-    if args.batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    validate_attack_options(args)
     if args.n is not None and args.n < 0:
         raise UsageError(f"--n must be 0 (all) or positive, got {args.n}")
     if args.no_white_box and args.source is None:

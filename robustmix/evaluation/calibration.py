@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-ECE_BINS = 15
+from .defaults import ECE_BINS, RESAMPLES
+
 PROB_FLOOR = 1e-12
 CONFIDENCE = 0.95
-RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 METRICS = ("ece", "nll", "brier")
 COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "bins", "confidence",

@@ -104,6 +104,11 @@ class Evaluation:
     checks: pd.DataFrame
     robust: pd.DataFrame
     calibration: pd.DataFrame
+    clean: pd.DataFrame  # one row: clean accuracy, whatever ε were asked for
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean["accuracy"].iloc[0])
 
     @property
     def reliable(self) -> bool:
@@ -167,8 +172,12 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
                              + torchattacks.__version__, "run": name, "checkpoint": "given",
                              "source": ""})
                 masks.setdefault(e, []).append(mask)
-        calib = clean_calibration(model, images, labels, precision, name, resamples) \
-            if calibration else pd.DataFrame(columns=CALIBRATION_COLUMNS)
+        # the function attack rows count ε = 0 with, so the two clean accuracies agree
+        logits = predict_logits(model, images, images.device, precision)
+    clean = _accuracy_row(name, logits.argmax(1) == labels)
+    probs = torch.softmax(logits.double(), 1).cpu().numpy()
+    calib = calibration_table(probs, labels.cpu().numpy(), model=name, resamples=resamples) \
+        if calibration else pd.DataFrame(columns=CALIBRATION_COLUMNS)
     table = pd.DataFrame(rows)
     robust = []
     for e, ms in sorted(masks.items()):
@@ -179,13 +188,13 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
                        "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
                        "attacks": "+".join(a for a in attacks if e in
                                            set(table.loc[table["attack"] == a, "eps"]))})
-    return Evaluation(table, check_flags(table), checks, pd.DataFrame(robust), calib)
+    return Evaluation(table, check_flags(table), checks, pd.DataFrame(robust), calib,
+                      pd.DataFrame([clean]))
 
 
-def clean_calibration(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                      precision: str, name: str, resamples: int = RESAMPLES) -> pd.DataFrame:
-    """ECE, NLL and Brier score of the model's softmax on the clean images, computed from
-    fp32 logits as training evaluates them (predict_logits)."""
-    logits = predict_logits(model, images, images.device, precision)
-    probs = torch.softmax(logits.double(), 1).cpu().numpy()
-    return calibration_table(probs, labels.cpu().numpy(), model=name, resamples=resamples)
+def _accuracy_row(name: str, mask: torch.Tensor) -> dict:
+    correct, n = int(mask.sum()), len(mask)
+    lo, hi = _wilson(correct, n)
+    return {"model": name, "n": n, "correct": correct, "accuracy": correct / n,
+            "ci_low": lo, "ci_high": hi}
+

@@ -243,16 +243,24 @@ def make_model(cfg, num_classes: int, channels: int, mean: Sequence[float],
     if model == "resnet18":
         net: nn.Module = CifarResNet18(num_classes, channels, cfg.width)
     else:
-        factory = load_object(model, "model factory")
-        try:
-            net = factory(num_classes, channels)
-        except Exception as e:  # the user's code: one line naming it, never a traceback
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise UsageError(f"model factory {model} failed: {type(e).__name__}: {first}") from None
-        if not isinstance(net, nn.Module):
-            raise UsageError(f"model factory {model} returned {type(net).__name__}, not a "
-                             "torch.nn.Module")
+        net = call_factory(model, num_classes, channels)
     return Normalized(net, mean, std) if normalize else net
+
+
+def call_factory(path: str, num_classes: int, channels: int) -> nn.Module:
+    """The network a `package.module:function` factory builds for (num_classes, channels); its
+    failure, or a result that is not an nn.Module, is a UsageError naming it (the training CLI's
+    --model and the evaluate CLI's --factory both call it)."""
+    factory = load_object(path, "model factory")
+    try:
+        net = factory(num_classes, channels)
+    except Exception as e:  # the user's code: one line naming it, never a traceback
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise UsageError(f"model factory {path} failed: {type(e).__name__}: {first}") from None
+    if not isinstance(net, nn.Module):
+        raise UsageError(f"model factory {path} returned {type(net).__name__}, not a "
+                         "torch.nn.Module")
+    return net
 
 
 # FastNet's stem is whitened on this many training images (more changes the filters little).
