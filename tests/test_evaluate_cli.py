@@ -229,3 +229,18 @@ def test_the_api_stays_callable_once_the_command_is_imported():
     assert callable(robustmix.evaluate)
     x, y = torch.rand(4, 3, 8, 8), torch.arange(4)
     assert len(robustmix.evaluate(tiny(10, 3), x, y, attacks=["fgsm"], eps=[0]).attacks) == 1
+
+
+def test_docs_example_runs(tmp_path, monkeypatch, cheap_autoattack):
+    """docs/evaluate.md's Python block, then its first command, in a fresh folder."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "evaluate.md").read_text()
+    command = text.split("```bash", 1)[1].split("```")[0].strip()
+    code = text.split("```python", 1)[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/evaluate.md", "exec"), {})  # noqa: S102
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "robustmix.evaluate"]
+    assert cli(*argv[3:]) == 0
+    assert (tmp_path / "evals" / "net" / "summary.json").exists()
