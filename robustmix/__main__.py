@@ -17,6 +17,8 @@ COMMANDS = (
      "train methods on noisy labels: one run directory per model"),
     ("python -m robustmix.attack runs/",
      "attack trained runs: FGSM, I-FGSM, PGD, AutoAttack, Square"),
+    ("python -m robustmix.corrupt runs/",
+     "score trained runs on CIFAR-10-C-style common corruptions (extra: corruptions)"),
     ("python -m robustmix.report runs/ --out reports/NAME",
      "figures, tables and report.md with the paper's claims judged"),
     ("python -m robustmix.study experiments/cpu.toml",

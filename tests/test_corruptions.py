@@ -220,3 +220,113 @@ def test_mce_refuses_tables_that_do_not_match():
     other = table(0.9, {"fog": [0.8, 0.6]}).assign(images="a")
     with pytest.raises(UsageError, match="different test images"):
         C.mce(other, base.assign(images="b"))
+
+
+# ///// the stage for trained runs: python -m robustmix.corrupt /////
+
+ERM = "cifar10_sym0.5_erm_a0_p0_quick_s0"
+TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "60", "--quiet",
+         "--precision", "fp32", "--device", "cpu", "--profile", "quick", "--val-n", "20"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One CIFAR-format ERM run and one Fashion-MNIST run, trained for one epoch."""
+    import os
+
+    from attack_fixtures import write_cifar, write_fashion
+
+    from robustmix import noise
+    from robustmix.cli import run_main
+
+    root = tmp_path_factory.mktemp("corrupt")
+    old = os.environ.get("ROBUSTMIX_CACHE")
+    os.environ["ROBUSTMIX_CACHE"] = str(root / "cache")
+    try:
+        cifar = write_cifar(root / "cifar")
+        fashion = write_fashion(root / "fashion")
+        assert run_main(noise.main, [*TRAIN, "--methods", "erm", "--data", str(cifar),
+                                     "--out", str(root / "runs")]) == 0
+        assert run_main(noise.main, [*TRAIN, "--methods", "erm", "--dataset", "fashion-mnist",
+                                     "--data", str(fashion), "--out", str(root / "fruns")]) == 0
+        yield root
+    finally:
+        if old is None:
+            os.environ.pop("ROBUSTMIX_CACHE", None)
+        else:
+            os.environ["ROBUSTMIX_CACHE"] = old
+
+
+def corrupt(*args) -> int:
+    from robustmix import corrupt as cli
+    from robustmix.cli import run_main
+
+    return run_main(cli.main, [str(a) for a in args])
+
+
+def test_cli_names_match_the_module():
+    from robustmix import corrupt as cli
+
+    assert cli.NAMES == C.CORRUPTIONS
+
+
+def test_stage_writes_corruptions_csv_and_resumes(world, tmp_path, capsys):
+    import shutil
+
+    from robustmix.evaluation.corruption_runs import COLUMNS
+    from robustmix.runs.files import CORRUPTIONS, METRICS
+
+    run = shutil.copytree(world / "runs" / ERM, tmp_path / ERM)
+    assert corrupt(run, "--corruptions", "fog,pixelate", "--severities", "1,5",
+                   "--device", "cpu", "--quiet") == 0
+    out = capsys.readouterr().out
+    assert "pixelate" in out and "accuracy (%)" in out
+    t = pd.read_csv(run / CORRUPTIONS)
+    assert list(t.columns) == COLUMNS and len(t) == 5
+    assert list(zip(t["corruption"], t["severity"], strict=True)) == [
+        ("clean", 0), ("fog", 1), ("fog", 5), ("pixelate", 1), ("pixelate", 5)]
+    # the clean row is the run's own test accuracy (same images, fp32 as it trained)
+    m = pd.read_csv(run / METRICS)
+    assert t["accuracy"].iloc[0] == pytest.approx(float(m["test_acc"].iloc[-1]), abs=1e-6)
+    assert (t["n"] == t["n"].iloc[0]).all() and t["test_fingerprint"].nunique() == 1
+    before = (run / CORRUPTIONS).read_bytes()
+    # rerun: nothing to compute, nothing rewritten; more severities add rows only
+    assert corrupt(run, "--corruptions", "fog,pixelate", "--severities", "1,5",
+                   "--device", "cpu", "--quiet") == 0
+    assert (run / CORRUPTIONS).read_bytes() == before
+    assert corrupt(run, "--corruptions", "fog", "--severities", "2", "--device", "cpu",
+                   "--quiet") == 0
+    t2 = pd.read_csv(run / CORRUPTIONS)
+    cols = ["corruption", "severity", "correct", "date"]
+    assert len(t2) == 6 and t2.drop(index=2)[cols].reset_index(drop=True).equals(t[cols])
+    assert list(t2["corruption"][:4]) == ["clean", "fog", "fog", "fog"]  # sorted
+    # --force recomputes (the same numbers: the images are seeded)
+    assert corrupt(run, "--corruptions", "fog", "--severities", "1", "--force", "--device",
+                   "cpu", "--quiet") == 0
+    t3 = pd.read_csv(run / CORRUPTIONS)
+    assert len(t3) == 6
+    assert t3["correct"].equals(t2["correct"]) and t3["date"].iloc[1] >= t2["date"].iloc[1]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--corruptions", "rain"], "unknown corruption rain"),
+    (["--severities", "0,6"], "unknown severity 0, 6"),
+    (["--seed", "-1"], "--seed must be"),
+])
+def test_stage_bad_input_is_one_line_exit_2_nothing_written(world, args, match, capsys):
+    from robustmix.runs.files import CORRUPTIONS
+
+    run = world / "runs" / ERM
+    assert corrupt(run, *args, "--device", "cpu", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert not (run / CORRUPTIONS).exists()
+
+
+def test_stage_refuses_a_fashion_run(world, capsys):
+    from robustmix.runs.files import CORRUPTIONS
+
+    runs = list((world / "fruns").glob("*/summary.json"))
+    assert corrupt(runs[0].parent, "--corruptions", "fog", "--device", "cpu", "--quiet") == 2
+    assert "32 x 32 x 3" in capsys.readouterr().err
+    assert not (runs[0].parent / CORRUPTIONS).exists()
