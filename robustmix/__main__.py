@@ -19,6 +19,8 @@ COMMANDS = (
      "attack trained runs: FGSM, I-FGSM, PGD, AutoAttack, Square"),
     ("python -m robustmix.evaluate --torchscript net.ts --out evals/net",
      "a model robustmix did not train: attacks, calibration, RobustBench-style JSON"),
+    ("python -m robustmix.corrupt runs/",
+     "score trained runs on CIFAR-10-C-style common corruptions (extra: corruptions)"),
     ("python -m robustmix.report runs/ --out reports/NAME",
      "figures, tables and report.md with the paper's claims judged"),
     ("python -m robustmix.study experiments/cpu.toml",

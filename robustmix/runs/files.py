@@ -4,7 +4,7 @@ A run directory holds config.json (training config plus seed, versions, device a
 labels.csv (clean and noisy training labels), noise.json (the noise source, the empirical
 transition matrix and per-class noise rates of the training labels), metrics.csv (one row per epoch), summary.json
 (written last: its presence means the run is finished), last.pt and best.pt checkpoints, and,
-once attacked, attack.csv.
+once attacked, attack.csv; once scored on common corruptions, corruptions.csv.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ BEST = "best.pt"  # test-selected: the epoch of highest test accuracy (an optimi
 SELECTED = "selected.pt"  # the epoch of highest accuracy on the noisy validation set
 PREDICTIONS = "predictions.csv"  # per test image: label and each checkpoint's prediction
 ATTACK = "attack.csv"
+CORRUPTIONS = "corruptions.csv"  # accuracy under common corruptions (python -m robustmix.corrupt)
 KNN = "knn.npy"
 # --checkpoint names and their files
 # "best" is the name earlier versions gave the test-selected checkpoint; it still works.
