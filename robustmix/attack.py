@@ -21,7 +21,8 @@ from .attacks.registry import (
 )
 from .cli import Parser, csv_list, entry
 from .errors import UsageError
-from .runs.files import ATTACK, CHECKPOINTS
+from .runs.checkpoint_names import CLI_CHOICES
+from .runs.files import ATTACK
 
 DEFAULT_EPS = "0,1,2,4,8,16"  # /255 units, parsed by argparse like a command-line value
 
@@ -95,7 +96,7 @@ def build_parser() -> Parser:
                         "attack.csv")
     p.add_argument("--no-white-box", action="store_true",
                    help="with --source, compute the black-box rows only")
-    p.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
+    p.add_argument("--checkpoint", choices=list(CLI_CHOICES), default="last",
                    help="which checkpoint to attack (best = highest test accuracy during training)")
     p.add_argument("--n", type=optional_int("run"), default="run",
                    help="test images, a class-balanced subset; run = the run's own test_n, i.e. "

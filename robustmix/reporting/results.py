@@ -43,6 +43,7 @@ from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robu
 from ..data.classes import CIFAR10_CLASSES
 from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
+from ..runs import checkpoint_names as CK
 from ..runs.files import ATTACK, CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
 from ..training.methods import METHODS, PAPER_METHODS, is_ablation, method_rank
@@ -60,15 +61,11 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_acc", "test_error", "test_l
 PERCENT_COLUMNS = ("test_acc", "test_error", "train_acc_noisy", "train_acc_clean", "memorised",
                    "val_acc_noisy", "val_acc_clean")
 ATTACK_REQUIRED = ("attack", "eps", "accuracy")
-PREDICTION_COLUMNS = ("index", "label", "last", "selected", "test_selected")
+PREDICTION_COLUMNS = ("index", "label", *CK.KINDS)
 ROUND = 3
 
-# Checkpoint kinds, as the tables name them (column prefixes) and as the report words them.
-KINDS = ("last", "selected", "test_selected")
-KIND_LABELS = {"last": "last", "selected": "selected (noisy validation)",
-               "test_selected": "test-selected (oracle, optimistic)"}
-# attack.csv names checkpoints as --checkpoint does; "best" is the old name of test-selected.
-ATTACK_CHECKPOINTS = {"best": "test-selected"}
+# Checkpoint kinds, as the tables name them (column prefixes); labels and other names: CK.
+KINDS = CK.KINDS
 CHANCE = 10.0  # % : a label drawn at random matches a given one of the 10 classes 1 time in 10
 
 
@@ -226,9 +223,11 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
 
     test_images = s.get("test_images")
     full_images = s.get("full_test_images")
-    per_epoch = {"last": _pct(pick("last_test_error", last["test_error"] / 100)),
-                 "test_selected": _pct(pick("best_test_error", best["test_error"] / 100)),
-                 "selected": _pct(s.get("selected_test_error"))}
+    per_epoch = {CK.LAST_CK.kind: _pct(pick(CK.LAST_CK.summary_key("test_error"),
+                                           last["test_error"] / 100)),
+                 CK.TEST_SELECTED_CK.kind: _pct(pick(CK.TEST_SELECTED_CK.summary_key("test_error"),
+                                                    best["test_error"] / 100)),
+                 CK.SELECTED_CK.kind: _pct(s.get(CK.SELECTED_CK.summary_key("test_error")))}
     noise = _noise_columns(run, t, s)
     row = {
         "run": run.name, "path": str(run),
@@ -248,16 +247,16 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "augment": t.get("augment"),
     }
     for kind in KINDS:
-        full = _pct(s.get(f"{kind}_full_test_error"))
+        full = _pct(s.get(CK.resolve(kind).full_error_key))
         use_full = math.isfinite(full) and full_images
         row[f"{kind}_error"] = full if use_full else per_epoch[kind]
         row[f"{kind}_error_images"] = int(full_images if use_full else (test_images or 0))
         row[f"{kind}_error_per_epoch"] = per_epoch[kind]
     row.update({
-        "last_epoch": int(pick("last_epoch", last["epoch"])),
-        "test_selected_epoch": int(pick("best_epoch", best["epoch"])),
-        "selected_epoch": _int(s.get("selected_epoch"), 0) or np.nan,
-        "selected_val_acc": _pct(s.get("selected_val_acc_noisy")),
+        "last_epoch": int(pick(CK.LAST_CK.summary_key("epoch"), last["epoch"])),
+        "test_selected_epoch": int(pick(CK.TEST_SELECTED_CK.summary_key("epoch"), best["epoch"])),
+        "selected_epoch": _int(s.get(CK.SELECTED_CK.summary_key("epoch")), 0) or np.nan,
+        "selected_val_acc": _pct(s.get(CK.SELECTED_CK.summary_key("val_acc_noisy"))),
         "last_train_acc_noisy": _pct(pick("last_train_acc_noisy", last["train_acc_noisy"] / 100)),
         "last_train_acc_clean": _pct(pick("last_train_acc_clean", last["train_acc_clean"] / 100)),
         "last_memorised": _pct(pick("last_memorised", last["memorised"] / 100)),
@@ -316,7 +315,9 @@ def _noise_columns(run: Path, t: dict, s: dict) -> dict:
 
 
 def _checkpoint_name(c: str) -> str:
-    return ATTACK_CHECKPOINTS.get(str(c), str(c))
+    """attack.csv names checkpoints as --checkpoint does; "best" is the old name of
+    test-selected."""
+    return CK.cli_name(c)
 
 
 def read_attacks(run: Path) -> pd.DataFrame:

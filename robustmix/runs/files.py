@@ -25,9 +25,7 @@ SELECTED = "selected.pt"  # the epoch of highest accuracy on the noisy validatio
 PREDICTIONS = "predictions.csv"  # per test image: label and each checkpoint's prediction
 ATTACK = "attack.csv"
 KNN = "knn.npy"
-# --checkpoint names and their files
-# "best" is the name earlier versions gave the test-selected checkpoint; it still works.
-CHECKPOINTS = {"last": LAST, "selected": SELECTED, "test-selected": BEST, "best": BEST}
+# the checkpoints' names (--checkpoint, tables, summary keys, old aliases): runs/checkpoint_names.py
 
 
 def read_json(path: Path) -> dict:
