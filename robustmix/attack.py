@@ -20,7 +20,8 @@ from .attacks.options import (  # noqa: F401 (DEFAULT_EPS, optional_float: read 
 from .attacks.registry import TRANSFER
 from .cli import Parser, entry
 from .errors import UsageError
-from .runs.files import ATTACK, CHECKPOINTS
+from .runs.checkpoint_names import CLI_CHOICES
+from .runs.files import ATTACK
 
 
 def build_parser() -> Parser:
@@ -46,7 +47,7 @@ def build_parser() -> Parser:
                         "attack.csv")
     p.add_argument("--no-white-box", action="store_true",
                    help="with --source, compute the black-box rows only")
-    p.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
+    p.add_argument("--checkpoint", choices=list(CLI_CHOICES), default="last",
                    help="which checkpoint to attack (best = highest test accuracy during training)")
     p.add_argument("--n", type=optional_int("run"), default="run",
                    help="test images, a class-balanced subset; run = the run's own test_n, i.e. "

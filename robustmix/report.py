@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .cli import Parser, entry
 from .errors import UsageError
-from .runs.files import CHECKPOINTS
+from .runs.checkpoint_names import CLI_CHOICES
 
 
 def build_parser() -> Parser:
@@ -25,7 +25,7 @@ def build_parser() -> Parser:
     p.add_argument("--title", default="robustmix report", help="title of report.md")
     p.add_argument("--notes", type=Path, default=None,
                    help="a Markdown file of hand-written notes to include in report.md")
-    p.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
+    p.add_argument("--checkpoint", choices=list(CLI_CHOICES), default="last",
                    help="which checkpoint's attack results to report")
     p.add_argument("--keep-runs", action="store_true",
                    help="also copy each run's results (config, metrics, per-image predictions, "

@@ -33,11 +33,6 @@ OUTCOMES = "attack_outcomes.npz"
 GROUP = ["checkpoint", "n", "eval_precision"]
 
 
-# attack.csv columns absent from files written before they existed, with the value they meant.
-ADDED = {"data": "", "test_fingerprint": "", "twin": False, "restarts": 1, "queries": 0,
-         "attack_seed": -1}
-
-
 def key_text(key: Sequence) -> str:
     return json.dumps(list(key))
 

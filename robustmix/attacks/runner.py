@@ -5,13 +5,16 @@ computed once more to store them. ε = 0 is the clean accuracy on the same test 
 the same evaluation function as training, so in the run's training precision (--precision run)
 it equals the run's stored test accuracy.
 
-Per run, the attack stage writes (each file atomically, in this order):
+Per run, the attack stage writes (each file atomically, in this order, through attacks/rows.py,
+which owns them):
   attack_outcomes.npz  per row, which test images stayed correct (attacks/outcomes.py);
   attack.csv           one tidy row per target × source × attack × ε × checkpoint, with the
                        attack's settings (steps, step_size, restarts, queries, attack_seed; see
                        attacks/registry.py) and, for black-box rows, the source run and whether
                        it is a twin (same seed and method as the target, only with --allow-twin);
   attack_flags.csv     gradient-masking flags raised by all of the run's rows (attacks/flags.py).
+This module only plans and orchestrates: which rows each run lacks, in which groups to compute
+them, and under which locks.
 
 Every row records the data source and a fingerprint of the test images it was computed on; a
 run is never attacked on test images other than those it was evaluated on in training.
@@ -25,6 +28,7 @@ attacks (fgsm, ifgsm, pgd) are transferred; autoattack and square run on the mod
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +37,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from ..atomic import write_csv
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, is_finished, read_json
+from ..runs.files import CONFIG, is_finished, read_json
 from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import load_train_config
-from .flags import FLAGS, check_flags
-from .outcomes import ADDED, outcome_key, read_outcomes, robust_table, row_key, write_outcomes
+from . import rows as R
+from .flags import check_flags
+from .outcomes import robust_table
 from .registry import (
     DEFAULT_ATTACKS,
     DEFAULT_QUERIES,
@@ -49,17 +53,11 @@ from .registry import (
     TRANSFER,
 )
 from .registry import settings as attack_settings
+from .rows import COLUMNS, META, AttackRows, outcome_key, row_key
 
 if TYPE_CHECKING:
     from ..data.datasets import Dataset
     from ..training.config import TrainConfig
-
-META = ["run", "dataset", "noise", "ratio", "method", "alpha", "dropout", "seed", "profile"]
-SETTINGS = ["steps", "step_size", "restarts", "queries", "attack_seed"]
-COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "eps", *SETTINGS, "n",
-                  "correct", "accuracy", "seconds", "precision", "device", "date", "data",
-                  "test_fingerprint"]
-
 
 @dataclass
 class AttackSpec:
@@ -88,19 +86,18 @@ class AttackSpec:
     wait: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
+    """A finished run opened to be attacked: its model and how it is attacked, fixed once
+    opened (with_data adds the test images it is attacked on)."""
+
     path: Path
     cfg: TrainConfig
     precision: str = "fp32"
     model: torch.nn.Module | None = None
-    data_key: tuple = ()
+    data_key: tuple = ()  # (dataset, data path)
     n: int | None = None  # the --n asked for, None = all
     n_images: int = 0  # the test images it is attacked on
-    existing: pd.DataFrame | None = None  # rows of its attack.csv
-    new_rows: list[dict] = field(default_factory=list)
-    outcomes: dict = field(default_factory=dict)  # key text -> per-image correct mask
-    new_outcomes: dict = field(default_factory=dict)
     data_source: str = ""  # the data it is attacked on
     test_fingerprint: str = ""  # of that data's test images
 
@@ -141,36 +138,11 @@ def data_key(run: Run, data: Path | None) -> tuple:
     return run.cfg.dataset, str(Path(source).resolve())
 
 
-def expected_fingerprint(run: Run) -> str | None:
+def expected_fingerprint(run: Run, stored: AttackRows) -> str | None:
     """The test-image fingerprint the run was evaluated on: from config.json, or (for runs made
     before it was recorded there) from rows of its attack.csv."""
     fp = recorded_data(run.path).get("test_fingerprint")
-    if fp:
-        return str(fp)
-    if run.existing is not None and len(run.existing):
-        known = [str(v) for v in run.existing["test_fingerprint"] if isinstance(v, str) and v]
-        if known:
-            return known[0]
-    return None
-
-
-def read_existing(run: Path) -> pd.DataFrame:
-    path = run / ATTACK
-    if not path.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    try:
-        df = pd.read_csv(path)
-    except Exception as e:
-        raise UsageError(f"cannot read {path} ({type(e).__name__}); move it away to start "
-                         "afresh") from None
-    for col, default in ADDED.items():  # absent from files written before they existed
-        if col not in df.columns:
-            df[col] = default
-        df[col] = df[col].fillna(default).astype(type(default))
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
-    return df[COLUMNS]
+    return str(fp) if fp else stored.fingerprint()
 
 
 def wanted_key(args, t: Run, attack: str, src: Run, mode: str, eps: float) -> tuple:
@@ -190,7 +162,12 @@ def is_twin(source: Run, target: Run) -> bool:
     return source.cfg.seed == target.cfg.seed and source.cfg.method == target.cfg.method
 
 
-@dataclass
+# Each run's attack rows as last read or written (under its lock), by run directory: the one
+# piece of state a command updates as it goes; the rows themselves are frozen (rows.AttackRows).
+Stored = dict[Path, AttackRows]
+
+
+@dataclass(frozen=True)
 class Group:
     """One attack crafted on one model, evaluated on targets sharing the same test images."""
 
@@ -208,8 +185,9 @@ class Group:
 
 
 def load_all(runs: list[Path], args: AttackSpec, device: torch.device
-             ) -> tuple[list[Run], Run | None]:
-    """Open and check every run and model before anything is computed."""
+             ) -> tuple[list[Run], Run | None, Stored]:
+    """Open and check every run and model, and read its stored rows, before anything is
+    computed."""
     from ..runs.checkpoints import load_model
     from ..runs.rundir import finished_runs
 
@@ -232,14 +210,19 @@ def load_all(runs: list[Path], args: AttackSpec, device: torch.device
                              + (f" (and {len(twins) - 1} more)" if len(twins) > 1 else "")
                              + ": its examples would be nearly white-box; use a source of another "
                              "seed, or --allow-twin to attack twins anyway")
-    for r in targets + ([source] if source else []):
-        r.precision = r.cfg.precision if args.precision == "run" else args.precision
-        r.model, _ = load_model(r.path, args.checkpoint, device)
-        r.data_key = data_key(r, args.data)
-        r.n = r.cfg.test_n if args.n is None else (args.n or None)
-        r.existing = read_existing(r.path)
-        r.outcomes = read_outcomes(r.path)
-    return targets, source
+    stored: Stored = {}
+
+    def attackable(r: Run) -> Run:
+        r = dataclasses.replace(
+            r, precision=r.cfg.precision if args.precision == "run" else args.precision,
+            model=load_model(r.path, args.checkpoint, device)[0])
+        r = dataclasses.replace(r, data_key=data_key(r, args.data),
+                                n=r.cfg.test_n if args.n is None else (args.n or None))
+        stored[r.path] = R.read_stored(r.path)
+        return r
+
+    targets = [attackable(t) for t in targets]
+    return targets, (attackable(source) if source else None), stored
 
 
 def black_box_targets(targets: list[Run], source: Run) -> list[Run]:
@@ -260,7 +243,7 @@ def check_shapes(targets: list[Run], source: Run | None, datasets: dict) -> None
                              "image size")
 
 
-def load_datasets(runs: list[Run]) -> dict[tuple, Dataset]:
+def load_datasets(runs: list[Run], stored: Stored) -> dict[tuple, Dataset]:
     """Each distinct data source once; refuses one whose test images differ from those a run was
     evaluated on (its recorded fingerprint)."""
     from ..data.datasets import load_dataset
@@ -270,13 +253,21 @@ def load_datasets(runs: list[Run]) -> dict[tuple, Dataset]:
         if r.data_key not in out:
             out[r.data_key] = load_dataset(r.cfg.dataset, r.data_key[1])
         ds = out[r.data_key]
-        r.data_source, r.test_fingerprint = ds.source, ds.test_fingerprint()
-        expected = expected_fingerprint(r)
-        if expected is not None and expected != r.test_fingerprint:
-            raise UsageError(f"the test images of {ds.source} (fingerprint {r.test_fingerprint}) "
-                             f"differ from those {r.name} was evaluated on ({expected}); pass "
-                             "--data with the same copy it was trained on")
+        expected = expected_fingerprint(r, stored[r.path])
+        if expected is not None and expected != ds.test_fingerprint():
+            raise UsageError(f"the test images of {ds.source} (fingerprint "
+                             f"{ds.test_fingerprint()}) differ from those {r.name} was evaluated "
+                             f"on ({expected}); pass --data with the same copy it was trained on")
     return out
+
+
+def with_data(r: Run, datasets: dict[tuple, Dataset]) -> Run:
+    """The run with the test images it is attacked on: their source, fingerprint and number."""
+    from ..evaluation.predict import test_indices
+
+    ds = datasets[r.data_key]
+    return dataclasses.replace(r, data_source=ds.source, test_fingerprint=ds.test_fingerprint(),
+                               n_images=len(test_indices(ds.y_test, r.n)))
 
 
 def precision_label(source: Run, target: Run) -> str:
@@ -285,8 +276,8 @@ def precision_label(source: Run, target: Run) -> str:
     return f"{source.precision}/{target.precision}"
 
 
-def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: torch.device
-         ) -> list[Group]:
+def plan(args, targets: list[Run], source: Run | None, datasets: dict, stored: Stored,
+         device: torch.device) -> list[Group]:
     from ..evaluation.images import to_device_images
     from ..evaluation.predict import test_indices
 
@@ -301,48 +292,46 @@ def plan(args, targets: list[Run], source: Run | None, datasets: dict, device: t
                            torch.from_numpy(ds.y_test[idx]).to(device))
         return images[key]
 
-    for t in targets:
-        t.n_images = len(test_set(t)[1])
-
     groups = []
     for attack in args.attacks:
         if not args.no_white_box:
             for t in targets:
                 x, y = test_set(t)
                 groups.append(Group(attack, t, [t], "white-box", x, y,
-                                    {t.path: todo(args, t, attack, t, "white-box")}))
+                                    {t.path: todo(args, t, stored, attack, t, "white-box")}))
         if source is not None and attack in TRANSFER:
             others = black_box_targets(targets, source)
             for key in dict.fromkeys((t.data_key, t.n) for t in others):
                 # only members with rows to compute: the others are neither locked nor evaluated
                 members = [t for t in others if (t.data_key, t.n) == key
-                           and todo(args, t, attack, source, "black-box")]
+                           and todo(args, t, stored, attack, source, "black-box")]
                 if not members:
                     continue
                 x, y = test_set(members[0])
                 groups.append(Group(attack, source, members, "black-box", x, y,
-                                    {t.path: todo(args, t, attack, source, "black-box")
+                                    {t.path: todo(args, t, stored, attack, source, "black-box")
                                      for t in members}))
     return [g for g in groups if g.eps]
 
 
-def todo(args, t: Run, attack: str, src: Run, mode: str) -> list[float]:
+def todo(args, t: Run, stored: Stored, attack: str, src: Run, mode: str) -> list[float]:
     """The ε of one attack on target t that its attack.csv (as last read) lacks."""
-    done = set() if args.force else {
-        row_key(r) for r in t.existing.to_dict("records") if outcome_key(r) in t.outcomes}
+    done = set() if args.force else stored[t.path].done()
     return [e for e in dict.fromkeys(args.eps)
             if wanted_key(args, t, attack, src, mode, e) not in done]
 
 
-def replan(args, g: Group) -> Group:
+def replan(args, g: Group, stored: Stored) -> Group:
     """The group as it stands once its targets are locked and their attack.csv read again:
     rows another process wrote meanwhile are dropped (and targets left with none)."""
-    fresh = {t.path: todo(args, t, g.attack, g.source, g.mode) for t in g.targets}
+    fresh = {t.path: todo(args, t, stored, g.attack, g.source, g.mode) for t in g.targets}
     return Group(g.attack, g.source, [t for t in g.targets if fresh[t.path]], g.mode, g.x, g.y,
                  {p: e for p, e in fresh.items() if e})
 
 
-def compute(args, g: Group, device: torch.device, device_label: str) -> None:
+def compute(args, g: Group, device: torch.device, device_label: str
+            ) -> list[tuple[Run, list[dict], dict]]:
+    """Run the group's attack; per target, its new attack.csv rows and their outcomes."""
     from tqdm.auto import tqdm
 
     from .fgsm import default_stack
@@ -363,8 +352,10 @@ def compute(args, g: Group, device: torch.device, device_label: str) -> None:
                                          args.batch, bar.update)
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     n = len(g.y)
+    out = []
     for t, m_row, s_row in zip(g.targets, masks, seconds, strict=True):
         meta = {"run": t.name, **{k: getattr(t.cfg, k) for k in META[1:]}}
+        new_rows, new_outcomes = [], {}
         for e, m, s in zip(eps, m_row, s_row, strict=True):
             if e not in g.todo[t.path]:
                 continue
@@ -375,9 +366,10 @@ def compute(args, g: Group, device: torch.device, device_label: str) -> None:
                    "accuracy": fp32_accuracy(c, n, device), "seconds": s,
                    "precision": precision_label(src, t), "device": device_label, "date": date,
                    "data": t.data_source, "test_fingerprint": t.test_fingerprint}
-            t.new_rows.append(row)
-            t.new_outcomes[outcome_key(row)] = m.numpy().astype(bool)
-        save(t)
+            new_rows.append(row)
+            new_outcomes[outcome_key(row)] = m.numpy().astype(bool)
+        out.append((t, new_rows, new_outcomes))
+    return out
 
 
 def fp32_accuracy(correct: int, n: int, device: torch.device) -> float:
@@ -386,40 +378,7 @@ def fp32_accuracy(correct: int, n: int, device: torch.device) -> float:
     return (torch.arange(n, device=device) < correct).float().mean().item()
 
 
-def save(t: Run) -> None:
-    """Merge the new rows into attack.csv (replacing rows with the same key), atomically: their
-    outcomes first, so that a row in attack.csv always has its outcomes stored."""
-    if not t.new_rows:
-        return
-    outcomes = {**t.outcomes, **t.new_outcomes}
-    write_outcomes(t.path, outcomes)
-    new = pd.DataFrame(t.new_rows, columns=COLUMNS)
-    keys = {row_key(r) for r in t.new_rows}
-    old = t.existing[[row_key(r) not in keys for r in t.existing.to_dict("records")]]
-    merged = pd.concat([df for df in (old, new) if len(df)], ignore_index=True)
-    merged = merged.sort_values(["checkpoint", "mode", "source", "attack", "precision", "n",
-                                 "steps", "restarts", "queries", "attack_seed", "step_size", "eps"],
-                                kind="stable")
-    write_csv(t.path / ATTACK, merged[COLUMNS])
-    t.existing, t.new_rows = merged[COLUMNS].reset_index(drop=True), []
-    t.outcomes, t.new_outcomes = outcomes, {}
-
-
-def save_flags(t: Run) -> pd.DataFrame:
-    """The run's gradient-masking flags over all its rows, written to attack_flags.csv (only
-    when they changed, so a rerun with nothing to compute leaves the run's files as they were)."""
-    import io
-
-    flags = check_flags(t.existing)
-    path = t.path / FLAGS
-    buf = io.StringIO()
-    flags.to_csv(buf, index=False)
-    if not path.exists() or path.read_text() != buf.getvalue():
-        write_csv(path, flags)
-    return flags
-
-
-@dataclass
+@dataclass(frozen=True)
 class AttackResults:
     """What run_attacks returns: the accuracy table (%) of the rows asked for, with each run's
     robust accuracy (per-image worst case over those rows, attack 'worst case'), the robust
@@ -430,7 +389,7 @@ class AttackResults:
     flags: pd.DataFrame
 
 
-def asked_rows(args, targets: list[Run], source: Run | None) -> pd.DataFrame:
+def asked_rows(args, targets: list[Run], source: Run | None, stored: Stored) -> pd.DataFrame:
     """The attack.csv rows of every target for this command's settings."""
     frames = []
     for t in targets:
@@ -440,21 +399,22 @@ def asked_rows(args, targets: list[Run], source: Run | None) -> pd.DataFrame:
                   if src is not None and not (mode == "white-box" and args.no_white_box)
                   and not (mode == "black-box" and (a not in TRANSFER
                                                     or src.path.resolve() == t.path.resolve()))}
-        df = t.existing
-        frames.append(df[[row_key(r) in wanted for r in df.to_dict("records")]])
+        frames.append(stored[t.path].matching(wanted))
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def results_table(args, targets: list[Run], source: Run | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def results_table(args, targets: list[Run], source: Run | None, stored: Stored
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Accuracy (%) per run, mode, source and attack (rows) and ε (columns) for this command's
     settings, whether computed now or found in attack.csv, with a 'worst case' row per run
     (robust accuracy over those rows); and the robust accuracy in long form."""
-    df = asked_rows(args, targets, source)
+    df = asked_rows(args, targets, source, stored)
     if not len(df):
         return pd.DataFrame(), robust_table(df, {}, outcome_key)
     # outcome keys are per run (the source column names white-box rows' own run only)
-    robust = pd.concat([robust_table(df[df["run"] == t.name], t.outcomes, outcome_key)
+    robust = pd.concat([robust_table(df[df["run"] == t.name], stored[t.path].outcomes,
+                                     outcome_key)
                         for t in targets], ignore_index=True)
     view = df.assign(source=[s if m == "black-box" else "-"
                              for s, m in zip(df["source"], df["mode"], strict=True)],
@@ -490,10 +450,12 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
 
     device = resolve_device(args.device)
     configure_backends(device)  # as in training: fp32 without TF32, cuDNN autotuning
-    targets, source = load_all(runs, args, device)
-    datasets = load_datasets(targets + ([source] if source else []))
+    targets, source, stored = load_all(runs, args, device)
+    datasets = load_datasets(targets + ([source] if source else []), stored)
+    targets = [with_data(t, datasets) for t in targets]
+    source = with_data(source, datasets) if source else None
     check_shapes(targets, source, datasets)
-    groups = plan(args, targets, source, datasets, device)
+    groups = plan(args, targets, source, datasets, stored, device)
     label = device_name(device)
     rows = sum(len(g.todo[t.path]) for g in groups for t in g.targets)
     print(f"robustmix.attack: {len(targets)} run(s), checkpoint {args.checkpoint}, "
@@ -505,44 +467,45 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     bar = tqdm(groups, unit="group", desc="attack", disable=args.quiet or len(groups) < 2)
     for g in bar:
         try:
-            _attack_group(args, g, device, label, written, wait=args.wait)
+            _attack_group(args, g, device, label, stored, written, wait=args.wait)
         except RunBusy:
             busy.append(g)
     for g in busy:  # the holder may be done by now; if not, the caller decides
-        _attack_group(args, g, device, label, written, wait=False)
-    flags = [_flags(t, written) for t in targets]
+        _attack_group(args, g, device, label, stored, written, wait=False)
+    flags = [_flags(t, stored, written) for t in targets]
     flags = [f for f in flags if len(f)]
-    table, robust = results_table(args, targets, source)
+    table, robust = results_table(args, targets, source, stored)
     return AttackResults(table, robust,
                          pd.concat(flags, ignore_index=True) if flags else check_flags(None))
 
 
-def _attack_group(args: AttackSpec, g: Group, device: torch.device, label: str,
+def _attack_group(args: AttackSpec, g: Group, device: torch.device, label: str, stored: Stored,
                   written: dict[Path, pd.DataFrame], wait: bool) -> None:
     with contextlib.ExitStack() as locks:
         for t in sorted(g.targets, key=lambda t: str(t.path.resolve())):  # one order: no deadlock
-            locks.enter_context(attack_lock(t, wait=wait))
-        g = replan(args, g)
+            locks.enter_context(attack_lock(t, stored, wait=wait))
+        g = replan(args, g, stored)
         if g.targets:
-            compute(args, g, device, label)
+            for t, new_rows, new_outcomes in compute(args, g, device, label):
+                stored[t.path] = R.merge(t.path, stored[t.path], new_rows, new_outcomes)
             for t in g.targets:
-                written[t.path] = save_flags(t)
+                written[t.path] = R.write_flags(t.path, stored[t.path])
 
 
-def _flags(t: Run, written: dict[Path, pd.DataFrame]) -> pd.DataFrame:
+def _flags(t: Run, stored: Stored, written: dict[Path, pd.DataFrame]) -> pd.DataFrame:
     """The run's flags; written to attack_flags.csv here only for a run this command did not
     write (its flags file may predate an interrupted command), and only if it is free now."""
     if t.path in written:
         return written[t.path]
     try:
-        with attack_lock(t, wait=False):
-            return save_flags(t)
+        with attack_lock(t, stored, wait=False):
+            return R.write_flags(t.path, stored[t.path])
     except RunBusy:
-        return check_flags(t.existing)
+        return check_flags(stored[t.path].rows)
 
 
 @contextlib.contextmanager
-def attack_lock(t: Run, wait: bool = True):
+def attack_lock(t: Run, stored: Stored, wait: bool = True):
     """The target's run lock, held while its attack rows are read, computed and written, so
     that two processes attacking one run neither compute its rows twice nor lose each other's
     (the later write of attack.csv would win). Waits for a holder, saying so; once held, the
@@ -559,7 +522,7 @@ def attack_lock(t: Run, wait: bool = True):
         lock = RunLock(t.path, wait=True)
         lock.__enter__()
     try:
-        t.existing, t.outcomes = read_existing(t.path), read_outcomes(t.path)
+        stored[t.path] = R.read_stored(t.path)
         yield
     finally:
         lock.__exit__(None, None, None)

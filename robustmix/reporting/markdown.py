@@ -34,6 +34,7 @@ from ..attacks.registry import (
     attack_label,
     settings,
 )
+from ..runs import checkpoint_names as CK
 from ..runs.provenance import git_commit
 from ..training.methods import PAPER_METHODS, method_label
 from . import results as R
@@ -48,8 +49,7 @@ TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
           "table_source_contrasts")
 OWNED = ("report.md", *(f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "csv")),
          *(f"{t}.csv" for t in TABLES))
-KIND_HEADERS = {"last": "last", "selected": "selected (noisy validation)",
-                "test_selected": "test-selected (oracle, optimistic)"}
+KIND_HEADERS = CK.LABELS
 
 
 # --------------------------------------------------------------------------- formatting

@@ -26,6 +26,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from ..atomic import atomic_write  # noqa: E402
 from ..attacks.registry import attack_label  # noqa: E402
+from ..runs import checkpoint_names as CK  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
 
 DPI = 150
@@ -102,8 +103,7 @@ def _legend_below(fig: Figure, handles: list, ncol: int) -> None:
                frameon=False, bbox_to_anchor=(0.5, 0.0), fontsize=8)
 
 
-KIND_TITLES = {"last": "last epoch", "selected": "selected (noisy validation)",
-               "test_selected": "test-selected (oracle, optimistic)"}
+KIND_TITLES = CK.TITLES
 
 
 def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
@@ -111,7 +111,7 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
     selected on noisy validation, test-selected): one line per method, mean over seeds with its
     95 % interval; open markers at the paper's Table 2 (last epoch; its "best", test-selected)."""
     conditions = list(dict.fromkeys(table["condition"]))
-    kinds = [k for k in ("last", "selected", "test_selected")
+    kinds = [k for k in CK.KINDS
              if table[f"{k}_acc_mean"].notna().any()]
     fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 4.6))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
@@ -315,7 +315,7 @@ def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
     groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     methods = _methods(table)
-    kinds = [k for k in ("last", "selected", "test_selected")
+    kinds = [k for k in CK.KINDS
              if table[f"{k}_error_mean"].notna().any()]
     fig = Figure(figsize=(max(4.5, 1.0 + 0.45 * len(methods) * len(groups)) * len(kinds), 4.6))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
@@ -402,7 +402,7 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
     in order of that rate); points = mean over seeds, bars = 95 % interval."""
     groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     methods = _methods(table)
-    kinds = [k for k in ("last", "selected", "test_selected")
+    kinds = [k for k in CK.KINDS
              if table[f"{k}_error_mean"].notna().any()]
     fig = Figure(figsize=(max(4.8, 1.2 + 1.5 * len(groups)) * len(kinds), 4.8))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
@@ -451,7 +451,7 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
 
 VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#57606a",
                    "described": "#8c959f"}
-FOREST_KINDS = {"last": "last", "selected": "selected", "test_selected": "test-sel."}
+FOREST_KINDS = CK.SHORT
 _SHORT = (
     (r" has lower test error than ", " < "),
     (r" keeps more test images robust than (\S+) \(worst case over .*\) at", r" > \1 robust at"),

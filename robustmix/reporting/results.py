@@ -38,12 +38,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..attacks.flags import FLAGS, check_flags
-from ..attacks.outcomes import ADDED, OUTCOMES, outcome_key, read_outcomes, robust_table
+from ..attacks import rows as AR
+from ..attacks.flags import check_flags
+from ..attacks.outcomes import outcome_key, robust_table
 from ..data.classes import CIFAR10_CLASSES
 from ..data.labelnoise import TAKES_FILE
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
+from ..runs import checkpoint_names as CK
+from ..runs.files import CONFIG, LABELS, METRICS, NOISE, PREDICTIONS, SUMMARY, read_json
 from ..runs.rundir import finished_runs
 from ..training.methods import METHODS, PAPER_METHODS, is_ablation, method_rank
 from ..training.plugins import DEFAULT_MODEL, is_builtin_model
@@ -60,15 +62,11 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_acc", "test_error", "test_l
 PERCENT_COLUMNS = ("test_acc", "test_error", "train_acc_noisy", "train_acc_clean", "memorised",
                    "val_acc_noisy", "val_acc_clean")
 ATTACK_REQUIRED = ("attack", "eps", "accuracy")
-PREDICTION_COLUMNS = ("index", "label", "last", "selected", "test_selected")
+PREDICTION_COLUMNS = ("index", "label", *CK.KINDS)
 ROUND = 3
 
-# Checkpoint kinds, as the tables name them (column prefixes) and as the report words them.
-KINDS = ("last", "selected", "test_selected")
-KIND_LABELS = {"last": "last", "selected": "selected (noisy validation)",
-               "test_selected": "test-selected (oracle, optimistic)"}
-# attack.csv names checkpoints as --checkpoint does; "best" is the old name of test-selected.
-ATTACK_CHECKPOINTS = {"best": "test-selected"}
+# Checkpoint kinds, as the tables name them (column prefixes); labels and other names: CK.
+KINDS = CK.KINDS
 CHANCE = 10.0  # % : a label drawn at random matches a given one of the 10 classes 1 time in 10
 
 
@@ -226,9 +224,11 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
 
     test_images = s.get("test_images")
     full_images = s.get("full_test_images")
-    per_epoch = {"last": _pct(pick("last_test_error", last["test_error"] / 100)),
-                 "test_selected": _pct(pick("best_test_error", best["test_error"] / 100)),
-                 "selected": _pct(s.get("selected_test_error"))}
+    per_epoch = {CK.LAST_CK.kind: _pct(pick(CK.LAST_CK.summary_key("test_error"),
+                                           last["test_error"] / 100)),
+                 CK.TEST_SELECTED_CK.kind: _pct(pick(CK.TEST_SELECTED_CK.summary_key("test_error"),
+                                                    best["test_error"] / 100)),
+                 CK.SELECTED_CK.kind: _pct(s.get(CK.SELECTED_CK.summary_key("test_error")))}
     noise = _noise_columns(run, t, s)
     row = {
         "run": run.name, "path": str(run),
@@ -248,16 +248,16 @@ def read_run(run: Path) -> tuple[dict, pd.DataFrame]:
         "augment": t.get("augment"),
     }
     for kind in KINDS:
-        full = _pct(s.get(f"{kind}_full_test_error"))
+        full = _pct(s.get(CK.resolve(kind).full_error_key))
         use_full = math.isfinite(full) and full_images
         row[f"{kind}_error"] = full if use_full else per_epoch[kind]
         row[f"{kind}_error_images"] = int(full_images if use_full else (test_images or 0))
         row[f"{kind}_error_per_epoch"] = per_epoch[kind]
     row.update({
-        "last_epoch": int(pick("last_epoch", last["epoch"])),
-        "test_selected_epoch": int(pick("best_epoch", best["epoch"])),
-        "selected_epoch": _int(s.get("selected_epoch"), 0) or np.nan,
-        "selected_val_acc": _pct(s.get("selected_val_acc_noisy")),
+        "last_epoch": int(pick(CK.LAST_CK.summary_key("epoch"), last["epoch"])),
+        "test_selected_epoch": int(pick(CK.TEST_SELECTED_CK.summary_key("epoch"), best["epoch"])),
+        "selected_epoch": _int(s.get(CK.SELECTED_CK.summary_key("epoch")), 0) or np.nan,
+        "selected_val_acc": _pct(s.get(CK.SELECTED_CK.summary_key("val_acc_noisy"))),
         "last_train_acc_noisy": _pct(pick("last_train_acc_noisy", last["train_acc_noisy"] / 100)),
         "last_train_acc_clean": _pct(pick("last_train_acc_clean", last["train_acc_clean"] / 100)),
         "last_memorised": _pct(pick("last_memorised", last["memorised"] / 100)),
@@ -316,23 +316,32 @@ def _noise_columns(run: Path, t: dict, s: dict) -> dict:
 
 
 def _checkpoint_name(c: str) -> str:
-    return ATTACK_CHECKPOINTS.get(str(c), str(c))
+    """attack.csv names checkpoints as --checkpoint does; "best" is the old name of
+    test-selected."""
+    return CK.cli_name(c)
 
 
-def read_attacks(run: Path) -> pd.DataFrame:
+# attack.csv is read through attacks/rows.py, once per run: load_results passes the frame it read
+# (`rows`) to each reader below; read alone, each reads it itself. None: the run has none.
+_UNREAD = object()
+_with_added = AR.with_added  # the name tests and older callers use
+
+
+def _attack_rows(run: Path, rows) -> pd.DataFrame | None:
+    """A copy of the run's attack.csv as read (rows), or read now."""
+    rows = AR.read_csv(run) if rows is _UNREAD else rows
+    return None if rows is None else rows.copy()
+
+
+def read_attacks(run: Path, rows=_UNREAD) -> pd.DataFrame:
     """attack.csv of a run (empty frame if there is none), accuracy in %."""
-    path = Path(run) / ATTACK
-    if not path.exists():
-        return pd.DataFrame()
-    try:
-        a = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
-        raise UsageError(f"cannot read {path}: {e}") from None
-    except pd.errors.EmptyDataError:
+    a = _attack_rows(run, rows)
+    if a is None or not len(a.columns):
         return pd.DataFrame()
     missing = [c for c in ATTACK_REQUIRED if c not in a.columns]
     if missing:
-        raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: not a robustmix attack file")
+        raise UsageError(f"{Path(run) / AR.ATTACK} lacks column(s) {', '.join(missing)}: not a "
+                         "robustmix attack file")
     defaults = {"checkpoint": "last", "mode": "white-box", "source": Path(run).name,
                 "steps": np.nan, "step_size": np.nan, "n": np.nan, "correct": np.nan,
                 "seconds": np.nan, "precision": "", "date": ""}
@@ -358,16 +367,16 @@ def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: floa
     attack_outcomes.npz: what pairs two runs attacked on the same images. None when the run has
     no such stored outcomes; of several image sets, the largest (or the one of n images)."""
     run = Path(path)
-    csv, npz = run / ATTACK, run / OUTCOMES
+    csv, npz = run / AR.ATTACK, run / AR.OUTCOMES
     if not csv.exists() or not npz.exists():
         return None
     stamp = (str(run), npz.stat().st_mtime)
     if stamp not in _MASKS:
         try:
-            rows = _with_added(pd.read_csv(csv))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            rows = AR.read_csv(run)
+        except UsageError:
             return None
-        _MASKS[stamp] = {"rows": rows, "outcomes": read_outcomes(run)}
+        _MASKS[stamp] = {"rows": AR.with_added(rows), "outcomes": AR.read_outcomes(run)}
     rows, outcomes = _MASKS[stamp]["rows"], _MASKS[stamp]["outcomes"]
     if rows.empty:
         return None
@@ -385,20 +394,18 @@ def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: floa
     return np.mean(np.stack(masks).astype(np.float64), axis=0)
 
 
-def read_robust(run: Path) -> pd.DataFrame:
+def read_robust(run: Path, rows=_UNREAD) -> pd.DataFrame:
     """Robust accuracy (%) of a run at every attacked ε from its attack.csv and per-image
     outcomes (empty when it has none); the checkpoint named as in attack tables."""
-    path = Path(run) / ATTACK
-    if not path.exists() or not (Path(run) / OUTCOMES).exists():
+    if not (Path(run) / AR.OUTCOMES).exists():
         return pd.DataFrame()
-    try:
-        rows = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
-    rows = _with_added(rows)
+    rows = _attack_rows(run, rows)
+    if rows is None:
+        return pd.DataFrame()
+    rows = AR.with_added(rows)
     if "run" not in rows.columns or not len(rows):
         return pd.DataFrame()
-    t = robust_table(rows, read_outcomes(Path(run)), outcome_key)
+    t = robust_table(rows, AR.read_outcomes(Path(run)), outcome_key)
     if t.empty:
         return pd.DataFrame()
     t["accuracy"] = (100 * t["accuracy"]).round(ROUND)
@@ -406,38 +413,19 @@ def read_robust(run: Path) -> pd.DataFrame:
     return t.drop(columns=["run"])
 
 
-def read_flags(run: Path) -> pd.DataFrame:
+def read_flags(run: Path, rows=_UNREAD) -> pd.DataFrame:
     """A run's gradient-masking flags (empty frame when it has none).
 
     Computed from its attack.csv with the current rules (check_flags is a pure function of the
     rows), so a report of runs attacked by an older robustmix, or of kept copies, applies the
     same rules to every run; attack_flags.csv is read only for a run whose rows cannot be."""
-    rows = _csv_or_none(Path(run) / ATTACK)
+    rows = _attack_rows(run, rows)
     if rows is not None and {"run", "correct", "n", "precision"} <= set(rows.columns):
-        return _flag_frame(check_flags(_with_added(rows)))
+        return _flag_frame(check_flags(AR.with_added(rows)))
     if rows is not None and not len(rows.columns):
         return pd.DataFrame()
-    f = _csv_or_none(Path(run) / FLAGS)
+    f = AR.read_flags_file(run)
     return pd.DataFrame() if f is None else _flag_frame(f)
-
-
-def _with_added(rows: pd.DataFrame) -> pd.DataFrame:
-    """attack.csv rows with the columns later robustmix versions added, at their defaults."""
-    for col, default in ADDED.items():
-        rows[col] = rows[col].fillna(default) if col in rows.columns else default
-    return rows
-
-
-def _csv_or_none(path: Path) -> pd.DataFrame | None:
-    """The table at path (an empty frame for an empty file), None when there is no file."""
-    if not path.exists():
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (OSError, pd.errors.ParserError) as e:
-        raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
 
 
 def _flag_frame(f: pd.DataFrame) -> pd.DataFrame:
@@ -500,14 +488,15 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         m.insert(0, "run", row["run"])
         m.insert(1, "path", row["path"])
         metrics.append(m)
-        a = read_attacks(run)
+        stored = AR.read_csv(run)  # attack.csv, read once for the three readers
+        a = read_attacks(run, stored)
         if not a.empty:
             a.insert(0, "path", row["path"])
             attacks.append(a)
         p = read_predictions(run)
         if p is not None:
             preds[row["path"]] = p
-        for frame, into in ((read_robust(run), robust), (read_flags(run), flags)):
+        for frame, into in ((read_robust(run, stored), robust), (read_flags(run, stored), flags)):
             if not frame.empty:
                 frame.insert(0, "path", row["path"])
                 into.append(frame)

@@ -54,6 +54,7 @@ import pandas as pd
 from scipy import stats
 
 from ..attacks.registry import DEFAULT_ATTACKS, attack_label
+from ..runs import checkpoint_names as CK
 from ..training.methods import PAPER_METHODS, is_ablation, method_label
 from . import paper
 from . import results as R
@@ -94,7 +95,7 @@ def exploratory(family: str) -> str:
 
 def fdr_family(family: str, checkpoint: str, paper_attack: bool = False) -> str:
     """The false-discovery family of a claim of kind `family` at `checkpoint`."""
-    if checkpoint == "test_selected":
+    if checkpoint == CK.TEST_SELECTED_CK.kind:
         return ORACLE
     if family == "Table 2 ordering" and checkpoint == "selected":
         return PRIMARY_TABLE2
@@ -453,12 +454,12 @@ def _real_noise_claims(chosen: pd.DataFrame, preds) -> list[dict]:
 def _gap_claims(groups: dict, cond: str, ratio: float, preds) -> list[dict]:
     e, m = groups.get("erm"), groups.get("mixup")
     out = []
-    for kind in ("test_selected", "selected"):
+    for kind in (CK.TEST_SELECTED_CK.kind, CK.SELECTED_CK.kind):
         if not (_has(e, kind) and _has(m, kind) and _has(e, "last") and _has(m, "last")):
             continue
         iv = error_contrast([Term(1, e, "last"), Term(-1, e, kind), Term(-1, m, "last"),
                              Term(1, m, kind)], preds)
-        what = "test-selected" if kind == "test_selected" else "selected"
+        what = CK.resolve(kind).cli
         out.append(_row("best-to-last gap",
                         f"ERM's rise in error from its {what} epoch to the last is larger than "
                         "mixup's", cond, ratio, kind, iv, "effect: ERM's gap − mixup's gap"))
@@ -549,7 +550,7 @@ def _attack_claims(res: R.Results, chosen: pd.DataFrame, checkpoint: str) -> lis
     if per_run.empty:
         return []
     out = []
-    ck = R._checkpoint_name(checkpoint)
+    ck = CK.cli_name(checkpoint)
     for (cond, ratio), _ in per_run.groupby(["condition", "ratio"], sort=False):
         here = per_run[(per_run["condition"] == cond) & (per_run["ratio"] == ratio)]
         pairs = [("mixup", "erm", "adversarial")] + [
@@ -580,7 +581,7 @@ def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: s
         label = attack_label(attack)
         what = f"effect: {name(method)} − {name(ref)} accuracy (%)"
         out.append(_row(family, f"{name(method)} keeps more accuracy than {name(ref)} under "
-                        f"{mode} {label} at ε = {x:g}/255", cond, ratio, ck.replace("-", "_"),
+                        f"{mode} {label} at ε = {x:g}/255", cond, ratio, CK.kind_of(ck),
                         accuracy_difference(a, b, ck),
                         f"{what}; sources {'+'.join(sorted(set(a['sources'])))}"
                         if mode != "white-box" else what,
@@ -609,7 +610,7 @@ def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
         names = sorted({n for s in pd.concat([a, b])["names"] for n in str(s).split("+")})
         out.append(_row("adversarial", "mixup keeps more test images robust than ERM (worst "
                         f"case over {', '.join(names)}) at ε = {x:g}/255", cond, ratio,
-                        ck.replace("-", "_"), accuracy_difference(a, b),
+                        CK.kind_of(ck), accuracy_difference(a, b),
                         "effect: mixup − ERM robust accuracy (%)"))
     return out
 

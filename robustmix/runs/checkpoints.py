@@ -12,7 +12,8 @@ from ..errors import UsageError
 from ..evaluation.device import place_model
 from ..training.config import TrainConfig
 from ..training.models import model_from_config
-from .files import CHECKPOINTS, CONFIG
+from . import checkpoint_names as CK
+from .files import CONFIG
 from .rundir import load_train_config
 
 
@@ -34,12 +35,13 @@ def load_model(run: Path, which: str = "last", device: torch.device | str = "cpu
     run = Path(run)
     if not (run / CONFIG).exists():
         raise UsageError(f"{run} is not a run directory (no {CONFIG})")
-    if which not in CHECKPOINTS:
-        raise UsageError(f"unknown checkpoint '{which}' (choose {' or '.join(CHECKPOINTS)})")
+    if which not in CK.CLI_CHOICES:
+        raise UsageError(f"unknown checkpoint '{which}' (choose {' or '.join(CK.CLI_CHOICES)})")
     cfg = load_train_config(run)
-    path = run / CHECKPOINTS[which]
+    file = CK.resolve(which).file
+    path = run / file
     if not path.exists():
-        raise UsageError(f"{run} has no {CHECKPOINTS[which]} checkpoint: the run is unfinished or was never trained")
+        raise UsageError(f"{run} has no {file} checkpoint: the run is unfinished or was never trained")
     state = load_checkpoint(path, device)["model"]
     try:  # the recorded model: a factory that can no longer be imported is named, in one line
         model = model_from_config(cfg)

@@ -26,9 +26,7 @@ PREDICTIONS = "predictions.csv"  # per test image: label and each checkpoint's p
 ATTACK = "attack.csv"
 CORRUPTIONS = "corruptions.csv"  # accuracy under common corruptions (python -m robustmix.corrupt)
 KNN = "knn.npy"
-# --checkpoint names and their files
-# "best" is the name earlier versions gave the test-selected checkpoint; it still works.
-CHECKPOINTS = {"last": LAST, "selected": SELECTED, "test-selected": BEST, "best": BEST}
+# the checkpoints' names (--checkpoint, tables, summary keys, old aliases): runs/checkpoint_names.py
 
 
 def read_json(path: Path) -> dict:

@@ -21,7 +21,7 @@ from ..attacks.registry import ATTACKS, DEFAULT_ATTACKS
 from ..data.classes import CIFAR10_CLASSES, DATASETS, FASHION_CLASSES
 from ..data.labelnoise import NOISE_TYPES, TAKES_RATIO, NoiseSpec, resolve_file
 from ..errors import UsageError
-from ..runs.files import CHECKPOINTS
+from ..runs.checkpoint_names import CLI_CHOICES
 from ..training.config import PROFILES, TrainConfig, make_config
 from ..training.plugins import resolve_method
 
@@ -238,8 +238,8 @@ def _build(path: Path, doc: dict) -> Study:
                     0 <= e <= 255 for e in _numbers(values, f"attack.eps_of.{a}")):
                 raise UsageError(f"key 'attack.eps_of.{a}' must be a non-empty list of ε in "
                                  f"[0, 255] (/255 units), got {values!r}")
-        if attack.get("checkpoint", "last") not in CHECKPOINTS:
-            raise UsageError(f"key 'attack.checkpoint' must be {' or '.join(CHECKPOINTS)}")
+        if attack.get("checkpoint", "last") not in CLI_CHOICES:
+            raise UsageError(f"key 'attack.checkpoint' must be {' or '.join(CLI_CHOICES)}")
         if attack.get("steps", 1) < 1:
             raise UsageError(f"key 'attack.steps' must be at least 1, got {attack['steps']}")
         if "step_size" in attack and not 0 < attack["step_size"] <= 255:

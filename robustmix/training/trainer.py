@@ -23,6 +23,8 @@ from ..errors import UsageError
 from ..evaluation.device import autocast, configure_backends, place_model
 from ..evaluation.images import to_device_images
 from ..evaluation.predict import predict_logits, test_indices
+from ..runs.checkpoint_names import ALL as CHECKPOINTS
+from ..runs.checkpoint_names import KINDS, LAST_CK, SELECTED_CK, TEST_SELECTED_CK
 from ..runs.checkpoints import load_checkpoint, save_checkpoint
 from ..runs.files import BEST, KNN, LABELS, LAST, METRICS, NOISE, PREDICTIONS, SELECTED, SUMMARY
 from .api import Batch
@@ -284,17 +286,18 @@ def evaluate_full_test(trainer: Trainer, run: Path, has_selected: bool) -> dict:
     y = torch.from_numpy(ds.y_test).to(device)
     table = {"index": np.arange(len(ds.y_test)), "label": ds.y_test}
     errors = {}
-    names = [("last", LAST), ("test_selected", BEST)] + ([("selected", SELECTED)] if has_selected else [])
-    for key, name in names:
-        trainer.model.load_state_dict(load_checkpoint(run / name, device)["model"])
+    names = [c for c in (LAST_CK, TEST_SELECTED_CK, SELECTED_CK)
+             if has_selected or c is not SELECTED_CK]
+    for c in names:
+        key = c.kind
+        trainer.model.load_state_dict(load_checkpoint(run / c.file, device)["model"])
         pred = predict_logits(trainer.model, x, device, trainer.cfg.precision).argmax(1)
         table[key] = pred.cpu().numpy()
         # As training computes test_acc: an fp32 mean of 0/1 on the device.
         errors[key] = 1.0 - (pred == y).float().mean().item()
     if not has_selected:
-        table["selected"] = np.full(len(ds.y_test), -1)
-    write_csv(run / PREDICTIONS, pd.DataFrame(table)[["index", "label", "last", "selected",
-                                                      "test_selected"]])
+        table[SELECTED_CK.kind] = np.full(len(ds.y_test), -1)
+    write_csv(run / PREDICTIONS, pd.DataFrame(table)[["index", "label", *KINDS]])
     return errors
 
 
@@ -312,8 +315,10 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "run": cfg.run_name, "dataset": cfg.dataset, "data": ds.description,
         "noise": cfg.noise, "ratio": cfg.ratio, "method": cfg.method, "alpha": cfg.alpha,
         "dropout": cfg.dropout, "seed": cfg.seed, "profile": cfg.profile,
-        "best_test_error": float(best["test_error"]), "best_epoch": int(best["epoch"]),
-        "last_test_error": float(last["test_error"]), "last_epoch": int(last["epoch"]),
+        TEST_SELECTED_CK.summary_key("test_error"): float(best["test_error"]),
+        TEST_SELECTED_CK.summary_key("epoch"): int(best["epoch"]),
+        LAST_CK.summary_key("test_error"): float(last["test_error"]),
+        LAST_CK.summary_key("epoch"): int(last["epoch"]),
         "last_train_acc_noisy": float(last["train_acc_noisy"]),
         "last_train_acc_clean": float(last["train_acc_clean"]),
         # No corrupted labels (ratio 0) means nothing to memorise: None, not NaN, in JSON.
@@ -327,11 +332,10 @@ def summarise(cfg: TrainConfig, metrics: pd.DataFrame, labels: Labels, ds: Datas
         "total_seconds": float(metrics["seconds"].sum()),
         "images_per_second": float(len(labels.index) * len(metrics) / metrics["train_seconds"].sum()),
         "val_images": len(labels.val_index),
-        "selected_epoch": int(sel["epoch"]) if sel is not None else None,
-        "selected_val_acc_noisy": float(sel["val_acc_noisy"]) if sel is not None else None,
-        "selected_test_error": float(sel["test_error"]) if sel is not None else None,
+        SELECTED_CK.summary_key("epoch"): int(sel["epoch"]) if sel is not None else None,
+        SELECTED_CK.summary_key("val_acc_noisy"): (float(sel["val_acc_noisy"]) if sel is not None
+                                                   else None),
+        SELECTED_CK.summary_key("test_error"): float(sel["test_error"]) if sel is not None else None,
         "full_test_images": len(ds.y_test),
-        "last_full_test_error": full.get("last"),
-        "selected_full_test_error": full.get("selected"),
-        "test_selected_full_test_error": full.get("test_selected"),
+        **{c.full_error_key: full.get(c.kind) for c in CHECKPOINTS},
     }
