@@ -139,7 +139,10 @@ def _verdict_cell(r) -> str:
     word = f"**{v}**" if v in (V.SUPPORTED, V.CONTRADICTED) else v
     text = f"{word} {fmt_signed_ci(r['effect'], r['lo'], r['hi'])}"
     q = r.get("p_adjusted")
-    return text + (f", adj. p {fmt_p(q)}" if _isnum(q) else "")
+    text += f", adj. p {fmt_p(q)}" if _isnum(q) else ""
+    if r.get("equivalence") == V.EQUIVALENT:
+        text += f"; equivalent within ±{r['margin']:g}"
+    return text
 
 
 def md_verdicts(t: pd.DataFrame, family: str) -> str:
@@ -180,8 +183,10 @@ FAMILY_NOTES = {
     "best-to-last gap": "Rise in test error from the test-selected (or selected) epoch to the "
                         "last: ERM's minus mixup's.",
     "memorisation": "Share of the corrupted training examples predicted as their noisy label "
-                    "at the last epoch, against its null (the share the network's own mistakes give; chance, 10 %, "
-                    "for runs without one) and between the methods.",
+                    "at the last epoch, against its null (the share the network's own mistakes "
+                    "give; chance, 10 %, for runs without one) and between the methods. That "
+                    "mixup does not memorise is a bound: its share at most "
+                    f"{V.MEMORISATION_MARGIN:g} points above its null.",
     "ablation": "mixup against each ablation run at the same noise; the paper's ablations "
                 "were on clean labels.",
     "adversarial": "Accuracy under attack, mixup minus ERM, at one ε per attack and mode; "
@@ -220,7 +225,17 @@ def method_text(t: pd.DataFrame) -> str:
         "(scipy.stats.false_discovery_control). Supported: adjusted p < 0.05 in the paper's "
         "direction; contradicted: adjusted p < 0.05 against it; inconclusive: otherwise (its "
         "interval, unadjusted, may still exclude 0), so the two cannot be told apart at this "
-        "scale with this many claims.",
+        "scale with this many claims; that is no evidence that they do not differ.",
+        "Equivalence: two one-sided t tests (TOST) of the same effect against a stated margin, "
+        f"±{V.EFFECT_MARGIN:g} point for a difference in test error or accuracy under attack "
+        f"and ±{V.MEMORISATION_MARGIN:g} points for a memorised share (the reasons for these "
+        "sizes are in robustmix.reporting.verdicts), on the same standard error and degrees of "
+        "freedom, adjusted by Benjamini–Hochberg in the same family; \"equivalent within ±m\" "
+        "in a cell means its 90 % interval lies within ±m, so the effect is negligible at that "
+        "margin. Only that, or a stated bound, says an effect is absent. A claim of absence "
+        "(mixup does not memorise) is tested as an upper bound: supported where the 95 % "
+        "interval puts the excess over the null below the margin, contradicted where it puts it "
+        "above; column upper_bound of the table gives the one-sided 95 % bound.",
     ]
     if (t["verdict"] == V.DESCRIBED).any():
         parts.append(f"Described: fewer than {S.MIN_SEEDS} seeds, a single-run description, "
@@ -243,12 +258,14 @@ def family_section(t: pd.DataFrame) -> list[str]:
     """The verdicts counted per false-discovery family."""
     fam = V.family_counts(t)
     rows = [[r["fdr_family"], FDR_NOTES.get(r["fdr_family"], "the other claims of this kind"),
-             r["claims"], r[V.SUPPORTED], r[V.CONTRADICTED], r[V.INCONCLUSIVE], r[V.DESCRIBED]]
+             r["claims"], r[V.SUPPORTED], r[V.CONTRADICTED], r[V.INCONCLUSIVE], r[V.DESCRIBED],
+             r[V.EQUIVALENT]]
             for _, r in fam.iterrows()]
     return ["Verdicts per false-discovery family (the false discovery rate is controlled at "
-            f"{V.ALPHA:g} within each):", "",
+            f"{V.ALPHA:g} within each; equivalent: shown within the margin by TOST, whatever "
+            "the verdict):", "",
             md_table(["family", "what it holds", "claims", "supported", "contradicted",
-                      "inconclusive", "described"], rows), ""]
+                      "inconclusive", "described", "equivalent"], rows), ""]
 
 
 def verdict_section(t: pd.DataFrame) -> list[str]:
