@@ -348,11 +348,22 @@ def md_memorisation(t: pd.DataFrame) -> str:
     rows = [[fmt_ratio(r["ratio"]), name(r["method"]), r["n_seeds"],
              f"{round(r['test_selected_epoch'], 1):g}", arrow(r, "test_acc"), arrow(r, "train_acc_noisy"),
              arrow(r, "train_acc_clean"), arrow(r, "memorised"),
-             fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"])]
+             fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"]),
+             _null_cell(r)]
             for _, r in t.iterrows()]
     return md_table(["noise", "method", "seeds", "test-selected epoch", "test acc (%)",
                      "train acc, noisy labels (%)", "train acc, true labels (%)",
-                     "memorised (%)", "memorised at the last epoch (%)"], rows)
+                     "memorised (%)", "memorised at the last epoch (%)",
+                     "its null at the last epoch (%)"], rows)
+
+
+def _null_cell(r) -> str:
+    """The memorisation null of a row and how it was obtained: '2.3 (measured)'."""
+    v = r.get("memorised_null_last")
+    if not _isnum(v):
+        return "–"
+    basis = r.get("memorised_null_basis")
+    return f"{v:.1f}" + (f" ({basis})" if isinstance(basis, str) and basis else "")
 
 
 def md_attack(t: pd.DataFrame) -> str:
@@ -770,11 +781,17 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
            "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
            "several): test accuracy, training accuracy against the noisy labels the model was "
            "trained on and against the true labels, and the share of the corrupted training "
-           "examples predicted as their noisy label (memorised; dashed: chance, 10 %). Dotted "
-           "lines: learning-rate steps.", "",
+           "examples predicted as their noisy label (memorised). Dashed, in each method's "
+           "colour: its null, the share its own mistakes would give, i.e. the chance under the "
+           "noise process that a corrupted example's noisy label equals the network's "
+           "prediction (measured in training, or for older symmetric-noise runs (100 − "
+           "true-label training accuracy) / 9), the null the memorisation verdicts test "
+           f"against, not 1/K; runs without one fall back to chance ({R.CHANCE:g} %, grey "
+           "dash-dot). Dotted lines: learning-rate steps.", "",
            "From the test-selected epoch to the last (mean over seeds), and the memorised share "
-           f"at the last epoch [95 % interval; {_interval_note(memo, ['memorised_last_over'])}]. "
-           "Table: [table_memorisation.csv](table_memorisation.csv)", "",
+           f"at the last epoch [95 % interval; {_interval_note(memo, ['memorised_last_over'])}] "
+           "beside its null (mean over seeds). Table: "
+           "[table_memorisation.csv](table_memorisation.csv)", "",
            _by_condition(memo, md_memorisation), ""]
 
     md += ["## Adversarial attacks", ""]

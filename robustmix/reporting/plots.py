@@ -256,15 +256,19 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     """Per epoch: test accuracy, training accuracy against the noisy and the true labels, and
     the memorised fraction; rows = condition × noise ratio, one line per method (mean over
     seeds, band = 95 % t-interval over seeds where there are several). Dotted verticals mark
-    the learning-rate steps (milestones: condition → epochs); a dashed line marks chance (10 %)
-    on the memorisation panels."""
+    the learning-rate steps (milestones: condition → epochs). On the memorisation panels a
+    dashed line in each method's colour is its null (column memorised_null of the curves table:
+    the share its own mistakes give under the noise process, which the memorisation verdicts
+    test against), not 1/K; only a method without one gets `chance` (grey dash-dot), as the
+    verdicts fall back to it."""
     rows = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(14, 2.8 * len(rows) + 1.2))
     axes = fig.subplots(len(rows), len(CURVE_PANELS), sharex=True, squeeze=False)
-    seen, banded = {}, False
+    seen, banded, has_null, has_chance = {}, False, False, False
     for i, (c, ratio) in enumerate(rows):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
+        fallback_here = False
         for j, (col, label) in enumerate(CURVE_PANELS):
             ax = axes[i, j]
             for m in _methods(d):
@@ -279,8 +283,19 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                 seen.setdefault(m, h)
             for e in (milestones or {}).get(c, []):
                 ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
-            if col == "memorised" and chance is not None and ratio > 0:
-                ax.axhline(chance, color="black", linestyle="--", linewidth=0.9)
+            if col == "memorised" and ratio > 0:
+                for m in _methods(d):
+                    dm = d[d["method"] == m].sort_values("epoch")
+                    null = (dm["memorised_null"] if "memorised_null" in dm
+                            else pd.Series(np.nan, index=dm.index))
+                    if null.notna().any():
+                        ax.plot(dm["epoch"], null, color=method_color(m), linestyle="--",
+                                linewidth=0.9, gid=f"null:{m}")
+                        has_null = True
+                    elif chance is not None and not fallback_here:
+                        ax.axhline(chance, color="grey", linestyle="-.", linewidth=0.9,
+                                   gid="chance")
+                        fallback_here = has_chance = True
             if col == "memorised" and ratio <= 0:
                 ax.text(0.5, 0.5, "no corrupted labels", transform=ax.transAxes, ha="center",
                         va="center", fontsize=8, color="grey")
@@ -298,9 +313,13 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     handles = [seen[m] for m in methods]
     if milestones:
         handles.append(Line2D([], [], color="grey", linestyle=":", label="learning-rate step (÷10)"))
-    if chance is not None and (table["ratio"] > 0).any():
+    if has_null:
         handles.append(Line2D([], [], color="black", linestyle="--",
-                              label=f"chance ({chance:g}%): a random label matches 1 in 10"))
+                              label="dashed, method colour: its null (its own mistakes' share "
+                                    "under the noise process)"))
+    if has_chance:
+        handles.append(Line2D([], [], color="grey", linestyle="-.",
+                              label=f"chance ({chance:g}%): runs without a null"))
     if banded:
         handles.append(Patch(color="grey", alpha=0.3, label="band: 95% interval over seeds"))
     _legend_below(fig, handles, 3)
