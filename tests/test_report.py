@@ -484,3 +484,38 @@ def test_curves_draw_each_methods_own_memorisation_null_not_one_in_k(monkeypatch
                                           table.assign(memorised_null=float("nan"))))
     refs = {ln.get_gid(): list(ln.get_ydata()) for ln in ax.get_lines() if ln.get_gid()}
     assert set(refs) == {"chance"} and set(refs["chance"]) == {R.CHANCE}
+
+
+def test_owned_files_are_derived_from_the_sections_and_a_rewrite_leaves_no_stale_one(tmp_path):
+    """Every file a section declares is owned (table_robust, table_flags, fig_robust and
+    fig_attack_relative, once left out of a hand-kept list, among them); a rewritten report
+    removes a stale owned file of an earlier one, and never a file it does not own."""
+    from robustmix.reporting import markdown as M
+
+    owned = set(M.owned())
+    assert owned == {"report.md", *(n for s in M.SECTIONS for n in s.files())}
+    for n in ("table_robust.csv", "table_flags.csv", "fig_robust.png", "fig_robust.pdf",
+              "fig_attack_relative.png", "fig_attack_relative.pdf"):
+        assert n in owned, n
+    write_fixture(tmp_path / "runs")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = ["fig_robust.png", "fig_robust.pdf", "table_robust.csv", "fig_sources.csv"]
+    for n in [*stale, "mine.txt", "fig_other.png"]:
+        (out / n).write_text("old")
+    rc = run_main(report.main, [str(tmp_path / "runs"), "--out", str(out), "--title", "t"])
+    assert rc == 0
+    left = {p.name for p in out.iterdir()}
+    assert not set(stale) & left  # the fixture has no robust accuracy, one noise source
+    assert {"mine.txt", "fig_other.png"} <= left  # not the report's: kept
+    assert left - {"mine.txt", "fig_other.png"} <= owned  # nothing written it does not own
+
+
+def test_a_section_cannot_write_a_file_it_did_not_declare(tmp_path):
+    from robustmix.reporting import markdown as M
+
+    rep = M.Report(None, tmp_path, "t", None, "last", "")
+    rep.section = M.Section("x", lambda r: [], tables=("table_a",))
+    rep.csv("table_a", pd.DataFrame({"a": [1]}))
+    with pytest.raises(RuntimeError, match="without declaring"):
+        rep.csv("table_b", pd.DataFrame({"a": [1]}))
