@@ -519,3 +519,27 @@ def test_a_section_cannot_write_a_file_it_did_not_declare(tmp_path):
     rep.csv("table_a", pd.DataFrame({"a": [1]}))
     with pytest.raises(RuntimeError, match="without declaring"):
         rep.csv("table_b", pd.DataFrame({"a": [1]}))
+
+
+def test_fig_noise_tells_conditions_apart_by_more_than_the_line(monkeypatch, tmp_path):
+    """Two profiles in one panel: one method's points keep its colour and marker shape but differ
+    in fill and sit apart on x, so points of different profiles never look the same."""
+    from robustmix.reporting import plots
+
+    rows = [{"condition": c, "ratio": r, "method": "erm", "alpha": 0.0, "dropout": 0.0,
+             "n_seeds": 3, "last_acc_mean": 60.0 + i, "last_acc_lo": 58.0, "last_acc_hi": 63.0,
+             "selected_acc_mean": float("nan"), "test_selected_acc_mean": float("nan"),
+             "paper_last_acc": float("nan"), "paper_test_selected_acc": float("nan")}
+            for i, c in enumerate(("fast", "cpu")) for r in (0.2, 0.5)]
+    caught = {}
+    monkeypatch.setattr(plots, "save", lambda fig, stem: caught.setdefault("fig", fig) and [])
+    plots.plot_noise(pd.DataFrame(rows), tmp_path / "fig_noise")
+    ax = caught["fig"].axes[0]
+    from robustmix.training.methods import method_marker
+
+    points = [ln for ln in ax.get_lines() if ln.get_marker() == method_marker("erm")]
+    assert len(points) == 2
+    a, b = points
+    assert a.get_color() == b.get_color() and a.get_marker() == b.get_marker()
+    assert a.get_fillstyle() != b.get_fillstyle()
+    assert set(a.get_xdata()).isdisjoint(b.get_xdata())

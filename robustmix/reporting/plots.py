@@ -32,6 +32,19 @@ DPI = 150
 VECTOR = "pdf"
 
 CONDITION_STYLES = ("-", "--", ":", "-.")
+# Where several conditions (profiles) share a panel, the points of one method keep its colour and
+# marker shape but differ in fill (never "none": open markers are the paper's numbers) and are
+# set slightly apart on x, so no two conditions' points look the same or hide each other.
+CONDITION_FILLS = ("full", "bottom", "left", "top", "right")  # the other half light grey
+CONDITION_DODGE = 0.8  # percentage points of noise ratio between conditions' points
+
+
+def _fill(conditions: list[str], c: str) -> str:
+    return CONDITION_FILLS[conditions.index(c) % len(CONDITION_FILLS)]
+
+
+def _dodge(conditions: list[str], c: str) -> float:
+    return CONDITION_DODGE * (conditions.index(c) - (len(conditions) - 1) / 2)
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
@@ -123,12 +136,14 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
                 d = d[d[f"{kind}_acc_mean"].notna()]
                 if d.empty:
                     continue
-                x = 100 * d["ratio"].to_numpy()
+                x = 100 * d["ratio"].to_numpy() + _dodge(conditions, c)
                 h = ax.errorbar(x, d[f"{kind}_acc_mean"].to_numpy(dtype=float),
                                 yerr=_yerr(d, f"{kind}_acc_mean", f"{kind}_acc_lo",
                                            f"{kind}_acc_hi"),
                                 color=method_color(m), marker=method_marker(m),
-                                linestyle=_style(conditions, c), capsize=3, markersize=5,
+                                fillstyle=_fill(conditions, c), markerfacecoloralt="lightgrey",
+                                linestyle=_style(conditions, c), capsize=3,
+                                markersize=5 if len(conditions) == 1 else 6,
                                 label=_label(m, c, conditions, d))
                 if kind == kinds[0]:
                     handles.append(h)
@@ -140,7 +155,8 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
                 if ok.any() and (kind, m) not in drawn:  # once per method, whatever the condition
                     drawn.add((kind, m))
                     has_paper = True
-                    ax.plot(x[ok], py[ok], linestyle="none", marker=method_marker(m),
+                    px = 100 * d["ratio"].to_numpy()  # at the ratio itself, not dodged
+                    ax.plot(px[ok], py[ok], linestyle="none", marker=method_marker(m),
                             markerfacecolor="none", markeredgecolor=method_color(m), markersize=8)
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
         ax.set_xlabel("label noise ratio (%)")
