@@ -280,3 +280,28 @@ def test_intervals_are_clipped_to_what_the_quantity_can_be():
     c = iv.clipped(-100.0, 100.0)
     assert c.hi == 100.0 and c.lo == iv.lo and c.p_value() == iv.p_value()
     assert S.Interval(5.0, -3.0, 9.0, 1).clipped(0.0, 100.0).lo == 0.0
+
+
+def test_equivalence_is_two_one_sided_tests_on_the_same_statistic():
+    """TOST against ±1 point: the larger one-sided p, on the combined se and t(S − 1); below
+    0.05 exactly when the 90 % interval lies within the margin."""
+    from scipy import stats
+
+    tight = S.combined([0.1, 0.2, 0.0], 0.01)  # 0.1 ± a few hundredths
+    se, df = tight.se, tight.df
+    want = max(stats.t.sf((0.1 + 1) / se, df), stats.t.cdf((0.1 - 1) / se, df))
+    assert tight.p_equivalence(1.0) == pytest.approx(want) and want < 0.05
+    wide = S.combined([-3.0, 0.3, 3.6], 0.01)  # the same small mean, seeds far apart
+    assert wide.estimate == pytest.approx(0.3) and wide.p_equivalence(1.0) > 0.05
+    for iv in (tight, wide, S.combined([0.5, 0.9, 0.7], 0.05), S.combined([2.0, 2.2, 2.1], 0.0)):
+        q = stats.t.ppf(0.95, iv.df)
+        inside = -1 < iv.estimate - q * iv.se and iv.estimate + q * iv.se < 1
+        assert (iv.p_equivalence(1.0) < 0.05) == inside
+    # the one-sided 95 % upper bound is the top of that 90 % interval
+    assert tight.upper_bound() == pytest.approx(0.1 + stats.t.ppf(0.95, 2) * se)
+
+
+def test_fewer_than_three_seeds_show_no_equivalence_however_narrow():
+    two = S.combined([0.1, 0.1], 1e-6)
+    assert not two.tested and math.isnan(two.p_equivalence(1.0))
+    assert math.isnan(two.upper_bound())

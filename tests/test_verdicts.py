@@ -347,3 +347,47 @@ def test_attack_contrasts_pair_by_image_where_outcomes_are_stored(tmp_path):
     assert paired["hi"] - paired["lo"] < 0.5 * (unpaired["hi"] - unpaired["lo"])
     assert "combined variance" in paired["interval_method"]
     assert "binomial" not in paired["interval_method"]
+
+
+def _claims(per_seed: dict[str, list[float]], family: str = "ablation") -> pd.DataFrame:
+    """Verdict rows from synthetic per-seed effects (points), image variance 0.01."""
+    from robustmix.reporting import statistics as S
+
+    rows = [V._row(family, claim, "c", 0.5, "last", S.combined(v, 0.01))
+            for claim, v in per_seed.items()]
+    return V.adjust(pd.DataFrame(rows)).set_index("claim")
+
+
+def test_an_effect_well_inside_the_margin_with_a_tight_interval_is_equivalent():
+    t = _claims({"tight": [0.1, 0.2, 0.0], "wide": [-3.0, 0.3, 3.6], "two seeds": [0.1, 0.1]})
+    tight, wide, two = t.loc["tight"], t.loc["wide"], t.loc["two seeds"]
+    assert tight["margin"] == V.EFFECT_MARGIN
+    assert tight["verdict"] == V.INCONCLUSIVE  # no difference shown from 0 ...
+    assert tight["equivalence"] == V.EQUIVALENT  # ... but shown within ±1 point of it
+    assert tight["p_equivalence_adjusted"] < V.ALPHA
+    # the same small mean on seeds far apart: an inconclusive test is not read as absence
+    assert wide["verdict"] == V.INCONCLUSIVE and wide["equivalence"] == V.INCONCLUSIVE
+    assert wide["p_equivalence"] > V.ALPHA
+    assert two["equivalence"] == V.DESCRIBED and math.isnan(two["p_equivalence"])
+    assert set(t["equivalence"]) <= set(V.EQUIVALENCES)
+
+
+def test_claims_of_absence_are_upper_bounds_against_the_margin():
+    """'mixup does not memorise': effect = null − share. Supported only where the interval puts
+    the excess below the memorisation margin; a share near the null on a wide interval is
+    inconclusive, not absence; a share far above null + margin contradicts it."""
+    from robustmix.reporting import statistics as S
+
+    def verdict(excess: list[float]) -> pd.Series:
+        iv = S.combined([-x for x in excess], 0.01)
+        return V.adjust(pd.DataFrame([V._row("memorisation", "mixup does not memorise them",
+                                             "c", 0.5, "last", iv, absence=True)])).iloc[0]
+
+    assert V.MEMORISATION_MARGIN == 2.0
+    near = verdict([0.4, 0.5, 0.6])
+    assert near["verdict"] == V.SUPPORTED and near["upper_bound"] < V.MEMORISATION_MARGIN
+    assert near["equivalence"] == V.EQUIVALENT
+    wide = verdict([-4.0, 0.5, 5.0])
+    assert wide["verdict"] == V.INCONCLUSIVE and wide["upper_bound"] > V.MEMORISATION_MARGIN
+    above = verdict([6.0, 6.5, 7.0])
+    assert above["verdict"] == V.CONTRADICTED and above["equivalence"] == V.INCONCLUSIVE

@@ -8,12 +8,12 @@ than 3 seeds; the verdicts counted per family, and the forest plot of every effe
 is what follows from the tables (counts of verdicts, how intervals were computed, what the scale
 cannot show).
 
-Writes under --out: report.md; fig_forest (drawn from table_verdicts.csv), fig_noise,
-fig_curves, fig_attack and fig_ablation as .png (150 dpi) and .pdf, each but fig_forest with the
-tidy .csv it was drawn from; table_verdicts, table_noise,
-table_memorisation, table_attack, table_ablation, table_sweep and table_runs as .csv. Figures and
-tables whose data are absent (no attack.csv, no ablation methods, a single setting per method)
-are not written, and stale copies of them from an earlier report in the same folder are removed.
+The report is a list of sections (SECTIONS), each declaring the tables (.csv), figures (.png at
+150 dpi and .pdf) and figure data (.csv) it writes, and building them and its Markdown from the
+tidy tables. Figures and tables whose data are absent (no attack.csv, no ablation methods, a
+single setting per method) are not written. The files a report owns are derived from the
+sections' declarations (`owned`); remove_stale removes those an earlier report left in the same
+folder and this one did not write, and never any other file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -42,13 +43,7 @@ from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
 
-FIGURES = ("fig_forest", "fig_noise", "fig_curves", "fig_attack", "fig_ablation",
-           "fig_transition", "fig_sources")
-TABLES = ("table_verdicts", "table_noise", "table_memorisation", "table_attack",
-          "table_ablation", "table_sweep", "table_runs", "table_sources",
-          "table_source_contrasts")
-OWNED = ("report.md", *(f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "csv")),
-         *(f"{t}.csv" for t in TABLES))
+# The files a report owns: derived from its sections (SECTIONS, owned) below.
 KIND_HEADERS = CK.LABELS
 
 
@@ -139,7 +134,10 @@ def _verdict_cell(r) -> str:
     word = f"**{v}**" if v in (V.SUPPORTED, V.CONTRADICTED) else v
     text = f"{word} {fmt_signed_ci(r['effect'], r['lo'], r['hi'])}"
     q = r.get("p_adjusted")
-    return text + (f", adj. p {fmt_p(q)}" if _isnum(q) else "")
+    text += f", adj. p {fmt_p(q)}" if _isnum(q) else ""
+    if r.get("equivalence") == V.EQUIVALENT:
+        text += f"; equivalent within ±{r['margin']:g}"
+    return text
 
 
 def md_verdicts(t: pd.DataFrame, family: str) -> str:
@@ -180,8 +178,10 @@ FAMILY_NOTES = {
     "best-to-last gap": "Rise in test error from the test-selected (or selected) epoch to the "
                         "last: ERM's minus mixup's.",
     "memorisation": "Share of the corrupted training examples predicted as their noisy label "
-                    "at the last epoch, against its null (the share the network's own mistakes give; chance, 10 %, "
-                    "for runs without one) and between the methods.",
+                    "at the last epoch, against its null (the share the network's own mistakes "
+                    "give; chance, 10 %, for runs without one) and between the methods. That "
+                    "mixup does not memorise is a bound: its share at most "
+                    f"{V.MEMORISATION_MARGIN:g} points above its null.",
     "ablation": "mixup against each ablation run at the same noise; the paper's ablations "
                 "were on clean labels.",
     "adversarial": "Accuracy under attack, mixup minus ERM, at one ε per attack and mode; "
@@ -220,7 +220,17 @@ def method_text(t: pd.DataFrame) -> str:
         "(scipy.stats.false_discovery_control). Supported: adjusted p < 0.05 in the paper's "
         "direction; contradicted: adjusted p < 0.05 against it; inconclusive: otherwise (its "
         "interval, unadjusted, may still exclude 0), so the two cannot be told apart at this "
-        "scale with this many claims.",
+        "scale with this many claims; that is no evidence that they do not differ.",
+        "Equivalence: two one-sided t tests (TOST) of the same effect against a stated margin, "
+        f"±{V.EFFECT_MARGIN:g} point for a difference in test error or accuracy under attack "
+        f"and ±{V.MEMORISATION_MARGIN:g} points for a memorised share (the reasons for these "
+        "sizes are in robustmix.reporting.verdicts), on the same standard error and degrees of "
+        "freedom, adjusted by Benjamini–Hochberg in the same family; \"equivalent within ±m\" "
+        "in a cell means its 90 % interval lies within ±m, so the effect is negligible at that "
+        "margin. Only that, or a stated bound, says an effect is absent. A claim of absence "
+        "(mixup does not memorise) is tested as an upper bound: supported where the 95 % "
+        "interval puts the excess over the null below the margin, contradicted where it puts it "
+        "above; column upper_bound of the table gives the one-sided 95 % bound.",
     ]
     if (t["verdict"] == V.DESCRIBED).any():
         parts.append(f"Described: fewer than {S.MIN_SEEDS} seeds, a single-run description, "
@@ -243,12 +253,14 @@ def family_section(t: pd.DataFrame) -> list[str]:
     """The verdicts counted per false-discovery family."""
     fam = V.family_counts(t)
     rows = [[r["fdr_family"], FDR_NOTES.get(r["fdr_family"], "the other claims of this kind"),
-             r["claims"], r[V.SUPPORTED], r[V.CONTRADICTED], r[V.INCONCLUSIVE], r[V.DESCRIBED]]
+             r["claims"], r[V.SUPPORTED], r[V.CONTRADICTED], r[V.INCONCLUSIVE], r[V.DESCRIBED],
+             r[V.EQUIVALENT]]
             for _, r in fam.iterrows()]
     return ["Verdicts per false-discovery family (the false discovery rate is controlled at "
-            f"{V.ALPHA:g} within each):", "",
+            f"{V.ALPHA:g} within each; equivalent: shown within the margin by TOST, whatever "
+            "the verdict):", "",
             md_table(["family", "what it holds", "claims", "supported", "contradicted",
-                      "inconclusive", "described"], rows), ""]
+                      "inconclusive", "described", "equivalent"], rows), ""]
 
 
 def verdict_section(t: pd.DataFrame) -> list[str]:
@@ -331,11 +343,22 @@ def md_memorisation(t: pd.DataFrame) -> str:
     rows = [[fmt_ratio(r["ratio"]), name(r["method"]), r["n_seeds"],
              f"{round(r['test_selected_epoch'], 1):g}", arrow(r, "test_acc"), arrow(r, "train_acc_noisy"),
              arrow(r, "train_acc_clean"), arrow(r, "memorised"),
-             fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"])]
+             fmt_ci(r["memorised_last"], r["memorised_last_lo"], r["memorised_last_hi"]),
+             _null_cell(r)]
             for _, r in t.iterrows()]
     return md_table(["noise", "method", "seeds", "test-selected epoch", "test acc (%)",
                      "train acc, noisy labels (%)", "train acc, true labels (%)",
-                     "memorised (%)", "memorised at the last epoch (%)"], rows)
+                     "memorised (%)", "memorised at the last epoch (%)",
+                     "its null at the last epoch (%)"], rows)
+
+
+def _null_cell(r) -> str:
+    """The memorisation null of a row and how it was obtained: '2.3 (measured)'."""
+    v = r.get("memorised_null_last")
+    if not _isnum(v):
+        return "–"
+    basis = r.get("memorised_null_basis")
+    return f"{v:.1f}" + (f" ({basis})" if isinstance(basis, str) and basis else "")
 
 
 def md_attack(t: pd.DataFrame) -> str:
@@ -590,103 +613,119 @@ def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
     return md
 
 
-def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, checkpoint: str,
-                 command: str) -> list[Path]:
-    """Write every table, figure and report.md under out; return the paths written."""
-    from . import plots  # matplotlib only when there is something to draw
+# --------------------------------------------------------------------------- the report's sections
+#
+# The report is a list of sections (SECTIONS), in the order report.md shows them. Each declares
+# the files it writes (tables as .csv, figures as .png and .pdf, the data figures are drawn from
+# as .csv) and builds them, and its Markdown, from the tidy tables of one `Report`. The files a
+# report owns, which a rewrite removes where it no longer writes them (remove_stale), are derived
+# from these declarations (`owned`), and a section can write no file it has not declared
+# (Report.csv / Report.figure refuse), so the two cannot drift apart.
 
-    runs, preds = res.runs, res.predictions
-    written: list[Path] = []
+FIGURE_EXTS = ("png", "pdf")  # plots.save: PNG (plots.DPI) and the vector copy (plots.VECTOR)
 
-    def csv(stem: str, df: pd.DataFrame) -> str:
-        path = out / f"{stem}.csv"
+
+@dataclass(frozen=True)
+class Section:
+    """One part of report.md and the files it writes (stems, without extension).
+
+    tables   .csv tables
+    figures  figures, each as .png and .pdf
+    data     .csv files a figure is drawn from (named after the figure)
+    build    Report -> the section's Markdown lines; writes its files through the Report"""
+
+    name: str
+    build: Callable[[Report], list[str]]
+    tables: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+
+    def files(self) -> tuple[str, ...]:
+        return (*(f"{t}.csv" for t in self.tables),
+                *(f"{f}.{e}" for f in self.figures for e in FIGURE_EXTS),
+                *(f"{d}.csv" for d in self.data))
+
+
+@dataclass
+class Report:
+    """What the sections build from (the stored results and their tidy tables) and the files
+    written so far."""
+
+    res: R.Results
+    out: Path
+    title: str
+    notes: str | None
+    checkpoint: str
+    command: str
+    tidy: dict[str, pd.DataFrame] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    section: Section | None = None
+
+    def _declared(self, name: str) -> None:
+        if self.section is None or name not in self.section.files():
+            where = self.section.name if self.section else "no section"
+            raise RuntimeError(f"{where} writes {name} without declaring it (Section.files)")
+
+    def csv(self, stem: str, df: pd.DataFrame) -> str:
+        """Write stem.csv, a file the current section declared; its name."""
+        self._declared(f"{stem}.csv")
+        path = self.out / f"{stem}.csv"
         write_csv(path, df)
-        written.append(path)
+        self.written.append(path)
         return path.name
 
-    settings = R.setting_table(runs, preds)
-    noise = R.noise_table(runs, preds, settings)
-    sweep = R.sweep_table(runs, preds, settings)
-    ablation = R.ablation_table(runs, preds, settings)
-    memo = R.memorisation_table(runs, res.metrics)
-    curves = R.curves_table(runs, res.metrics)
+    def figure(self, stem: str, draw: Callable[..., list[Path]], *args, **kw) -> None:
+        """draw(*args, stem path, **kw): a figure the current section declared."""
+        for e in FIGURE_EXTS:
+            self._declared(f"{stem}.{e}")
+        self.written += draw(*args, self.out / stem, **kw)
+
+
+def tidy_tables(res: R.Results, checkpoint: str) -> dict[str, pd.DataFrame]:
+    """Every tidy table the sections draw on, computed once."""
+    runs, preds = res.runs, res.predictions
+    settings_ = R.setting_table(runs, preds)
+    noise = R.noise_table(runs, preds, settings_)
     attack = R.attack_table(res.attacks, checkpoint)
-    attack_fig = R.attack_plot_table(attack, noise)
-    robust = R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise)
-    flags = R.flag_table(res.flags, checkpoint)
-    verdicts = V.verdict_table(res, checkpoint)
-    transitions = R.transition_table(runs)
     several_sources = runs["noise"].nunique() > 1
-    sources = R.sources_table(noise, runs) if several_sources else noise.iloc[0:0]
-    contrasts = SRC.contrast_table(runs, preds) if several_sources else pd.DataFrame()
+    return {
+        "noise": noise,
+        "sweep": R.sweep_table(runs, preds, settings_),
+        "ablation": R.ablation_table(runs, preds, settings_),
+        "memorisation": R.memorisation_table(runs, res.metrics),
+        "curves": R.curves_table(runs, res.metrics),
+        "attack": attack,
+        "attack_fig": R.attack_plot_table(attack, noise),
+        "robust": R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise),
+        "flags": R.flag_table(res.flags, checkpoint),
+        "verdicts": V.verdict_table(res, checkpoint),
+        "transitions": R.transition_table(runs),
+        "sources": R.sources_table(noise, runs) if several_sources else noise.iloc[0:0],
+        "contrasts": SRC.contrast_table(runs, preds) if several_sources else pd.DataFrame(),
+    }
 
-    csv("table_verdicts", verdicts)
+
+def _verdicts(rep: Report) -> list[str]:
+    from . import plots
+
+    verdicts = rep.tidy["verdicts"]
+    rep.csv("table_verdicts", verdicts)
     if not verdicts.empty and verdicts["effect"].notna().any():
-        written += plots.plot_forest(verdicts, out / "fig_forest", V.fdr_families())
-    csv("table_runs", runs.drop(columns=["path", "setup"]))
-    csv("table_noise", noise)
-    csv("table_memorisation", memo)
-    if not attack.empty:
-        csv("table_attack", attack)
-    if not robust.empty:
-        csv("table_robust", robust)
-    if not attack.empty:
-        csv("table_flags", flags)
-    if not ablation.empty:
-        csv("table_ablation", ablation)
-    if not sweep.empty:
-        csv("table_sweep", sweep)
-    if not sources.empty:
-        csv("table_sources", sources)
-    if not contrasts.empty:
-        csv("table_source_contrasts", contrasts)
+        rep.figure("fig_forest", plots.plot_forest, verdicts, families=V.fdr_families())
+    return [f"# {rep.title}", "", *verdict_section(verdicts)]
 
-    fig_noise_cols = ["condition", "ratio", "method", "alpha", "dropout", "n_seeds",
-                      *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
-                      "paper_test_selected_acc", "paper_last_acc"]
-    csv("fig_noise", noise[fig_noise_cols])
-    written += plots.plot_noise(noise, out / "fig_noise")
-    csv("fig_curves", curves)
-    milestones = {}
-    for c, g in runs.groupby("condition", sort=False):
-        try:
-            milestones[c] = [int(x) for x in g["milestones"].iloc[0].strip("[]").split(",") if x.strip()]
-        except ValueError:
-            milestones[c] = []
-    written += plots.plot_curves(curves, out / "fig_curves", milestones, chance=R.CHANCE)
-    if not attack_fig.empty:
-        csv("fig_attack", attack_fig)
-        written += plots.plot_attack(attack_fig, out / "fig_attack")
-        written += plots.plot_attack(attack_fig, out / "fig_attack_relative", value="relative")
-    if not robust.empty:
-        written += plots.plot_robust(robust, out / "fig_robust")
-    if not ablation.empty:
-        csv("fig_ablation", ablation[["condition", "ratio", "method", "alpha", "dropout", "ablation",
-                                      "n_seeds",
-                                      *[f"{k}_error_{s}" for k in R.KINDS
-                                        for s in ("mean", "lo", "hi")]]])
-        written += plots.plot_ablation(ablation, out / "fig_ablation")
 
-    if not transitions.empty:
-        csv("fig_transition", transitions)
-        written += plots.plot_transitions(transitions, out / "fig_transition", _classes(runs))
-    if not sources.empty:
-        csv("fig_sources", sources[["condition", "ratio", "source_label", "measured_rate",
-                                    "method", "alpha", "dropout", "n_seeds",
-                                    *[f"{k}_error_{s}" for k in R.KINDS
-                                      for s in ("mean", "lo", "hi")]]])
-        written += plots.plot_sources(sources, out / "fig_sources")
-
+def _setup(rep: Report) -> list[str]:
+    runs, res, checkpoint = rep.res.runs, rep.res, rep.checkpoint
+    rep.csv("table_runs", runs.drop(columns=["path", "setup"]))
     prov = R.provenance(runs)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     top = _git_toplevel()
     where = ("the repository root" if top is not None and Path.cwd().resolve() == top.resolve()
              else f"`{Path.cwd()}`")
     hours = runs["total_minutes"].sum() / 60
-    kinds_cols = [f"{k}_error_over" for k in R.KINDS]
-    md: list[str] = [f"# {title}", ""]
-    md += verdict_section(verdicts)
-    md += ["## Setup", ""]
+    attack = rep.tidy["attack"]
+    md = ["## Setup", ""]
     md += [f"- Data: {'; '.join(prov['data'])}",
            f"- Runs: {len(runs)} finished ({', '.join(fmt_ratio(r) for r in sorted(set(runs['ratio'])))} "
            f"noise; methods {', '.join(sorted(set(runs['method']), key=R.method_rank))}; "
@@ -716,21 +755,65 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
            f"- Attack results: {checkpoint} checkpoint"
            + (f"; {attack_settings(res.attacks, checkpoint)}" if not attack.empty
               else " — none found (no attack.csv with such rows)"),
-           f"- Regenerate (from {where}):", "", "```", command, "```", ""]
+           f"- Regenerate (from {where}):", "", "```", rep.command, "```", ""]
     if res.skipped:
         md += ["Left out or noted:", "", *[f"- {s}" for s in res.skipped], ""]
+    return md
 
-    md += noise_source_section(runs, transitions, sources, contrasts)
+
+def _noise_sources(rep: Report) -> list[str]:
+    from . import plots
+
+    runs = rep.res.runs
+    transitions, sources = rep.tidy["transitions"], rep.tidy["sources"]
+    contrasts = rep.tidy["contrasts"]
+    if not sources.empty:
+        rep.csv("table_sources", sources)
+    if not contrasts.empty:
+        rep.csv("table_source_contrasts", contrasts)
+    if not transitions.empty:
+        rep.csv("fig_transition", transitions)
+        rep.figure("fig_transition", plots.plot_transitions, transitions, classes=_classes(runs))
+    if not sources.empty:
+        rep.csv("fig_sources", sources[["condition", "ratio", "source_label", "measured_rate",
+                                        "method", "alpha", "dropout", "n_seeds",
+                                        *[f"{k}_error_{s}" for k in R.KINDS
+                                          for s in ("mean", "lo", "hi")]]])
+        rep.figure("fig_sources", plots.plot_sources, sources)
+    return noise_source_section(runs, transitions, sources, contrasts)
+
+
+def _test_error(rep: Report) -> list[str]:
+    from . import plots
+
+    noise, sweep, ablation = rep.tidy["noise"], rep.tidy["sweep"], rep.tidy["ablation"]
+    kinds_cols = [f"{k}_error_over" for k in R.KINDS]
+    rep.csv("table_noise", noise)
+    if not ablation.empty:
+        rep.csv("table_ablation", ablation)
+    if not sweep.empty:
+        rep.csv("table_sweep", sweep)
+    fig_noise_cols = ["condition", "ratio", "method", "alpha", "dropout", "n_seeds",
+                      *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
+                      "paper_test_selected_acc", "paper_last_acc"]
+    rep.csv("fig_noise", noise[fig_noise_cols])
+    rep.figure("fig_noise", plots.plot_noise, noise)
+    if not ablation.empty:
+        rep.csv("fig_ablation", ablation[["condition", "ratio", "method", "alpha", "dropout",
+                                          "ablation", "n_seeds",
+                                          *[f"{k}_error_{s}" for k in R.KINDS
+                                            for s in ("mean", "lo", "hi")]]])
+        rep.figure("fig_ablation", plots.plot_ablation, ablation)
     chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
-    md += ["## Test error under label noise", "",
-           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
-           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval; open "
-           "markers: the paper's Table 2.", "",
-           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
-           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
-           "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "
-           "[table_noise.csv](table_noise.csv)", "",
-           _by_condition(noise, md_noise), ""]
+    md = ["## Test error under label noise", "",
+          _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
+          "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval; open "
+          "markers: the paper's Table 2.", "",
+          f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
+          f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
+          "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "
+          "[table_noise.csv](table_noise.csv)", "",
+          _by_condition(noise, md_noise), ""]
     if not sweep.empty:
         md += ["### Hyper-parameter choice", "",
                "Every (α, p) setting trained for a method at a noise level; the chosen one (bold) "
@@ -747,20 +830,64 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
                f"{_interval_note(ablation, kinds_cols)}. Table: "
                "[table_ablation.csv](table_ablation.csv)", "",
                _by_condition(ablation, md_ablation), ""]
+    return md
 
-    md += ["## Training curves and memorisation", "",
-           _fig_md("fig_curves", "training curves"), "",
-           "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
-           "several): test accuracy, training accuracy against the noisy labels the model was "
-           "trained on and against the true labels, and the share of the corrupted training "
-           "examples predicted as their noisy label (memorised; dashed: chance, 10 %). Dotted "
-           "lines: learning-rate steps.", "",
-           "From the test-selected epoch to the last (mean over seeds), and the memorised share "
-           f"at the last epoch [95 % interval; {_interval_note(memo, ['memorised_last_over'])}]. "
-           "Table: [table_memorisation.csv](table_memorisation.csv)", "",
-           _by_condition(memo, md_memorisation), ""]
 
-    md += ["## Adversarial attacks", ""]
+def _milestones(runs: pd.DataFrame) -> dict[str, list[int]]:
+    out = {}
+    for c, g in runs.groupby("condition", sort=False):
+        try:
+            out[c] = [int(x) for x in g["milestones"].iloc[0].strip("[]").split(",") if x.strip()]
+        except ValueError:
+            out[c] = []
+    return out
+
+
+def _curves(rep: Report) -> list[str]:
+    from . import plots
+
+    memo, curves = rep.tidy["memorisation"], rep.tidy["curves"]
+    rep.csv("table_memorisation", memo)
+    rep.csv("fig_curves", curves)
+    rep.figure("fig_curves", plots.plot_curves, curves, milestones=_milestones(rep.res.runs),
+               chance=R.CHANCE)
+    return ["## Training curves and memorisation", "",
+            _fig_md("fig_curves", "training curves"), "",
+            "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
+            "several): test accuracy, training accuracy against the noisy labels the model was "
+            "trained on and against the true labels, and the share of the corrupted training "
+            "examples predicted as their noisy label (memorised). Dashed, in each method's "
+            "colour: its null, the share its own mistakes would give, i.e. the chance under the "
+            "noise process that a corrupted example's noisy label equals the network's "
+            "prediction (measured in training, or for older symmetric-noise runs (100 − "
+            "true-label training accuracy) / 9), the null the memorisation verdicts test "
+            f"against, not 1/K; runs without one fall back to chance ({R.CHANCE:g} %, grey "
+            "dash-dot). Dotted lines: learning-rate steps.", "",
+            "From the test-selected epoch to the last (mean over seeds), and the memorised share "
+            f"at the last epoch [95 % interval; {_interval_note(memo, ['memorised_last_over'])}] "
+            "beside its null (mean over seeds). Table: "
+            "[table_memorisation.csv](table_memorisation.csv)", "",
+            _by_condition(memo, md_memorisation), ""]
+
+
+def _attacks(rep: Report) -> list[str]:
+    from . import plots
+
+    res, checkpoint = rep.res, rep.checkpoint
+    attack, attack_fig = rep.tidy["attack"], rep.tidy["attack_fig"]
+    robust, flags = rep.tidy["robust"], rep.tidy["flags"]
+    if not attack.empty:
+        rep.csv("table_attack", attack)
+        rep.csv("table_flags", flags)
+    if not robust.empty:
+        rep.csv("table_robust", robust)
+    if not attack_fig.empty:
+        rep.csv("fig_attack", attack_fig)
+        rep.figure("fig_attack", plots.plot_attack, attack_fig)
+        rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative")
+    if not robust.empty:
+        rep.figure("fig_robust", plots.plot_robust, robust)
+    md = ["## Adversarial attacks", ""]
     if attack.empty:
         kinds = sorted(set(res.attacks["checkpoint"])) if not res.attacks.empty else []
         md += ["No attack results for the " + checkpoint + " checkpoint"
@@ -808,23 +935,67 @@ def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, ch
                    "images). Each flag, the numbers that raised it and the rows compared are in "
                    "[table_flags.csv](table_flags.csv).", "",
                    _by_condition(flags, md_flags), ""]
+    return md
 
-    md += ["## What this scale cannot show", "", *[f"- {s}" for s in caveats(runs, noise)],
-           ""]
-    if notes:
-        md += ["## Notes", "", notes.strip(), ""]
-    md += ["## Files", "",
-           *[f"- [{p.name}]({p.name})" for p in sorted(written, key=lambda p: p.name)], ""]
+
+def _caveats(rep: Report) -> list[str]:
+    md = ["## What this scale cannot show", "",
+          *[f"- {s}" for s in caveats(rep.res.runs, rep.tidy["noise"])], ""]
+    if rep.notes:
+        md += ["## Notes", "", rep.notes.strip(), ""]
+    return md
+
+
+def _files(rep: Report) -> list[str]:
+    names = sorted({p.name for p in rep.written})
+    return ["## Files", "", *[f"- [{n}]({n})" for n in names], ""]
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("verdicts", _verdicts, tables=("table_verdicts",), figures=("fig_forest",)),
+    Section("setup", _setup, tables=("table_runs",)),
+    Section("noise sources", _noise_sources, tables=("table_sources", "table_source_contrasts"),
+            figures=("fig_transition", "fig_sources"), data=("fig_transition", "fig_sources")),
+    Section("test error", _test_error, tables=("table_noise", "table_sweep", "table_ablation"),
+            figures=("fig_noise", "fig_ablation"), data=("fig_noise", "fig_ablation")),
+    Section("curves and memorisation", _curves, tables=("table_memorisation",),
+            figures=("fig_curves",), data=("fig_curves",)),
+    Section("attacks", _attacks, tables=("table_attack", "table_robust", "table_flags"),
+            figures=("fig_attack", "fig_attack_relative", "fig_robust"), data=("fig_attack",)),
+    Section("caveats and notes", _caveats),
+    Section("files", _files),  # last: lists every file the sections above wrote
+)
+
+
+def owned(sections: Sequence[Section] = SECTIONS) -> tuple[str, ...]:
+    """Every file a report of these sections can write: report.md and each section's files."""
+    return ("report.md", *dict.fromkeys(n for s in sections for n in s.files()))
+
+
+OWNED = owned()
+
+
+def write_report(res: R.Results, out: Path, *, title: str, notes: str | None, checkpoint: str,
+                 command: str, sections: Sequence[Section] = SECTIONS) -> list[Path]:
+    """Build every section (its tables, figures and Markdown) under out and write report.md;
+    return the paths written."""
+    rep = Report(res, out, title, notes, checkpoint, command, tidy_tables(res, checkpoint))
+    md: list[str] = []
+    for section in sections:
+        rep.section = section
+        md += section.build(rep)
+    rep.section = None
     path = out / "report.md"
     write_text(path, "\n".join(md))
-    written.append(path)
-    return written
+    rep.written.append(path)
+    return rep.written
 
 
-def remove_stale(out: Path, written: list[Path]) -> None:
-    """Remove report files of an earlier report in out that this one did not write."""
+def remove_stale(out: Path, written: list[Path], sections: Sequence[Section] = SECTIONS) -> None:
+    """Remove the files of an earlier report in out that this one did not write: only files a
+    report of these sections owns (`owned`), never another file in the folder."""
     keep = {p.name for p in written}
-    for n in OWNED:
+    for n in owned(sections):
         p = out / n
         if n not in keep and p.is_file():
             p.unlink()

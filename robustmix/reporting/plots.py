@@ -33,6 +33,19 @@ DPI = 150
 VECTOR = "pdf"
 
 CONDITION_STYLES = ("-", "--", ":", "-.")
+# Where several conditions (profiles) share a panel, the points of one method keep its colour and
+# marker shape but differ in fill (never "none": open markers are the paper's numbers) and are
+# set slightly apart on x, so no two conditions' points look the same or hide each other.
+CONDITION_FILLS = ("full", "bottom", "left", "top", "right")  # the other half light grey
+CONDITION_DODGE = 0.8  # percentage points of noise ratio between conditions' points
+
+
+def _fill(conditions: list[str], c: str) -> str:
+    return CONDITION_FILLS[conditions.index(c) % len(CONDITION_FILLS)]
+
+
+def _dodge(conditions: list[str], c: str) -> float:
+    return CONDITION_DODGE * (conditions.index(c) - (len(conditions) - 1) / 2)
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
@@ -123,12 +136,14 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
                 d = d[d[f"{kind}_acc_mean"].notna()]
                 if d.empty:
                     continue
-                x = 100 * d["ratio"].to_numpy()
+                x = 100 * d["ratio"].to_numpy() + _dodge(conditions, c)
                 h = ax.errorbar(x, d[f"{kind}_acc_mean"].to_numpy(dtype=float),
                                 yerr=_yerr(d, f"{kind}_acc_mean", f"{kind}_acc_lo",
                                            f"{kind}_acc_hi"),
                                 color=method_color(m), marker=method_marker(m),
-                                linestyle=_style(conditions, c), capsize=3, markersize=5,
+                                fillstyle=_fill(conditions, c), markerfacecoloralt="lightgrey",
+                                linestyle=_style(conditions, c), capsize=3,
+                                markersize=5 if len(conditions) == 1 else 6,
                                 label=_label(m, c, conditions, d))
                 if kind == kinds[0]:
                     handles.append(h)
@@ -140,7 +155,8 @@ def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
                 if ok.any() and (kind, m) not in drawn:  # once per method, whatever the condition
                     drawn.add((kind, m))
                     has_paper = True
-                    ax.plot(x[ok], py[ok], linestyle="none", marker=method_marker(m),
+                    px = 100 * d["ratio"].to_numpy()  # at the ratio itself, not dodged
+                    ax.plot(px[ok], py[ok], linestyle="none", marker=method_marker(m),
                             markerfacecolor="none", markeredgecolor=method_color(m), markersize=8)
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
         ax.set_xlabel("label noise ratio (%)")
@@ -256,15 +272,19 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     """Per epoch: test accuracy, training accuracy against the noisy and the true labels, and
     the memorised fraction; rows = condition × noise ratio, one line per method (mean over
     seeds, band = 95 % t-interval over seeds where there are several). Dotted verticals mark
-    the learning-rate steps (milestones: condition → epochs); a dashed line marks chance (10 %)
-    on the memorisation panels."""
+    the learning-rate steps (milestones: condition → epochs). On the memorisation panels a
+    dashed line in each method's colour is its null (column memorised_null of the curves table:
+    the share its own mistakes give under the noise process, which the memorisation verdicts
+    test against), not 1/K; only a method without one gets `chance` (grey dash-dot), as the
+    verdicts fall back to it."""
     rows = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(14, 2.8 * len(rows) + 1.2))
     axes = fig.subplots(len(rows), len(CURVE_PANELS), sharex=True, squeeze=False)
-    seen, banded = {}, False
+    seen, banded, has_null, has_chance = {}, False, False, False
     for i, (c, ratio) in enumerate(rows):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
+        fallback_here = False
         for j, (col, label) in enumerate(CURVE_PANELS):
             ax = axes[i, j]
             for m in _methods(d):
@@ -279,8 +299,19 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                 seen.setdefault(m, h)
             for e in (milestones or {}).get(c, []):
                 ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
-            if col == "memorised" and chance is not None and ratio > 0:
-                ax.axhline(chance, color="black", linestyle="--", linewidth=0.9)
+            if col == "memorised" and ratio > 0:
+                for m in _methods(d):
+                    dm = d[d["method"] == m].sort_values("epoch")
+                    null = (dm["memorised_null"] if "memorised_null" in dm
+                            else pd.Series(np.nan, index=dm.index))
+                    if null.notna().any():
+                        ax.plot(dm["epoch"], null, color=method_color(m), linestyle="--",
+                                linewidth=0.9, gid=f"null:{m}")
+                        has_null = True
+                    elif chance is not None and not fallback_here:
+                        ax.axhline(chance, color="grey", linestyle="-.", linewidth=0.9,
+                                   gid="chance")
+                        fallback_here = has_chance = True
             if col == "memorised" and ratio <= 0:
                 ax.text(0.5, 0.5, "no corrupted labels", transform=ax.transAxes, ha="center",
                         va="center", fontsize=8, color="grey")
@@ -298,9 +329,13 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     handles = [seen[m] for m in methods]
     if milestones:
         handles.append(Line2D([], [], color="grey", linestyle=":", label="learning-rate step (÷10)"))
-    if chance is not None and (table["ratio"] > 0).any():
+    if has_null:
         handles.append(Line2D([], [], color="black", linestyle="--",
-                              label=f"chance ({chance:g}%): a random label matches 1 in 10"))
+                              label="dashed, method colour: its null (its own mistakes' share "
+                                    "under the noise process)"))
+    if has_chance:
+        handles.append(Line2D([], [], color="grey", linestyle="-.",
+                              label=f"chance ({chance:g}%): runs without a null"))
     if banded:
         handles.append(Patch(color="grey", alpha=0.3, label="band: 95% interval over seeds"))
     _legend_below(fig, handles, 3)
@@ -465,10 +500,14 @@ _SHORT = (
      r"ERM memorised > chance \1"),
     (r"mixup does not memorise them \(share not above chance, ([^)]*)\)",
      r"mixup memorised ≤ chance \1"),
+    (r"mixup does not memorise them \(share at most (\S+) points above chance, ([^)]*)\)",
+     r"mixup memorised ≤ chance \2 + \1"),
     (r"ERM memorises the corrupted labels \(share above its own mistakes' share, ([^)]*)\)",
      r"ERM memorised > its null (\1)"),
     (r"mixup does not memorise them \(share not above its own mistakes' share, ([^)]*)\)",
      r"mixup memorised ≤ its null (\1)"),
+    (r"mixup does not memorise them \(share at most (\S+) points above its own mistakes' "
+     r"share, ([^)]*)\)", r"mixup memorised ≤ its null + \1 (\2)"),
     (r"ERM memorises more of them than mixup", "memorised: ERM > mixup"),
     (r"CIFAR-10N (\S+) labels give higher test error than matrix noise from (\S+)",
      r"real \1 > its matrix twin (error)"),

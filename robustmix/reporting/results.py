@@ -57,10 +57,11 @@ CONDITION_KEYS = ("dataset", "noise", "profile", "epochs", "width", "train_subse
 SETTING_KEYS = ("alpha", "dropout")
 GROUP_KEYS = ("condition", "ratio", "method")
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "test_acc", "test_error", "test_loss",
-                  "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
-                  "val_acc_clean", "train_seconds", "seconds", "images_per_second")
+                  "train_acc_noisy", "train_acc_clean", "memorised", "memorised_null",
+                  "val_acc_noisy", "val_acc_clean", "train_seconds", "seconds",
+                  "images_per_second")
 PERCENT_COLUMNS = ("test_acc", "test_error", "train_acc_noisy", "train_acc_clean", "memorised",
-                   "val_acc_noisy", "val_acc_clean")
+                   "memorised_null", "val_acc_noisy", "val_acc_clean")
 ATTACK_REQUIRED = ("attack", "eps", "accuracy")
 PREDICTION_COLUMNS = ("index", "label", *CK.KINDS)
 ROUND = 3
@@ -631,6 +632,18 @@ def memorisation_null(t: dict, s: dict, last) -> dict:
     return {"last_memorised_null": np.nan, "memorised_null_basis": ""}
 
 
+def memorisation_null_curve(m: pd.DataFrame, noise: str) -> pd.Series:
+    """Per epoch of one run's metrics (in %), the null of its memorised share, as
+    memorisation_null gives it at the last epoch: metrics.csv's memorised_null where training
+    stored it; else, under symmetric noise, (100 − clean-label training accuracy) / (K − 1);
+    else NaN (no null: the report falls back to chance)."""
+    measured = m["memorised_null"] if "memorised_null" in m else pd.Series(np.nan, index=m.index)
+    if noise != "sym":
+        return measured.astype(float)
+    approx = (100.0 - m["train_acc_clean"].astype(float)) / (len(CIFAR10_CLASSES) - 1)
+    return measured.astype(float).where(measured.notna(), approx).round(ROUND)
+
+
 def corrupted_eval_examples(r) -> int:
     """About how many corrupted examples the `memorised` share of a run is measured on: its
     training-evaluation subset times the actual noise rate (metrics.csv stores only the share)."""
@@ -776,16 +789,23 @@ def chosen_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.merge(sel, on=["condition", "ratio", "method", *SETTING_KEYS])
 
 
-CURVE_COLUMNS = ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised", "val_acc_noisy",
-                 "val_acc_clean")
+CURVE_COLUMNS = ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised", "memorised_null",
+                 "val_acc_noisy", "val_acc_clean")
 
 
 def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch mean over seeds (chosen setting) of test accuracy, training accuracy against
-    the noisy and the true labels, memorised fraction and validation accuracy, all in %, with
-    the t-interval over seeds (`_lo`, `_hi`; NaN with one seed)."""
-    sel = chosen_runs(runs)[["path"]]
+    the noisy and the true labels, memorised fraction and its null (memorisation_null_curve: the
+    share the network's own mistakes give under the noise process, NaN where there is none) and
+    validation accuracy, all in %, with the t-interval over seeds (`_lo`, `_hi`; NaN with one
+    seed)."""
+    sel = chosen_runs(runs)[["path", "noise"]]
     m = metrics.merge(sel, on="path")
+    m["memorised_null"] = pd.concat(
+        [memorisation_null_curve(g, str(noise)) for (_, noise), g in
+         m.groupby(["path", "noise"], sort=False)]).reindex(m.index)
+    m.loc[m["ratio"] <= 0, "memorised_null"] = np.nan
+    m = m.drop(columns="noise")
     cols = list(CURVE_COLUMNS)
     keys = ["condition", "ratio", "method", *SETTING_KEYS, "epoch"]
     g = m.groupby(keys, sort=False)
@@ -807,7 +827,10 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """For each chosen run group: at the test-selected epoch and at the last, test accuracy,
     training accuracy against noisy and true labels and memorised fraction (% , mean over
-    seeds), and the memorised share at the last epoch with its 95 % interval beside chance.
+    seeds), and the memorised share at the last epoch with its 95 % interval beside its null
+    (memorised_null_last: the mean over seeds of each run's last_memorised_null, the share its
+    own mistakes give, which the verdicts test against; chance, CHANCE, where a run has none;
+    memorised_null_basis says which).
 
     Memorisation shows as training accuracy against the noisy labels (and the memorised
     fraction) rising from the test-selected epoch to the last while test accuracy falls.
@@ -823,6 +846,8 @@ def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
         row["test_selected_epoch"] = int(e)
         row["last_epoch"] = int(m.index[-1])
         row["corrupted_eval"] = corrupted_eval_examples(r)
+        row["memorised_null_last"] = float(r.get("last_memorised_null", np.nan))
+        row["memorised_null_basis"] = str(r.get("memorised_null_basis", "") or "")
         for c in ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised"):
             row[f"{c}_test_selected"] = float(b[c])
             row[f"{c}_last"] = float(last[c])
@@ -838,12 +863,18 @@ def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
                 row[c] = round(float(g[c].mean()), ROUND)
         iv = S.estimate(list(g["memorised_last"]), n_images=int(g["corrupted_eval"].min()))
         _put(row, "memorised_last", iv)
+        if row["ratio"] <= 0:  # clean labels: nothing to memorise, no null
+            row["memorised_null_last"], basis = np.nan, ""
+        elif g["memorised_null_last"].notna().all():
+            basis = "+".join(sorted(set(g["memorised_null_basis"]) - {""})) or "measured"
+        else:  # as the verdicts: chance where any run lacks its own null
+            row["memorised_null_last"], basis = CHANCE, "chance"
+        row["memorised_null_basis"] = basis
         row["memorised_last_over"] = examples(row["memorised_last_over"])
         out_rows.append(row)
     out = pd.DataFrame(out_rows)
     for c in ("test_acc", "train_acc_noisy", "train_acc_clean", "memorised"):
         out[f"{c}_change"] = (out[f"{c}_last"] - out[f"{c}_test_selected"]).round(ROUND)
-    out["chance"] = CHANCE
     out["_order"] = out["method"].map(method_rank)
     out = out.sort_values(["condition", "ratio", "_order"]).drop(columns="_order")
     return out.reset_index(drop=True)

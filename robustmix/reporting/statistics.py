@@ -33,6 +33,10 @@ degrees of freedom, with a two-sided p-value from the same statistic. With fewer
 (3) seeds an effect is described, not tested: its interval covers test images only and it has
 no p-value. `Interval.clipped` keeps bounds within what the quantity can be.
 
+Absence is never read from an inconclusive test. An effect is shown negligible only by an
+equivalence test against a stated margin (`Interval.p_equivalence`: TOST, two one-sided t tests
+on the same standard error and degrees of freedom), or bounded (`Interval.upper_bound`).
+
 Units: callers pass per-image values (0/1 errors or their differences) and a `scale` (100 for
 percentage points); per-seed values are passed in the units they should come back in.
 """
@@ -92,6 +96,27 @@ class Interval:
         if self.se == 0:
             return 1.0 if d == 0 else 0.0
         return float(2 * stats.t.sf(d / self.se, self.df))
+
+    def p_equivalence(self, margin: float) -> float:
+        """TOST p-value of |estimate| < margin (two one-sided tests, Schuirmann 1987): the
+        larger of the one-sided p-values of H0: effect ≤ −margin and H0: effect ≥ +margin, from
+        the same t statistic (se, df) as the interval. Below ALPHA exactly when the (1 − 2·ALPHA)
+        interval lies within (−margin, +margin). NaN where it is not `tested`: an interval over
+        fewer than MIN_SEEDS seeds shows no equivalence, however narrow."""
+        if not self.tested or not math.isfinite(self.estimate) or not margin > 0:
+            return NAN
+        if self.se == 0:
+            return 0.0 if abs(self.estimate) < margin else 1.0
+        low = stats.t.sf((self.estimate + margin) / self.se, self.df)  # H0: effect ≤ −margin
+        high = stats.t.cdf((self.estimate - margin) / self.se, self.df)  # H0: effect ≥ margin
+        return float(max(low, high))
+
+    def upper_bound(self, level: float = LEVEL) -> float:
+        """One-sided `level` upper confidence bound of the estimate (estimate + t_level · se):
+        what a claim of absence can state ("at most …"); NaN where it is not `tested`."""
+        if not self.tested or not math.isfinite(self.estimate):
+            return NAN
+        return float(self.estimate + stats.t.ppf(level, self.df) * self.se)
 
     def clipped(self, low: float, high: float) -> Interval:
         """The interval cut to what the quantity can be (e.g. [−100, 100] points for a
