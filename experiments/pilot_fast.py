@@ -14,6 +14,7 @@ linear warm-up then linear decay per step.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -48,6 +49,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dirac", action="store_true",
                    help="the first c_in filters of each block convolution start as identity "
                         "(default: PyTorch's init)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="also evaluate an exponential moving average of the weights and BN "
+                        "buffers with this per-step decay; 0 turns it off (default: 0)")
+    p.add_argument("--tta", action="store_true",
+                   help="also report accuracy averaged over the image and its mirror (default: off)")
+    p.add_argument("--smooth", type=float, default=0.0,
+                   help="label smoothing of the loss, to measure its effect only (default: 0)")
+    p.add_argument("--reflect", action="store_true",
+                   help="pad the crops by reflection instead of zeros (default: zeros)")
     p.add_argument("--data", default=None, help="CIFAR-10 path (default: robustmix's default)")
     return p.parse_args(argv)
 
@@ -83,7 +93,13 @@ def main(argv=None) -> int:
     groups = [dict(params=other, weight_decay=a.wd, scale=1.0),
               dict(params=bn_bias, weight_decay=a.wd / a.bias_scale, scale=a.bias_scale)]
     opt = torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum, nesterov=True)
-    padded = to_device_images(ds.x_train[tr], dev, a.pad)
+    if a.reflect:
+        t = torch.from_numpy(ds.x_train[tr]).permute(0, 3, 1, 2).float()
+        padded = torch.nn.functional.pad(t, (a.pad,) * 4, mode="reflect")
+        padded = padded.round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    else:
+        padded = to_device_images(ds.x_train[tr], dev, a.pad)
+    ema = copy.deepcopy(m) if a.ema > 0 else None
     labels = torch.from_numpy(y)
     x_test = to_device_images(ds.x_test, dev)
     y_test = torch.from_numpy(ds.y_test)
@@ -91,14 +107,20 @@ def main(argv=None) -> int:
     x_fit = to_device_images(ds.x_train[tr[ev]], dev)
     steps, k = a.epochs * (45000 // a.bs), 0
 
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        m.eval()
+    def predict(x: torch.Tensor, net: torch.nn.Module | None = None,
+                mirror: bool = False) -> torch.Tensor:
+        net = m if net is None else net
+        net.eval()
         out = []
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             for i in range(0, len(x), 1000):
                 xb = x[i:i + 1000].permute(0, 3, 1, 2).float().div(255)
-                out.append(m(xb.contiguous(memory_format=torch.channels_last)).argmax(1))
-        m.train()
+                xb = xb.contiguous(memory_format=torch.channels_last)
+                logits = net(xb).float()
+                if mirror:
+                    logits = logits.softmax(1) + net(xb.flip(3)).float().softmax(1)
+                out.append(logits.argmax(1))
+        net.train()
         return torch.cat(out)
 
     t0 = time.time()
@@ -120,15 +142,34 @@ def main(argv=None) -> int:
             x = crop_flip(padded, idx, dy, dx, fl, (32, 32))
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = m(x)
-            loss = torch.nn.functional.cross_entropy(out.float(), labels[idx])
+            loss = torch.nn.functional.cross_entropy(out.float(), labels[idx],
+                                                     label_smoothing=a.smooth)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe_, pm in zip(ema.state_dict().values(), m.state_dict().values(),
+                                       strict=True):
+                        if pe_.dtype.is_floating_point:
+                            pe_.lerp_(pm, 1 - a.ema)
+                        else:
+                            pe_.copy_(pm)
         pt, pe = predict(x_test), predict(x_fit).numpy()
         mem = ((pe == y[ev]) & corrupt[ev]).sum() / max(corrupt[ev].sum(), 1)
         print(f"ep {ep + 1} t={time.time() - t0:.0f}s loss={loss.item():.3f} "
               f"test={(pt == y_test).float().mean():.4f} trainfit={(pe == y[ev]).mean():.3f} "
               f"mem={mem:.3f}", flush=True)
+        extra = []
+        if a.tta:
+            extra.append(f"test_tta={(predict(x_test, mirror=True) == y_test).float().mean():.4f}")
+        if ema is not None:
+            extra.append(f"test_ema={(predict(x_test, ema) == y_test).float().mean():.4f}")
+            if a.tta:
+                acc = (predict(x_test, ema, mirror=True) == y_test).float().mean()
+                extra.append(f"test_ema_tta={acc:.4f}")
+        if extra:
+            print("   ", " ".join(extra), flush=True)
     return 0
 
 
