@@ -155,3 +155,10 @@ def write_flags(run: Path, stored: AttackRows) -> pd.DataFrame:
     if not path.exists() or path.read_text() != buf.getvalue():
         write_csv(path, flags)
     return flags
+
+
+def write_evaluated(out: Path, rows: pd.DataFrame, flags: pd.DataFrame) -> None:
+    """attack.csv and its flags file of an evaluated (not trained) model's folder, written
+    atomically in one place with the runs' own rows, so the schema has one owner."""
+    write_csv(Path(out) / ATTACK, rows)
+    write_csv(Path(out) / FLAGS, flags)

@@ -29,10 +29,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_csv, write_json
-from ..attacks.flags import FLAGS
+from ..attacks.rows import write_evaluated
 from ..attacks.runner import COLUMNS
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, SUMMARY, is_finished
+from ..runs.files import CONFIG, SUMMARY, is_finished
 from .external import Evaluation
 
 KIND = "robustmix.evaluate"
@@ -133,8 +133,7 @@ def write_folder(out: Path, config: dict, rows: pd.DataFrame, result: Evaluation
         raise UsageError(f"cannot create {out}: {e.strerror or e}") from None
     (out / SUMMARY).unlink(missing_ok=True)
     write_json(out / CONFIG, {"kind": KIND, **config})
-    write_csv(out / ATTACK, rows)
-    write_csv(out / FLAGS, result.flags)
+    write_evaluated(out, rows, result.flags)
     write_csv(out / CHECKS, result.checks)
     write_csv(out / CALIBRATION, result.calibration)
     write_json(out / ROBUSTBENCH, robustbench)
