@@ -13,7 +13,8 @@ from pathlib import Path
 from .attack import optional_int
 from .cli import Parser, csv_list, entry
 from .errors import UsageError
-from .runs.files import CHECKPOINTS, CORRUPTIONS
+from .runs.checkpoint_names import CLI_CHOICES
+from .runs.files import CORRUPTIONS
 
 # Kept in step with robustmix.evaluation.corruptions (imported lazily: --help stays light);
 # tests/test_corruptions.py checks they agree.
@@ -41,7 +42,7 @@ def build_parser() -> Parser:
     p.add_argument("--constants", choices=["cifar10-c", "package"], default="cifar10-c",
                    help="cifar10-c = CIFAR-10-C's constants (make_cifar_c.py); package = "
                         "imagecorruptions-imaug's own, ImageNet-C's, unscaled for 32 x 32")
-    p.add_argument("--checkpoint", choices=list(CHECKPOINTS), default="last",
+    p.add_argument("--checkpoint", choices=list(CLI_CHOICES), default="last",
                    help="which checkpoint to score")
     p.add_argument("--n", type=optional_int("run"), default="run",
                    help="test images, a class-balanced subset; run = the run's own test_n; "

@@ -103,6 +103,7 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
     for spec."""
     import numpy as np
 
+    from ..attacks.rows import read_stored
     from ..attacks.runner import data_key, expected_fingerprint, open_run
     from ..data.datasets import load_dataset
     from ..evaluation.device import resolve_device
@@ -121,8 +122,7 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
         raise UsageError(f"{r.path.name}: common corruptions are CIFAR-10's (32 x 32 x 3 images); "
                          f"its dataset {dataset} has {'x'.join(map(str, ds.x_test.shape[1:]))}")
     fp = ds.test_fingerprint()
-    r.existing = read_existing(r.path)
-    expected = expected_fingerprint(r)
+    expected = expected_fingerprint(r, read_stored(r.path))
     if expected is not None and expected != fp:
         raise UsageError(f"the test images of {ds.source} (fingerprint {fp}) differ from those "
                          f"{r.name} was evaluated on ({expected}); pass --data with the same copy "
