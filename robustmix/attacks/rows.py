@@ -53,11 +53,9 @@ def with_added(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def read_csv(run: Path) -> pd.DataFrame | None:
-    """attack.csv of a run as it is on disk, for readers that take what they find (the
-    report): None when there is none, an empty frame for an empty file; UsageError when it
-    cannot be read."""
-    path = Path(run) / ATTACK
+def _read_as_found(path: Path) -> pd.DataFrame | None:
+    """A CSV as it is on disk: None when absent, an empty frame for an empty file; UsageError
+    when it cannot be read."""
     if not path.exists():
         return None
     try:
@@ -66,6 +64,13 @@ def read_csv(run: Path) -> pd.DataFrame | None:
         return pd.DataFrame()
     except (OSError, pd.errors.ParserError) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
+
+
+def read_csv(run: Path) -> pd.DataFrame | None:
+    """attack.csv of a run as it is on disk, for readers that take what they find (the
+    report): None when there is none, an empty frame for an empty file; UsageError when it
+    cannot be read."""
+    return _read_as_found(Path(run) / ATTACK)
 
 
 @dataclass(frozen=True)
@@ -134,15 +139,7 @@ def merge(run: Path, stored: AttackRows, new_rows: Sequence[dict],
 def read_flags_file(run: Path) -> pd.DataFrame | None:
     """attack_flags.csv as written (an empty frame for an empty file), None when there is none;
     the report computes flags from the rows and reads this only for a run whose rows it cannot."""
-    path = Path(run) / FLAGS
-    if not path.exists():
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (OSError, pd.errors.ParserError) as e:
-        raise UsageError(f"cannot read {path}: {type(e).__name__}") from None
+    return _read_as_found(Path(run) / FLAGS)
 
 
 def write_flags(run: Path, stored: AttackRows) -> pd.DataFrame:
