@@ -19,7 +19,7 @@ from .data.labelnoise import (
     resolve_file,
 )
 from .errors import UsageError
-from .training.config import PROFILES, TrainConfig, make_config
+from .training.config import PROFILES, TrainConfig, config_grid
 from .training.methods import METHODS, PAPER_METHODS
 from .training.plugins import DEFAULT_MODEL, MODELS, parse_value, resolve_method
 
@@ -155,26 +155,16 @@ def configs_from_args(args, device: torch.device, precision: str) -> list[TrainC
             raise UsageError(f"{name} needs one or more integers >= 0, got {seeds}")
     if args.val_n is not None and args.val_n < 0:
         raise UsageError(f"--val-n must be >= 0, got {args.val_n}")
-    cfgs: list[TrainConfig] = []
-    for ratio in args.ratio:
-        for spec in specs:
-            for noise_seed in args.noise_seed:
-                for seed in args.seed:
-                    cfgs.append(make_config(
-                        method=spec.name, method_params=params[spec.name], model=args.model,
-                        normalize=args.normalize, ratio=ratio, profile=profile, alpha=args.alpha,
-                        dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
-                        noise=args.noise, noise_labels=source.labels, noise_file=source.file,
-                        noise_sha256=source.sha256, noise_seed=noise_seed, seed=seed, val_n=args.val_n,
-                        hparams=args.hparams,
-                        precision=precision, smoothing=args.smoothing, knn_k=args.k,
-                        width=args.width))
-                    if args.train_subset is not None:
-                        cfgs[-1].train_subset = args.train_subset or None
-                        cfgs[-1].validate()
-                    if any(c.run_name == cfgs[-1].run_name for c in cfgs[:-1]):
-                        cfgs.pop()  # a repeated value (--seed 0 0) names the same run once
-    return cfgs
+    common = dict(model=args.model, normalize=args.normalize, profile=profile, alpha=args.alpha,
+                  dropout=args.dropout, epochs=args.epochs, dataset=args.dataset,
+                  noise=args.noise, noise_labels=source.labels, noise_file=source.file,
+                  noise_sha256=source.sha256, val_n=args.val_n, hparams=args.hparams,
+                  precision=precision, smoothing=args.smoothing, knn_k=args.k, width=args.width,
+                  train_subset=args.train_subset)
+    return config_grid(common, [{"ratio": r} for r in args.ratio],
+                       [{"method": s.name, "method_params": params[s.name]} for s in specs],
+                       [{"noise_seed": s} for s in args.noise_seed],
+                       [{"seed": s} for s in args.seed])
 
 
 def method_params(items: list[str], specs: list) -> dict[str, dict]:

@@ -7,6 +7,11 @@ and a rule is written once: the step an attack takes is the one its rows record.
 
 from __future__ import annotations
 
+# The ε sweep (/255 units) of a run's attack stage when none is given: clean accuracy (0), the
+# mixup paper's budgets and the common 8/255 benchmark, up to 16.
+DEFAULT_EPS_LIST: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
+DEFAULT_BATCH = 500
+DEFAULT_PRECISION = "fp32"
 DEFAULT_STEPS = 10
 DEFAULT_RESTARTS = 1
 # Square's query budget: 5,000, the value of the standard AutoAttack ensemble (Croce & Hein

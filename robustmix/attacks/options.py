@@ -5,9 +5,11 @@ two commands cannot drift apart (imports no torch: --help reads it)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 
 from ..cli import csv_list
 from ..errors import UsageError
+from .defaults import DEFAULT_BATCH, DEFAULT_EPS_LIST
 from .registry import (
     ATTACKS,
     DEFAULT_ATTACKS,
@@ -18,8 +20,8 @@ from .registry import (
     PGD_STEP_FACTOR,
 )
 
-DEFAULT_EPS = "0,1,2,4,8,16"  # /255 units, parsed by argparse like a command-line value
-DEFAULT_BATCH = 500
+# the default ε list as a command-line value, parsed by argparse like one the user typed
+DEFAULT_EPS = ",".join(f"{e:g}" for e in DEFAULT_EPS_LIST)
 
 
 def optional_float(word: str):
@@ -81,26 +83,38 @@ def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
+def check_attack_values(name: Callable[[str], str], *, attacks: Sequence[str],
+                        eps: Sequence[float], steps: int, restarts: int, queries: int, seed: int,
+                        step_size: float | None, batch: int) -> None:
+    """UsageError for the first bad attack setting, however it was given: `name` spells a
+    setting as its source does ("--steps" on the command line, "key 'attack.steps'" in a study
+    file), so the CLIs and the study check the same rules with one function."""
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks:
+        raise UsageError(f"unknown attack {', '.join(unknown) or '(none)'} in {name('attacks')} "
+                         f"(choose from {', '.join(ATTACKS)})")
+    if not eps:
+        raise UsageError(f"{name('eps')} needs at least one value")
+    for e in eps:
+        if not 0.0 <= e <= 255.0:  # also rejects nan
+            raise UsageError(f"{name('eps')} holds {e:g}, outside [0, 255] (ε is in /255 units)")
+    for key, value in (("steps", steps), ("restarts", restarts), ("queries", queries),
+                       ("batch", batch)):
+        if value < 1:
+            raise UsageError(f"{name(key)} must be at least 1, got {value}")
+    if seed < 0:
+        raise UsageError(f"{name('seed')} must be 0 or positive, got {seed}")
+    if step_size is not None and not 0.0 < step_size <= 255.0:
+        raise UsageError(f"{name('step_size')} must be in (0, 255], got {step_size:g}")
+
+
+def flag_name(key: str) -> str:
+    """A setting as the command line spells it: step_size -> --step-size."""
+    return "--" + key.replace("_", "-")
+
+
 def validate_attack_options(args: argparse.Namespace) -> None:
     """UsageError for the first bad value of the shared options."""
-    unknown = [a for a in args.attacks if a not in ATTACKS]
-    if unknown or not args.attacks:
-        raise UsageError(f"unknown attack {', '.join(unknown) or '(none)'} "
-                         f"(choose from {', '.join(ATTACKS)})")
-    if not args.eps:
-        raise UsageError("--eps needs at least one value")
-    for e in args.eps:
-        if not 0.0 <= e <= 255.0:  # also rejects nan
-            raise UsageError(f"--eps {e:g} is outside [0, 255] (ε is in /255 units)")
-    if args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    if args.restarts < 1:
-        raise UsageError(f"--restarts must be at least 1, got {args.restarts}")
-    if args.queries < 1:
-        raise UsageError(f"--queries must be at least 1, got {args.queries}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be 0 or positive, got {args.seed}")
-    if args.step_size is not None and not 0.0 < args.step_size <= 255.0:
-        raise UsageError(f"--step-size must be in (0, 255], got {args.step_size:g}")
-    if args.batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    check_attack_values(flag_name, attacks=args.attacks, eps=args.eps, steps=args.steps,
+                        restarts=args.restarts, queries=args.queries, seed=args.seed,
+                        step_size=args.step_size, batch=args.batch)

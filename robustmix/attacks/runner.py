@@ -42,6 +42,7 @@ from ..runs.files import CONFIG, is_finished, read_json
 from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import load_train_config
 from . import rows as R
+from .defaults import DEFAULT_BATCH, DEFAULT_EPS_LIST, DEFAULT_PRECISION
 from .flags import check_flags
 from .outcomes import robust_table
 from .registry import (
@@ -64,7 +65,7 @@ class AttackSpec:
     """What to compute: the attack CLI's options and a study's [attack] table both become one."""
 
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    eps: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])  # /255
+    eps: list[float] = field(default_factory=lambda: list(DEFAULT_EPS_LIST))  # /255
     steps: int = DEFAULT_STEPS
     step_size: float | None = None  # /255; None = each attack's rule (registry.settings)
     restarts: int = DEFAULT_RESTARTS
@@ -75,10 +76,10 @@ class AttackSpec:
     no_white_box: bool = False
     checkpoint: str = "last"
     n: int | None = None  # None = the run's own test_n; 0 = all
-    batch: int = 500
+    batch: int = DEFAULT_BATCH
     data: Path | None = None
     device: str = "auto"
-    precision: str = "fp32"  # or bf16, or run = each run's training precision
+    precision: str = DEFAULT_PRECISION  # or bf16, or run = each run's training precision
     force: bool = False
     quiet: bool = False
     # False: a target another process is attacking or training raises RunBusy at once, so that

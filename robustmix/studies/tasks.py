@@ -136,7 +136,7 @@ def write_study_report(study: Study, runs: list[Path]) -> None:
     except OSError as e:
         raise UsageError(f"cannot create report folder {study.report}: {e.strerror or e}") from None
     written = write_report(res, study.report, title=f"robustmix study '{study.name}'",
-                           notes=notes, checkpoint=(study.attack or {}).get("checkpoint", "last"),
+                           notes=notes, checkpoint=study.attack.checkpoint if study.attack else "last",
                            command=f"python -m robustmix.study {study.path}")
     remove_stale(study.report, written)
     if study.keep_runs:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..data.labelnoise import RATIOLESS_LEVEL, TAKES_RATIO, NoiseSpec
@@ -239,3 +241,26 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
             setattr(cfg, k, v)
     return cfg.validate()
 
+
+
+def config_grid(common: Mapping, *axes: Sequence[Mapping]) -> list[TrainConfig]:
+    """The training configs of every combination of the axes, in order: each axis is a list of
+    keyword sets for make_config, merged over `common` (later axes win). A combination naming a
+    run built before is kept once (`--seed 0 0`, or two grids that meet). `train_subset` is set
+    after make_config, as the CLI and the study spell it: 0 or None = all training images.
+    `python -m robustmix.noise` and a study file both build their runs here."""
+    out: list[TrainConfig] = []
+    names: set[str] = set()
+    for combo in itertools.product(*axes):
+        kwargs = dict(common)
+        for part in combo:
+            kwargs.update(part)
+        subset = kwargs.pop("train_subset", None)
+        cfg = make_config(**kwargs)
+        if subset is not None:
+            cfg.train_subset = subset or None
+            cfg.validate()
+        if cfg.run_name not in names:
+            names.add(cfg.run_name)
+            out.append(cfg)
+    return out
