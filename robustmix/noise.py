@@ -19,6 +19,7 @@ from .data.labelnoise import (
     resolve_file,
 )
 from .errors import UsageError
+from .runs.checkpoint_names import LAST_CK, TEST_SELECTED_CK, error_line
 from .training.config import PROFILES, TrainConfig, config_grid
 from .training.methods import METHODS, PAPER_METHODS
 from .training.plugins import DEFAULT_MODEL, MODELS, parse_value, resolve_method
@@ -211,8 +212,10 @@ def results_table(runs: list[Path]) -> pd.DataFrame:
         rows.append({
             "noise": cfg.noise_spec.tag, "method": s["method"], "alpha": s["alpha"], "p": s["dropout"],
             "seed": s["seed"], "noise_rate": round(100 * s["actual_noise_rate"], 1),
-            "best_err": round(100 * s["best_test_error"], 1), "best_ep": s["best_epoch"],
-            "last_err": round(100 * s["last_test_error"], 1),
+            # the paper's Table 2 "best" column is the test-selected checkpoint
+            "best_err": round(100 * s[TEST_SELECTED_CK.summary_key("test_error")], 1),
+            "best_ep": s[TEST_SELECTED_CK.summary_key("epoch")],
+            "last_err": round(100 * s[LAST_CK.summary_key("test_error")], 1),
             "paper_best": ref[0] if ref else float("nan"), "paper_last": ref[1] if ref else float("nan"),
             "min": round(s["total_seconds"] / 60, 1),
         })
@@ -277,8 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in plans:
         if p.action == "done":
             s = read_json(p.run / SUMMARY)
-            print(f"{p.run}: finished earlier (best error {100 * s['best_test_error']:.1f}%, "
-                  f"last {100 * s['last_test_error']:.1f}%); --force retrains", flush=True)
+            print(f"{p.run}: finished earlier ({error_line(s)}); --force retrains", flush=True)
 
     def load():
         ds = load_dataset(args.dataset, args.data, args.download)
@@ -292,9 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = train_planned(plans, load, device, wait=args.wait, show_progress=not args.quiet,
                               precision_reason=why, compile=args.compile, on_start=started)
     for s in summaries.values():
-        print(f"  {s['run']}: noise actually wrong {100 * s['actual_noise_rate']:.1f}%, best error "
-              f"{100 * s['best_test_error']:.1f}% (epoch {s['best_epoch']}), last "
-              f"{100 * s['last_test_error']:.1f}%, {s['images_per_second']:.0f} img/s", flush=True)
+        print(f"  {s['run']}: noise actually wrong {100 * s['actual_noise_rate']:.1f}%, "
+              f"{error_line(s)}, {s['images_per_second']:.0f} img/s", flush=True)
     finished = [p.run for p in plans if (p.run / SUMMARY).exists()]
     table = results_table(finished)
     print()

@@ -101,3 +101,18 @@ def study_toml(tmp_path, request) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def cheap_autoattack(monkeypatch):
+    """AutoAttack with 2 iterations per stage and 10 Square queries: where a test checks the
+    bookkeeping of tiny runs (rows, outcomes, robustbench.json), not AutoAttack itself
+    (tests/test_attacks_strong.py does that)."""
+    from robustmix.attacks import autoattack
+
+    init = autoattack.AutoAttack.__init__
+
+    def cheap(self, model, seed=0, precision="fp32", **_):
+        init(self, model, seed, precision, steps=2, queries=10)
+
+    monkeypatch.setattr(autoattack.AutoAttack, "__init__", cheap)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from attack_fixtures import ROOT, env, snapshot, write_cifar, write_fashion
+from attack_fixtures import ROOT, env, snapshot, trained_world
 
 from robustmix import attack as attack_cli
-from robustmix import noise
-from robustmix.attacks import autoattack
 from robustmix.attacks.flags import COLUMNS as FLAG_COLUMNS
 from robustmix.attacks.flags import FLAGS
 from robustmix.attacks.outcomes import OUTCOMES, read_outcomes
@@ -25,9 +22,6 @@ from robustmix.runs.files import ATTACK, CONFIG, LAST, METRICS, SUMMARY, read_js
 
 ERM = "cifar10_sym0.5_erm_a0_p0_quick_s0"
 MIXUP = "cifar10_sym0.5_mixup_a4_p0_quick_s0"
-TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "60", "--quiet",
-         "--precision", "fp32", "--device", "cpu", "--profile", "quick",
-         "--val-n", "20"]
 FAST = ["--steps", "2", "--quiet", "--device", "cpu"]
 
 
@@ -37,22 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Two CIFAR-format runs (erm, mixup) and one Fashion-MNIST run, trained for one epoch."""
-    root = tmp_path_factory.mktemp("attack")
-    old = os.environ.get("ROBUSTMIX_CACHE")
-    os.environ["ROBUSTMIX_CACHE"] = str(root / "cache")
-    try:
-        cifar = write_cifar(root / "cifar")
-        fashion = write_fashion(root / "fashion")
-        assert run_main(noise.main, [*TRAIN, "--methods", "erm,mixup", "--data", str(cifar),
-                                     "--out", str(root / "runs")]) == 0
-        assert run_main(noise.main, [*TRAIN, "--methods", "erm", "--dataset", "fashion-mnist",
-                                     "--data", str(fashion), "--out", str(root / "fruns")]) == 0
+    with trained_world(tmp_path_factory.mktemp("attack"), "erm,mixup") as root:
         yield root
-    finally:
-        if old is None:
-            os.environ.pop("ROBUSTMIX_CACHE", None)
-        else:
-            os.environ["ROBUSTMIX_CACHE"] = old
 
 
 def attack(*args) -> int:
@@ -242,18 +222,6 @@ def fresh_copy(run: Path, dest: Path) -> Path:
 
 STRONG = ["--attacks", "pgd,autoattack,square", "--eps", "0,8", "--steps", "2", "--restarts", "2",
           "--queries", "10", "--seed", "3", "--quiet", "--device", "cpu"]
-
-
-@pytest.fixture
-def cheap_autoattack(monkeypatch):
-    """AutoAttack with 2 iterations per stage and 10 Square queries: the tiny runs' attack
-    bookkeeping is under test here, not AutoAttack (tests/test_attacks_strong.py)."""
-    init = autoattack.AutoAttack.__init__
-
-    def cheap(self, model, seed=0, precision="fp32", **_):
-        init(self, model, seed, precision, steps=2, queries=10)
-
-    monkeypatch.setattr(autoattack.AutoAttack, "__init__", cheap)
 
 
 def test_strong_attacks_settings_outcomes_flags_and_resume(world, tmp_path, capsys,

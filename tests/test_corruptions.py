@@ -225,36 +225,13 @@ def test_mce_refuses_tables_that_do_not_match():
 # ///// the stage for trained runs: python -m robustmix.corrupt /////
 
 ERM = "cifar10_sym0.5_erm_a0_p0_quick_s0"
-TRAIN = ["--ratio", "0.5", "--epochs", "1", "--width", "4", "--train-subset", "60", "--quiet",
-         "--precision", "fp32", "--device", "cpu", "--profile", "quick", "--val-n", "20"]
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """One CIFAR-format ERM run and one Fashion-MNIST run, trained for one epoch."""
-    import os
+    from attack_fixtures import trained_world
 
-    from attack_fixtures import write_cifar, write_fashion
-
-    from robustmix import noise
-    from robustmix.cli import run_main
-
-    root = tmp_path_factory.mktemp("corrupt")
-    old = os.environ.get("ROBUSTMIX_CACHE")
-    os.environ["ROBUSTMIX_CACHE"] = str(root / "cache")
-    try:
-        cifar = write_cifar(root / "cifar")
-        fashion = write_fashion(root / "fashion")
-        assert run_main(noise.main, [*TRAIN, "--methods", "erm", "--data", str(cifar),
-                                     "--out", str(root / "runs")]) == 0
-        assert run_main(noise.main, [*TRAIN, "--methods", "erm", "--dataset", "fashion-mnist",
-                                     "--data", str(fashion), "--out", str(root / "fruns")]) == 0
+    with trained_world(tmp_path_factory.mktemp("corrupt")) as root:
         yield root
-    finally:
-        if old is None:
-            os.environ.pop("ROBUSTMIX_CACHE", None)
-        else:
-            os.environ["ROBUSTMIX_CACHE"] = old
 
 
 def corrupt(*args) -> int:

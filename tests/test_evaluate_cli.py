@@ -105,20 +105,6 @@ def tiny_model(files) -> torch.nn.Module:
     return m
 
 
-@pytest.fixture
-def cheap_autoattack(monkeypatch):
-    """AutoAttack with 2 iterations per stage and 10 Square queries: robustbench.json's
-    bookkeeping is under test here, not AutoAttack (tests/test_attacks_strong.py)."""
-    from robustmix.attacks import autoattack
-
-    init = autoattack.AutoAttack.__init__
-
-    def cheap(self, model, seed=0, precision="fp32", **_):
-        init(self, model, seed, precision, steps=2, queries=10)
-
-    monkeypatch.setattr(autoattack.AutoAttack, "__init__", cheap)
-
-
 def test_torchscript_with_autoattack_and_a_checkpoint_dict(tiny, files, tmp_path,
                                                            cheap_autoattack):
     out = tmp_path / "ts"

@@ -167,7 +167,7 @@ def test_sigkilled_task_is_retried_and_resumes_exactly(ray_session, tmp_path, st
     assert killed and killed["epochs"] < 12, f"the run was not killed mid-run: {killed}"
     assert rc == 0, out
     assert f"train {run.name}: started again" in out
-    assert run.name + ": best error" in out and "0 failed" in out
+    assert run.name + ": test-selected error" in out and "0 failed" in out
 
     assert run_main(study.main, [str(local_file), "--quiet"]) == 0
     same_run(tmp_path / "local" / "runs" / run.name, run)

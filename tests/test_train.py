@@ -339,7 +339,9 @@ def test_same_command_again_does_not_retrain(finished, tiny, capsys, monkeypatch
     printed = capsys.readouterr().out
     s = json.loads((run / "summary.json").read_text())
     assert "0 of 1 runs to train" in printed
-    assert f"{run}: finished earlier (best error {100 * s['best_test_error']:.1f}%" in printed
+    # each checkpoint by its one name (runs/checkpoint_names), not the old "best"
+    assert (f"{run}: finished earlier (test-selected error {100 * s['best_test_error']:.1f}% "
+            f"(epoch {s['best_epoch']}), last {100 * s['last_test_error']:.1f}%)") in printed
     assert snapshot(out) == before
 
 

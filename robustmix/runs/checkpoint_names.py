@@ -94,3 +94,12 @@ def kind_of(name: str) -> str:
     "test_selected"; a name that is no checkpoint's is returned as it is."""
     c = _BY_NAME.get(str(name))
     return c.kind if c else str(name)
+
+
+def error_line(summary: dict) -> str:
+    """A finished run's errors as the training commands print them, each checkpoint by its
+    table name: "test-selected error 18.8% (epoch 23), last 44.6%"."""
+    t, last = TEST_SELECTED_CK, LAST_CK
+    return (f"{t.cli} error {100 * summary[t.summary_key('test_error')]:.1f}% (epoch "
+            f"{summary[t.summary_key('epoch')]}), {last.cli} "
+            f"{100 * summary[last.summary_key('test_error')]:.1f}%")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import Dataset
+from ..runs.checkpoint_names import error_line
 from ..runs.lock import RunBusy
 from .tasks import Planned, check_data, plan_runs, resolve_study_device, train_one
 
@@ -154,8 +155,7 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
         plans + sources, lambda: load_dataset(study.dataset, study.data), device, wait=wait,
         show_progress=not quiet, precision_reason=why, on_start=started)
     for run, s in summaries.items():
-        print(f"    {run.name}: best error {100 * s['best_test_error']:.1f}%, last "
-              f"{100 * s['last_test_error']:.1f}%", flush=True)
+        print(f"    {run.name}: {error_line(s)}", flush=True)
     runs = [p.run for p in plans if is_finished(p.run)]
     if study.attack is not None and not skip_attacks and runs:
         from .spec import attack_jobs

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UsageError
+from ..runs.checkpoint_names import error_line
 from ..runs.files import SUMMARY, is_finished, read_json
 from ..runs.lock import RunBusy
 from .spec import Study
@@ -416,8 +417,7 @@ def _report(job: Job, out: dict, say: Callable[[str], None]) -> None:
         say(f"    {job.key}: FAILED: {out['detail']}")
     elif job.kind == "train":
         s = out["summary"]
-        say(f"    {name}: best error {100 * s['best_test_error']:.1f}%, last "
-            f"{100 * s['last_test_error']:.1f}%" + (f" ({out['detail']})" if out["detail"] else ""))
+        say(f"    {name}: {error_line(s)}" + (f" ({out['detail']})" if out["detail"] else ""))
     else:
         say(f"    attacked {name}: {out['log'].splitlines()[-1] if out['log'] else ''}")
         if out["table"]:
