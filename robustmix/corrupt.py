@@ -11,16 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .attack import optional_int
-from .cli import Parser, csv_list, entry
+from .cli import Parser, entry
 from .errors import UsageError
+from .evaluation.corruption_options import (
+    NAMES,
+    add_corruption_options,
+    validate_corruption_options,
+)
 from .runs.checkpoint_names import CLI_CHOICES
 from .runs.files import CORRUPTIONS
-
-# Kept in step with robustmix.evaluation.corruptions (imported lazily: --help stays light);
-# tests/test_corruptions.py checks they agree.
-NAMES = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-         "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-         "elastic_transform", "pixelate", "jpeg_compression")
 
 
 def build_parser() -> Parser:
@@ -33,15 +32,7 @@ def build_parser() -> Parser:
                            "severity. Needs the optional extra: pip install -e \".[corruptions]\".")
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
                    help="a run directory, or a folder whose finished runs are all scored")
-    p.add_argument("--corruptions", type=csv_list(str), default="all",
-                   help="comma-separated corruptions, or all: " + ", ".join(NAMES))
-    p.add_argument("--severities", type=csv_list(int), default="1,2,3,4,5",
-                   help="comma-separated severities in 1..5")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the corruptions' random draws (each image its own, from it)")
-    p.add_argument("--constants", choices=["cifar10-c", "package"], default="cifar10-c",
-                   help="cifar10-c = CIFAR-10-C's constants (make_cifar_c.py); package = "
-                        "imagecorruptions-imaug's own, ImageNet-C's, unscaled for 32 x 32")
+    add_corruption_options(p, default="all", seed_flag="--seed")
     p.add_argument("--checkpoint", choices=list(CLI_CHOICES), default="last",
                    help="which checkpoint to score")
     p.add_argument("--n", type=optional_int("run"), default="run",
@@ -59,18 +50,10 @@ def build_parser() -> Parser:
 
 
 def validate_args(args) -> None:
-    if args.corruptions == ["all"]:
-        args.corruptions = list(NAMES)
-    unknown = [c for c in args.corruptions if c not in NAMES]
-    if unknown or not args.corruptions:
-        raise UsageError(f"unknown corruption {', '.join(unknown) or '(none)'} "
-                         f"(choose from {', '.join(NAMES)}, or all)")
-    bad = [s for s in args.severities if not 1 <= s <= 5]
-    if bad or not args.severities:
-        raise UsageError(f"unknown severity {', '.join(map(str, bad)) or '(none)'} "
-                         "(choose from 1, 2, 3, 4, 5)")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be 0 or positive, got {args.seed}")
+    validate_corruption_options(args, "--seed")
+    if not args.corruptions:
+        raise UsageError(f"--corruptions none leaves nothing to compute (choose from "
+                         f"{', '.join(NAMES)}, or all)")
     if args.n is not None and args.n < 0:
         raise UsageError(f"--n must be 0 (all) or positive, got {args.n}")
 
@@ -80,11 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate_args(args)
     from .evaluation.corruption_runs import CorruptionSpec, corrupt_runs
 
-    spec = CorruptionSpec(**{k: v for k, v in vars(args).items() if k != "runs"})
+    opts = {k: v for k, v in vars(args).items() if k not in ("runs", "corruption_seed")}
+    spec = CorruptionSpec(**opts, seed=args.corruption_seed)
     table = corrupt_runs(list(args.runs), spec)
     print()
     print(f"accuracy (%) under common corruptions (checkpoint {args.checkpoint}, constants "
-          f"{args.constants}, seed {args.seed}; rows in {CORRUPTIONS} of each run; severity 0 = "
+          f"{args.constants}, seed {args.corruption_seed}; rows in {CORRUPTIONS} of each run; severity 0 = "
           "clean)")
     if not len(table):
         print("(no rows)")

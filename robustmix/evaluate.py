@@ -25,6 +25,7 @@ from .attacks.options import (
 from .cli import Parser, entry
 from .data.classes import DATASETS
 from .errors import UsageError
+from .evaluation.corruption_options import add_corruption_options, validate_corruption_options
 from .evaluation.defaults import DEFAULT_N, RESAMPLES
 
 
@@ -34,8 +35,10 @@ def build_parser() -> Parser:
                            "suite of `python -m robustmix.attack` (same flags and defaults), "
                            "gradient-masking flags and guard checks, and calibration (ECE with "
                            "15 equal-width bins, NLL, Brier score; bootstrap intervals over test "
-                           "images). Writes config.json, attack.csv, attack_flags.csv, "
-                           "checks.csv, calibration.csv, robustbench.json and, last, "
+                           "images), and with --corruptions accuracy and calibration under "
+                           "CIFAR-10-C's common corruptions. Writes config.json, attack.csv, "
+                           "attack_flags.csv, checks.csv, calibration.csv, corruptions.csv (with "
+                           "--corruptions), robustbench.json and, last, "
                            "summary.json into --out. The model takes images in [0, 1] and "
                            "returns logits (normalise inside it).")
     p.add_argument("--factory", default=None, metavar="MODULE:FUNCTION",
@@ -59,6 +62,9 @@ def build_parser() -> Parser:
     add_device_option(p)
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="precision of gradients and predictions, recorded per row")
+    # Off by default: 75 corrupted copies of the test images cost minutes; needs the extra
+    # `corruptions`, and uint8 images (a dataset, or an .npz of uint8 images).
+    add_corruption_options(p, default="none", seed_flag="--corruption-seed")
     p.add_argument("--resamples", type=int, default=RESAMPLES,
                    help="bootstrap resamples of the calibration intervals")
     p.add_argument("--name", default=None,
@@ -71,6 +77,7 @@ def build_parser() -> Parser:
 
 def validate_args(args) -> None:
     validate_attack_options(args)
+    validate_corruption_options(args, "--corruption-seed")
     if args.n < 0:
         raise UsageError(f"--n must be 0 (all) or positive, got {args.n}")
     if args.resamples < 1:
@@ -86,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .evaluation.command import EvaluateSpec, run_evaluation
     from .evaluation.folder import UNRELIABLE
 
-    result, bench = run_evaluation(EvaluateSpec(**vars(args)))
+    result, bench, result_corruptions = run_evaluation(EvaluateSpec(**vars(args)))
     print(f"robustmix.evaluate: {bench['model']} on {bench['n_images']} test images; "
           f"written to {args.out}")
     print(f"clean accuracy {100 * result.clean_accuracy:.1f}%")
@@ -101,6 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("calibration (clean images, 95 % bootstrap intervals over them):")
         for r in result.calibration.to_dict("records"):
             print(f"  {r['metric']}: {r['value']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+    if result_corruptions is not None and len(result_corruptions):
+        t = result_corruptions
+        corr = t[t["corruption"] != "clean"]
+        print(f"common corruptions ({len(corr)} corruption x severity sets, constants "
+              f"{args.constants}): mean accuracy {100 * corr['accuracy'].mean():.1f}%, mean ECE "
+              f"{corr['ece'].mean():.4f} (clean {t['ece'].iloc[0]:.4f}); rows in corruptions.csv")
     if bench[UNRELIABLE]:
         print(f"{UNRELIABLE}:")
         for why in bench["unreliable_because"]:

@@ -170,6 +170,11 @@ def test_corruption_accuracy_is_a_tidy_table():
     # a constant model is right on the images of its class whatever the corruption
     t = C.corruption_accuracy(Constant(2), x, y, ["snow"], [3], clean=False)
     assert list(t["correct"]) == [1] and t["accuracy"].iloc[0] == pytest.approx(0.1)
+    # its calibration, from the same predictions: softmax of logits 1 (class 2) and 0 (others)
+    # gives p = e / (e + 9) to class 2 on every image, right on 1 of 10
+    p = np.e / (np.e + 9)
+    assert t["ece"].iloc[0] == pytest.approx(abs(p - 0.1))
+    assert t["nll"].iloc[0] == pytest.approx(0.1 * -np.log(p) + 0.9 * -np.log((1 - p) / 9))
 
 
 def test_corruption_accuracy_refuses_bad_input():

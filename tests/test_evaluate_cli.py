@@ -168,6 +168,13 @@ BAD = {
         ["--factory", "evaluate_models:tiny", "--weights", "{missing}"], "does not exist"),
     "not a TorchScript file": (["--torchscript", "{weights}"], "cannot load TorchScript"),
     "bad eps": (["--torchscript", "{script}", "--eps", "300"], "outside"),
+    "unknown corruption": (["--torchscript", "{script}", "--corruptions", "rain"],
+                           "unknown corruption rain"),
+    "unknown severity": (["--torchscript", "{script}", "--corruptions", "fog", "--severities",
+                          "6"], "unknown severity 6"),
+    "corruptions of float images": (
+        ["--torchscript", "{script}", "--data", "{floats}", "--corruptions", "fog"],
+        "needs 32 x 32 RGB uint8 test images"),
 }
 
 
@@ -177,7 +184,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny, files, tmp_
     torch.save(tiny_five(), five)
     x = np.random.default_rng(0).uniform(-0.5, 1.5, (20, 3, 32, 32)).astype(np.float32)
     npz = write_npz(tmp_path / "bad.npz", x, np.arange(20) % 10)
-    paths = {**{k: str(v) for k, v in files.items()}, "five": five, "npz": npz,
+    floats = write_npz(tmp_path / "floats.npz", x.clip(0, 1), np.arange(20) % 10)
+    paths = {**{k: str(v) for k, v in files.items()}, "five": five, "npz": npz, "floats": floats,
              "missing": tmp_path / "missing.pt"}
     argv, message = BAD[case]
     argv = [a.format(**paths) for a in argv]
@@ -230,3 +238,28 @@ def test_docs_example_runs(tmp_path, monkeypatch, cheap_autoattack):
     assert argv[:3] == ["python", "-m", "robustmix.evaluate"]
     assert cli(*argv[3:]) == 0
     assert (tmp_path / "evals" / "net" / "summary.json").exists()
+
+
+def test_common_corruptions_of_an_outside_model(tiny, files, tmp_path, capsys):
+    """--corruptions: the model under common corruptions, with the calibration of the same
+    predictions, in trained runs' corruptions.csv schema; the clean row equals the clean
+    accuracy of attack.csv (the same images)."""
+    pytest.importorskip("imagecorruptions", reason='needs the extra: pip install -e ".[corruptions]"')
+    from robustmix.evaluation.corruption_runs import COLUMNS as CORRUPTION_COLUMNS
+
+    out = tmp_path / "corr"
+    assert cli("--torchscript", files["script"], "--data", tiny.pickles, "--attacks", "fgsm",
+               "--eps", "0", "--corruptions", "fog,contrast", "--severities", "1,5", *FAST,
+               "--out", out) == 0
+    assert "common corruptions (4 corruption x severity sets" in capsys.readouterr().out
+    t = read(out, "corruptions.csv")
+    assert list(t.columns) == CORRUPTION_COLUMNS and len(t) == 5
+    assert list(zip(t["corruption"], t["severity"], strict=True)) == [
+        ("clean", 0), ("fog", 1), ("fog", 5), ("contrast", 1), ("contrast", 5)]
+    assert t["method"].eq("external").all() and t["n"].eq(20).all()
+    assert t["ece"].between(0, 1).all() and (t["nll"] > 0).all()
+    clean = read(out, "attack.csv").query("eps == 0")["accuracy"].iloc[0]
+    assert t["accuracy"].iloc[0] == pytest.approx(clean)
+    assert read(out, "config.json")["corruptions"]["severities"] == [1, 5]
+    times = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert times["summary.json"] == max(times.values())

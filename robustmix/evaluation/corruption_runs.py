@@ -27,8 +27,10 @@ from . import corruptions as C
 META = ["run", "dataset", "noise", "ratio", "method", "alpha", "dropout", "seed", "profile"]
 # seed = the run's training seed; corruption_seed = the seed of the corruptions' random draws
 COLUMNS = META + ["checkpoint", "corruption", "severity", "n", "correct", "accuracy", "ci_low",
-                  "ci_high", "corruption_seed", "constants", "package", "precision", "device",
-                  "seconds", "date", "data", "test_fingerprint"]
+                  "ci_high", "ece", "nll", "corruption_seed", "constants", "package", "precision",
+                  "device", "seconds", "date", "data", "test_fingerprint"]
+# columns newer than the first corruptions.csv: NaN in rows an earlier version wrote
+ADDED = ("ece", "nll")
 KEY = ["checkpoint", "corruption", "severity", "n", "corruption_seed", "constants", "precision",
        "test_fingerprint"]
 
@@ -76,6 +78,9 @@ def read_existing(run: Path) -> pd.DataFrame:
     except Exception as e:
         raise UsageError(f"cannot read {path} ({type(e).__name__}); move it away to start "
                          "afresh") from None
+    for c in ADDED:
+        if c not in df.columns:
+            df[c] = float("nan")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
@@ -156,7 +161,7 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
 
         def save(row: dict) -> None:
             full = {**meta, **{k: row[k] for k in ("corruption", "severity", "n", "correct",
-                                                    "accuracy", "ci_low", "ci_high",
+                                                    "accuracy", "ci_low", "ci_high", "ece", "nll",
                                                     "constants", "package", "seconds")},
                     "corruption_seed": row["seed"], "precision": precision, "device": label,
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

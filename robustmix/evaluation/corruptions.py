@@ -82,8 +82,11 @@ EXTRA = "corruptions"
 CLEAN = "clean"  # the corruption name of the uncorrupted row (severity 0) of a table
 # Bump when the images generated for the same key change: it is part of the cache key.
 GENERATOR_VERSION = 1
-COLUMNS = ["corruption", "severity", "n", "correct", "accuracy", "ci_low", "ci_high",
-           "seed", "constants", "package", "images", "seconds"]
+# ece (15 equal-width bins) and nll: the calibration of the same predictions
+# (evaluation/calibration.py), point values: one model's interval over images is the accuracy's
+# Wilson interval; a study's intervals over training seeds come from the report.
+COLUMNS = ["corruption", "severity", "n", "correct", "accuracy", "ci_low", "ci_high", "ece",
+           "nll", "seed", "constants", "package", "images", "seconds"]
 
 # ///// the package /////
 
@@ -466,12 +469,13 @@ def _save_npy(p: Path, a: np.ndarray) -> None:
 
 
 def _row(corruption: str, severity: int, correct: int, n: int, seed: int, constants: str,
-         fingerprint: str, seconds: float) -> dict:
+         fingerprint: str, seconds: float, ece: float, nll: float) -> dict:
     from ..reporting.statistics import wilson
 
     lo, hi = wilson(correct, n)
     return {"corruption": corruption, "severity": severity, "n": n, "correct": correct,
-            "accuracy": correct / n, "ci_low": lo, "ci_high": hi, "seed": seed,
+            "accuracy": correct / n, "ci_low": lo, "ci_high": hi, "ece": ece, "nll": nll,
+            "seed": seed,
             "constants": constants, "package": package_label(), "images": fingerprint,
             "seconds": seconds}
 
@@ -488,12 +492,14 @@ def corruption_accuracy(model, x: np.ndarray, y, corruptions: Sequence[str] = CO
     corruption and severity; with clean, a first row 'clean' (severity 0) on x itself.
 
     One tidy row per (corruption, severity): n, correct, accuracy with its Wilson 95 % interval
-    over the test images (the only source of variation in one model's evaluation), the seed,
+    over the test images (the only source of variation in one model's evaluation), the
+    calibration of the same predictions (ECE over 15 equal-width bins, NLL), the seed,
     constants, package version, fingerprint of x and seconds (generation + prediction).
     on_row(row) is called after each row (to save it), skip(corruption, severity) leaves out
     rows computed before, progress(label, i) reports each one."""
     import torch
 
+    from . import calibration as cal
     from .external import eval_mode
     from .predict import predict_logits
 
@@ -520,7 +526,9 @@ def corruption_accuracy(model, x: np.ndarray, y, corruptions: Sequence[str] = CO
             if logits.ndim != 2 or logits.shape[0] != len(x):
                 raise UsageError(f"model outputs have shape {tuple(logits.shape)}, not N x classes")
             correct = int((logits.argmax(1) == yt).sum())
-            row = _row(c, s, correct, len(x), seed, constants, fp, time.perf_counter() - t0)
+            probs = torch.softmax(logits, 1).cpu().numpy()
+            row = _row(c, s, correct, len(x), seed, constants, fp, time.perf_counter() - t0,
+                       cal.ece(probs, labels), cal.nll(probs, labels))
             rows.append(row)
             if on_row is not None:
                 on_row(row)

@@ -12,6 +12,8 @@ folder, as in a trained run):
   checks.csv        the guard checks: deterministic forward pass, non-zero input gradient
   calibration.csv   ECE (15 equal-width bins), NLL and Brier score on the clean images, with
                     bootstrap intervals over the test images (evaluation/calibration.py)
+  corruptions.csv   with --corruptions: accuracy (Wilson interval), ECE and NLL per corruption
+                    and severity and the clean row, in trained runs' corruptions.csv schema
   robustbench.json  clean and AutoAttack robust accuracy in RobustBench's terms
   summary.json      headline numbers and the finishing time
 
@@ -32,7 +34,7 @@ from ..atomic import write_csv, write_json
 from ..attacks.rows import write_evaluated
 from ..attacks.runner import COLUMNS
 from ..errors import UsageError
-from ..runs.files import CONFIG, SUMMARY, is_finished
+from ..runs.files import CONFIG, CORRUPTIONS, SUMMARY, is_finished
 from .external import Evaluation
 
 KIND = "robustmix.evaluate"
@@ -123,7 +125,8 @@ def summary_json(result: Evaluation, seconds: float) -> dict:
 
 
 def write_folder(out: Path, config: dict, rows: pd.DataFrame, result: Evaluation,
-                 robustbench: dict, summary: dict) -> None:
+                 robustbench: dict, summary: dict, corruptions: pd.DataFrame | None = None
+                 ) -> None:
     """Every file of the folder, summary.json last; a finished folder (--force) is marked
     unfinished first, so that an interrupted rewrite is never taken for a finished one."""
     out = Path(out)
@@ -136,5 +139,7 @@ def write_folder(out: Path, config: dict, rows: pd.DataFrame, result: Evaluation
     write_evaluated(out, rows, result.flags)
     write_csv(out / CHECKS, result.checks)
     write_csv(out / CALIBRATION, result.calibration)
+    if corruptions is not None:
+        write_csv(out / CORRUPTIONS, corruptions)
     write_json(out / ROBUSTBENCH, robustbench)
     write_json(out / SUMMARY, summary)

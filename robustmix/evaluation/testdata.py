@@ -27,6 +27,9 @@ class TestImages:
     description: str
     fingerprint: str  # of the whole test split read (as trained runs record it), not the subset
     total: int  # images in that split
+    # the subset as stored, uint8 N x H x W x C, where it was stored so (the common corruptions
+    # work on such images); None for float images
+    uint8: np.ndarray | None = None
 
     @property
     def channels(self) -> int:
@@ -86,6 +89,7 @@ def load_test_images(dataset: str, path: Path | None, n: int | None) -> TestImag
     if len(y) and (y.min() < 0 or y.max() >= k):
         raise UsageError(f"labels must lie in 0..{k - 1} ({dataset} has {k} classes)")
     idx = test_indices(y, n or None)
-    images = as_images(np.ascontiguousarray(np.asarray(x)[idx]))  # checks [0, 1]
+    subset = np.ascontiguousarray(np.asarray(x)[idx])
+    images = as_images(subset)  # checks [0, 1]
     return TestImages(images, torch.from_numpy(y[idx].astype(np.int64)), k, source,
-                      description, fp, len(y))
+                      description, fp, len(y), subset if subset.dtype == np.uint8 else None)
