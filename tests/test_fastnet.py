@@ -159,8 +159,8 @@ def tiny_fast(**kw):
     return make_config(**{**base, **kw})
 
 
+@pytest.mark.usefixtures("one_thread")  # conftest.py
 def test_tiny_fast_run_end_to_end(ds, tmp_path):
-    torch.set_num_threads(1)
     s = train_run(tiny_fast(), ds, tmp_path, CPU, show_progress=False)
     m = pd.read_csv(tmp_path / "metrics.csv")
     assert len(m) == 3 and m["train_loss"].notna().all()
@@ -175,8 +175,8 @@ def test_tiny_fast_run_end_to_end(ds, tmp_path):
     assert len(pred) == len(ds.y_test) and (pred["selected"] >= 0).all()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_fast_run_resumes_exactly_after_a_kill(ds, tmp_path):
-    torch.set_num_threads(1)
     cfg = tiny_fast(method="mixup", dropout=0.0)
     straight = tmp_path / "straight"
     straight.mkdir()

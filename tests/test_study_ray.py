@@ -52,16 +52,6 @@ def ray_session(tmp_path_factory):
     ray.shutdown()
 
 
-@pytest.fixture
-def one_thread():
-    """The local executor in this process computes with one thread, as each Ray task does:
-    float sums run in another order with another thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def study_file(study_toml, tmp: Path, name: str, body: str = "", attack: bool = True) -> Path:
     """The tiny study (conftest.study_toml) in tmp/name.toml, writing into tmp/name/."""
     return study_toml(body, root=tmp / name, file=tmp / f"{name}.toml",
