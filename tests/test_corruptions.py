@@ -312,3 +312,20 @@ def test_stage_refuses_a_fashion_run(world, capsys):
     assert corrupt(runs[0].parent, "--corruptions", "fog", "--device", "cpu", "--quiet") == 2
     assert "32 x 32 x 3" in capsys.readouterr().err
     assert not (runs[0].parent / CORRUPTIONS).exists()
+
+
+def test_motion_blur_takes_cifar10_c_constants(monkeypatch):
+    """motion_blur's (radius, sigma) per severity are make_cifar_c.py's (hendrycks/robustness),
+    not ImageNet-C's or Tiny-ImageNet-C's, and its angle is drawn from U(-45, 45)."""
+    seen = []
+
+    def record(x, radius, sigma, angle):
+        seen.append((radius, sigma, angle))
+        return x
+
+    monkeypatch.setattr(C.package()[0], "_motion_blur", record)
+    x, _ = images(1)
+    for s in C.SEVERITIES:
+        C.CIFAR10_C["motion_blur"](x[0], s, 0)
+    assert [(r, sg) for r, sg, _ in seen] == [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)]
+    assert all(-45 <= a <= 45 for _, _, a in seen)

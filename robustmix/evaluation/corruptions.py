@@ -21,10 +21,10 @@ Constants: what matches CIFAR-10-C and what does not. The package's constants ar
 (texture resize) and elastic (smoothing) depend on the image size, while e.g. defocus_blur's disk
 of radius 3-10 pixels and motion_blur's radius 10-20 wipe a 32 x 32 image out, and its noise
 levels are ImageNet's. So `constants="cifar10-c"` (the default) applies CIFAR-10-C's constants,
-those of Hendrycks' `make_cifar_c.py`, **written down from memory** (that script could not be
-read here: no internet), with the package's helpers (disk kernel, plasma fractal, frost
-textures, numpy motion blur). Known differences from the released
-CIFAR-10-C arrays, beyond any slip of memory in the constants:
+those of Hendrycks' `make_cifar_c.py` (hendrycks/robustness, ImageNet-C/create_c/, read at commit
+ca36008; every constant of the 15 checked against it on 2026-12-02, which corrected
+motion_blur's radii and sigmas), with the package's helpers (disk kernel, plasma fractal, frost
+textures, numpy motion blur). Known differences from the released CIFAR-10-C arrays:
   * motion_blur and snow: the original blurs with ImageMagick (Wand); the package's numpy
     reimplementation of that motion blur (same radius, sigma, angle) is used instead;
   * fog uses the package's float32 plasma fractal (the original float64);
@@ -81,7 +81,7 @@ PACKAGE = "imagecorruptions-imaug"
 EXTRA = "corruptions"
 CLEAN = "clean"  # the corruption name of the uncorrupted row (severity 0) of a table
 # Bump when the images generated for the same key change: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: motion_blur's CIFAR-10-C constants corrected
 # ece (15 equal-width bins) and nll: the calibration of the same predictions
 # (evaluation/calibration.py), point values: one model's interval over images is the accuracy's
 # Wilson interval; a study's intervals over training seeds come from the report.
@@ -203,7 +203,7 @@ def _shuffle_pixels(x: np.ndarray, delta: int, iterations: int) -> np.ndarray:
 
 
 def motion_blur(x, severity, seed):
-    c = [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)][severity - 1]
+    c = [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)][severity - 1]
     angle = np.random.uniform(-45, 45)
     # ImageMagick's motion blur in the original; the package's numpy version of it here
     x = package()[0]._motion_blur(np.array(x), radius=c[0], sigma=c[1], angle=angle)
