@@ -52,10 +52,12 @@ class CorruptionSpec:
     quiet: bool = False
 
 
+_INTS = frozenset({"severity", "n", "corruption_seed"})
+
+
 def key(row: dict) -> tuple:
-    return (str(row["checkpoint"]), str(row["corruption"]), int(row["severity"]), int(row["n"]),
-            int(row["corruption_seed"]), str(row["constants"]), str(row["precision"]),
-            str(row["test_fingerprint"]))
+    """A row's identity (KEY), typed so that rows read back from CSV match rows computed now."""
+    return tuple(int(row[k]) if k in _INTS else str(row[k]) for k in KEY)
 
 
 def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
