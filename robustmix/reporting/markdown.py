@@ -37,7 +37,7 @@ from ..attacks.registry import (
 )
 from ..runs import checkpoint_names as CK
 from ..runs.provenance import git_commit
-from ..training.methods import PAPER_METHODS, method_label
+from ..training.methods import PAPER_METHODS, method_label, method_rank
 from . import results as R
 from . import sources as SRC
 from . import statistics as S
@@ -728,7 +728,7 @@ def _setup(rep: Report) -> list[str]:
     md = ["## Setup", ""]
     md += [f"- Data: {'; '.join(prov['data'])}",
            f"- Runs: {len(runs)} finished ({', '.join(fmt_ratio(r) for r in sorted(set(runs['ratio'])))} "
-           f"noise; methods {', '.join(sorted(set(runs['method']), key=R.method_rank))}; "
+           f"noise; methods {', '.join(sorted(set(runs['method']), key=method_rank))}; "
            f"seeds {', '.join(str(s) for s in sorted(set(runs['seed'])))}); per-run numbers in "
            f"[table_runs.csv](table_runs.csv)"]
     for s in prov["setup"]:
