@@ -214,7 +214,11 @@ def method_text(t: pd.DataFrame) -> str:
         + (f" ({', '.join(str(n) for n in seeds)} seeds here)" if seeds else "") + ". "
         "The test images are shared by every seed, so their sampling error does not average "
         "out over seeds and the two parts add. Intervals are clipped to what the quantity can "
-        "be (±100 points for a difference of two rates).",
+        "be (±100 points for a difference of two rates). A replicate is one (training seed, "
+        "noise seed) pair: where the runs of a cell were trained on several noise draws "
+        "(corrupted-label draws), each pair counts as one, and the interval then covers the "
+        "noise draws too; where they share one draw, it is held fixed. The 'interval over' "
+        "column names the training seeds, noise draws and test images each interval covers.",
         "p: two-sided, from the same statistic (so the interval excludes 0 exactly when p < "
         "0.05), adjusted by Benjamini–Hochberg within its false-discovery family "
         "(scipy.stats.false_discovery_control). Supported: adjusted p < 0.05 in the paper's "

@@ -50,7 +50,15 @@ def error_interval(g: pd.DataFrame, kind: str,
     if ok.empty:
         return S.none()
     per_image = image_errors(predictions, list(ok["path"]), kind)
-    return S.estimate(list(ok[f"{kind}_error"]), per_image, int(ok[f"{kind}_error_images"].min()))
+    iv = S.estimate(list(ok[f"{kind}_error"]), per_image, int(ok[f"{kind}_error_images"].min()))
+    return _over_runs(iv, ok)
+
+
+def _over_runs(iv: S.Interval, runs: pd.DataFrame) -> S.Interval:
+    """iv labelled with the training seeds and noise draws of runs, one replicate each (runs
+    without a noise_seed column: one draw)."""
+    noise = runs["noise_seed"] if "noise_seed" in runs else [0] * len(runs)
+    return S.over_runs(iv, list(runs["seed"]), list(noise))
 
 
 def corrupted_eval_examples(r) -> int:
@@ -67,7 +75,8 @@ def corrupted_eval_examples(r) -> int:
 def examples(basis: str) -> str:
     """An interval basis worded for the memorised share, measured on corrupted training
     examples rather than test images."""
-    return basis.replace(" images", " corrupted training examples")
+    return basis.replace(" test images", " images").replace(" images",
+                                                            " corrupted training examples")
 
 
 def _put(row: dict, prefix: str, iv: S.Interval) -> None:
@@ -106,7 +115,8 @@ def setting_table(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame] | Non
     for key, g in runs.groupby(keys, sort=False):
         row = {**dict(zip(keys, key, strict=True)), "noise": g["noise"].iloc[0],
                "dataset": g["dataset"].iloc[0], "n_seeds": len(g),
-               "seeds": ",".join(str(s) for s in sorted(g["seed"]))}
+               "seeds": ",".join(str(s) for s in sorted(g["seed"])),
+               "noise_seeds": ",".join(str(s) for s in sorted(set(g["noise_seed"])))}
         for kind in KINDS:
             mean, std, _ = _mean_std(g[f"{kind}_error"])
             row[f"{kind}_error_mean"] = mean
@@ -248,7 +258,8 @@ def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
         e = r["test_selected_epoch"]
         b = m.loc[e] if e in m.index else m.loc[m["test_acc"].idxmax()]
         last = m.iloc[-1]
-        row = {k: r[k] for k in ("condition", "ratio", "method", *SETTING_KEYS, "seed")}
+        row = {k: r[k] for k in ("condition", "ratio", "method", *SETTING_KEYS, "seed",
+                                 "noise_seed")}
         row["test_selected_epoch"] = int(e)
         row["last_epoch"] = int(m.index[-1])
         row["corrupted_eval"] = corrupted_eval_examples(r)
@@ -265,9 +276,10 @@ def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
         row = dict(zip(keys, key, strict=True))
         row["n_seeds"] = len(g)
         for c in g.columns:
-            if c not in (*keys, "seed") and pd.api.types.is_numeric_dtype(g[c]):
+            if c not in (*keys, "seed", "noise_seed") and pd.api.types.is_numeric_dtype(g[c]):
                 row[c] = round(float(g[c].mean()), ROUND)
-        iv = S.estimate(list(g["memorised_last"]), n_images=int(g["corrupted_eval"].min()))
+        iv = _over_runs(S.estimate(list(g["memorised_last"]),
+                                   n_images=int(g["corrupted_eval"].min())), g)
         _put(row, "memorised_last", iv)
         if row["ratio"] <= 0:  # clean labels: nothing to memorise, no null
             row["memorised_null_last"], basis = np.nan, ""
@@ -326,7 +338,7 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
         pr = by_run[key]
         mean, std, _ = _mean_std(pr["accuracy"])
         n_img = int(pr["n"].min()) if pr["n"].notna().all() else 0
-        iv = S.estimate(list(pr["accuracy"]), n_images=n_img)
+        iv = _over_runs(S.estimate(list(pr["accuracy"]), n_images=n_img), pr)
         srcs = sorted(set(g["source_method"])) if g["mode"].iloc[0] != "white-box" else ["itself"]
         steps = g["steps"].dropna()
         row = {**dict(zip(keys, key, strict=True)), "accuracy_mean": mean, "accuracy_std": std}
@@ -368,7 +380,7 @@ def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFra
         # One image set per run: the largest one it was attacked on.
         g = g.sort_values("n").groupby("path", sort=False).tail(1)
         mean, std, _ = _mean_std(g["accuracy"])
-        iv = S.estimate(list(g["accuracy"]), n_images=int(g["n"].min()))
+        iv = _over_runs(S.estimate(list(g["accuracy"]), n_images=int(g["n"].min())), g)
         names = sorted({a for s in g["names"] for a in str(s).split("+")})
         row = {**dict(zip(keys, key, strict=True)), "robust_mean": mean, "robust_std": std}
         _put(row, "robust", iv)
