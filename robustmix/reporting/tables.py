@@ -215,8 +215,16 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     share the network's own mistakes give under the noise process, NaN where there is none) and
     validation accuracy, all in %, with the t-interval over seeds (`_lo`, `_hi`; NaN with one
     seed)."""
-    sel = chosen_runs(runs)[["path", "noise"]]
+    sel = chosen_runs(runs)[["path", "noise", "train_eval_n", "train_images", "test_images",
+                             "noise_rate"]]
     m = metrics.merge(sel, on="path")
+    # no training-evaluation subset: the accuracies are over every training image
+    m["train_eval_n"] = pd.to_numeric(m["train_eval_n"], errors="coerce").fillna(
+        pd.to_numeric(m["train_images"], errors="coerce"))
+    m["test_images"] = pd.to_numeric(m["test_images"], errors="coerce")
+    # the memorised share is over the corrupted examples among them (corrupted_eval_examples)
+    m["corrupted_eval"] = (m["train_eval_n"] * m["noise_rate"].astype(float) / 100).round()
+    m = m.drop(columns=["train_images", "noise_rate"])
     m["memorised_null"] = pd.concat(
         [memorisation_null_curve(g, str(noise)) for (_, noise), g in
          m.groupby(["path", "noise"], sort=False)]).reindex(m.index)
@@ -224,6 +232,10 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     m = m.drop(columns="noise")
     cols = list(CURVE_COLUMNS)
     keys = ["condition", "ratio", "method", *SETTING_KEYS, "epoch"]
+    # what each curve is measured on: the training-evaluation subset (training accuracies,
+    # memorised share) and the per-epoch test images; the fewest of any run in the group
+    images = m.groupby(keys, sort=False)[["train_eval_n", "test_images", "corrupted_eval"]].min()
+    m = m.drop(columns=["train_eval_n", "test_images", "corrupted_eval"])
     g = m.groupby(keys, sort=False)
     mean, std, n = g[cols].mean(), g[cols].std(ddof=1), g[cols].count()
     tq = pd.DataFrame(S.stats.t.ppf(0.5 + S.LEVEL / 2, np.maximum(n.to_numpy() - 1, 1)),
@@ -234,6 +246,9 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         out[f"{c}_lo"] = (mean[c] - half[c]).clip(0, 100).round(ROUND)
         out[f"{c}_hi"] = (mean[c] + half[c]).clip(0, 100).round(ROUND)
     out["n_seeds"] = g.size()
+    out["train_eval_images"] = pd.to_numeric(images["train_eval_n"], errors="coerce")
+    out["test_images"] = pd.to_numeric(images["test_images"], errors="coerce")
+    out["corrupted_eval_images"] = images["corrupted_eval"]
     out = out.reset_index()
     out["_order"] = out["method"].map(method_rank)
     out = out.sort_values(["condition", "ratio", "_order", "epoch"]).drop(columns="_order")
