@@ -147,3 +147,13 @@ def test_fig_transition_leaves_out_clean_labels(caught, tmp_path):
     with pytest.raises(ValueError, match="nothing to draw"):
         plots.plot_transitions(pd.DataFrame([r for r in rows if r["rate"] == 0]),
                                tmp_path / "x", ["a", "b", "c"])
+
+
+def test_fig_noise_at_one_ratio_keeps_the_seed_dots_inside(caught, tmp_path):
+    table = _noise_rows({0.5: 3})
+    plots.plot_noise(table, tmp_path / "fig_noise", seeds=_seeds(table))
+    ax = caught["fig"].axes[0]
+    lo, hi = ax.get_xlim()
+    dots = [x for ln in ax.get_lines() if str(ln.get_gid()).startswith("seeds:")
+            for x in ln.get_xdata()]
+    assert dots and lo < 50 - plots.SEED_DX and max(dots) < hi - plots.SEED_DX

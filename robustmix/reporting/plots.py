@@ -231,7 +231,10 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
         if slots is None:
             ax.set_xlabel("label noise ratio (%)")
-            ax.set_xticks(sorted(set(100 * table["ratio"])))
+            ticks = sorted(set(100 * table["ratio"]))
+            ax.set_xticks(ticks)
+            if len(ticks) == 1:  # one ratio: autoscaling would pin the seed dots to the edge
+                ax.set_xlim(ticks[0] - 4 * SEED_DX, ticks[0] + 4 * SEED_DX)
         else:
             ax.set_xlabel("noise source")
             ax.set_xticks(range(len(slots)))
