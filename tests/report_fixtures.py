@@ -39,11 +39,12 @@ class Spec:
     final: float  # last-epoch test accuracy
     noisy_final: float  # last-epoch training accuracy against the noisy labels
     slope: float  # white-box FGSM accuracy lost per ε unit (fraction); I-FGSM loses 1.5x
+    noise_seed: int = 0  # the corrupted-label draw; runs of other noise seeds are named _n<k>
 
     @property
     def name(self) -> str:
         return (f"cifar10_sym{self.ratio:g}_{self.method}_a{self.alpha:g}_p{self.dropout:g}"
-                f"_quick_s{self.seed}")
+                f"_quick_s{self.seed}" + (f"_n{self.noise_seed}" if self.noise_seed else ""))
 
     @property
     def selected_epoch(self) -> int:
@@ -164,7 +165,8 @@ def write_fixture(root: Path, specs=SPECS, attacks: bool = True, unfinished: boo
     for s in specs:
         run = root / s.name
         run.mkdir(parents=True)
-        train = {"dataset": "cifar10", "noise": "sym", "ratio": s.ratio, "noise_seed": 0,
+        train = {"dataset": "cifar10", "noise": "sym", "ratio": s.ratio,
+                 "noise_seed": s.noise_seed,
                  "method": s.method, "alpha": s.alpha, "dropout": s.dropout, "smoothing": 0.1,
                  "knn_k": 5, "seed": s.seed, "profile": "quick", "epochs": EPOCHS,
                  "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
@@ -205,7 +207,7 @@ def write_fixture(root: Path, specs=SPECS, attacks: bool = True, unfinished: boo
         (run / "summary.json").write_text(json.dumps(summary))
         if attacks:
             source = next((x for x in specs if x.ratio == s.ratio and x.method == "erm"
-                           and x.seed == 0), s)  # without an ERM run, black-box from itself
+                           and x.seed == 0 and x.noise_seed == s.noise_seed), s)  # without an ERM run, black-box from itself
             rows = attack_rows(s, source)
             if s == specs[0]:  # an older measurement with other settings, superseded
                 rows.insert(0, {**rows[-1], "steps": 5, "n": 100, "accuracy": 0.99,

@@ -103,10 +103,10 @@ def test_noise_table_matches_fixture_and_paper(built):
             assert r[f"{kind}_error_images"] == FULL_N
             if n > 1:
                 assert _close(r[f"{kind}_error_std"], statistics.stdev(e))
-                assert r[f"{kind}_error_over"] == f"{n} seeds × {FULL_N} test images"
+                assert r[f"{kind}_error_over"] == f"{n} training seeds × 1 noise draw × {FULL_N:,} test images"
             else:
                 assert pd.isna(r[f"{kind}_error_std"])
-                assert r[f"{kind}_error_over"] == f"1 seed: {FULL_N} test images only"
+                assert r[f"{kind}_error_over"] == f"1 training seed, 1 noise draw: {FULL_N:,} test images only"
         ref = PAPER.get((r["ratio"], r["method"]))
         best, last = errors["test_selected"], errors["last"]
         if ref is None:
@@ -159,8 +159,9 @@ def test_attack_table_matches_fixture(built):
         assert r["n_runs"] == len(specs)
         assert r["sources"] == ("itself" if r["mode"] == "white-box" else "erm")
         assert r["accuracy_lo"] <= r["accuracy_mean"] <= r["accuracy_hi"]
-        assert r["accuracy_over"] == (f"{len(specs)} seeds (Student t) × 500 images (binomial)"
-                                      if len(specs) > 1 else "1 seed: 500 images, binomial")
+        assert r["accuracy_over"] == (f"{len(specs)} training seeds × 1 noise draw (Student t) × 500 images (binomial)"
+                                      if len(specs) > 1
+                                      else "1 training seed, 1 noise draw: 500 images only, binomial")
     # the figure draws one setting per method: mixup at 50% at its best α (32)
     fig = pd.read_csv(built["out"] / "fig_attack.csv")
     assert set(fig.loc[(fig["ratio"] == 0.5) & (fig["method"] == "mixup"), "alpha"]) == {32.0}
@@ -292,9 +293,9 @@ def test_older_runs_report_with_fallback_intervals(tmp_path):
     assert t["selected_error_mean"].isna().all()
     assert set(t["chosen_by"]) == {"test-selected error (no validation set)"}
     erm = t[(t["ratio"] == 0.5) & (t["method"] == "erm")].iloc[0]
-    assert erm["last_error_over"] == "2 seeds (Student t) × 2500 images (binomial)"
+    assert erm["last_error_over"] == "2 training seeds × 1 noise draw (Student t) × 2,500 images (binomial)"
     mixup = t[(t["ratio"] == 0.2) & (t["method"] == "mixup")].iloc[0]
-    assert mixup["last_error_over"] == "1 seed: 2500 images, binomial"
+    assert mixup["last_error_over"] == "1 training seed, 1 noise draw: 2,500 images only, binomial"
     assert _close(mixup["last_error_mean"], 23.0) and mixup["last_error_images"] == 2500
     md = (out / "report.md").read_text()
     assert "have no predictions.csv" in md and "selected (noisy validation) |" not in md

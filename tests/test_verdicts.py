@@ -54,7 +54,7 @@ def test_separated_intervals_support_the_paper(tmp_path):
     r = row(t, "mixup has lower test error than ERM", "last")
     assert r["verdict"] == V.SUPPORTED and r["lo"] > 0
     assert r["effect"] == pytest.approx(30.0, abs=0.1)
-    assert r["n_seeds"] == 3 and r["interval_over"] == "3 seeds × 5000 test images"
+    assert r["n_seeds"] == 3 and r["interval_over"] == "3 training seeds × 1 noise draw × 5,000 test images"
     for kind in ("selected", "test_selected"):
         assert row(t, "mixup has lower test error than ERM", kind)["verdict"] == V.SUPPORTED
     gap = row(t, "ERM's rise in error from its test-selected epoch", "test_selected")
@@ -107,7 +107,7 @@ def test_paper_orderings_use_the_paper_columns(tmp_path):
     orders = t[t["family"] == "Table 2 ordering"]
     assert len(orders) == 3 * 6  # three checkpoint kinds, six pairs
     assert (orders["n_seeds"] == 1).all()
-    assert set(orders["interval_over"]) == {"1 seed: 5000 test images only"}
+    assert set(orders["interval_over"]) == {"1 training seed, 1 noise draw: 5,000 test images only"}
     last = row(t, "mixup + dropout has lower test error than mixup", "last")
     best = row(t, "mixup has lower test error than mixup + dropout", "test_selected")
     assert last["effect"] == pytest.approx(-best["effect"])
@@ -134,7 +134,7 @@ def test_runs_without_predictions_fall_back_and_say_so(tmp_path):
     assert not (t["checkpoint"] == "selected").any()
     r = row(t, "mixup has lower test error than ERM", "last")
     assert r["verdict"] == V.SUPPORTED
-    assert r["interval_over"] == "3 seeds (Student t) × 2500 images (binomial)"
+    assert r["interval_over"] == "3 training seeds × 1 noise draw (Student t) × 2,500 images (binomial)"
     # per-seed differences are all 30 points, so the seed variance is 0 and the binomial
     # variance of the mean errors (60 % vs 30 % on 2,500 images; at such proportions about the
     # normal approximation's) is all there is, on the t quantile of 3 seeds (2 df)
@@ -146,7 +146,7 @@ def test_runs_without_predictions_fall_back_and_say_so(tmp_path):
     res, t = table(tmp_path / "one", {"erm": (0.62, 0.50, 0.9, 0.05),
                                       "mixup": (0.63, 0.49, 0.5, 0.02)}, seeds=(0,), legacy=True)
     r = row(t, "mixup has lower test error than ERM", "last")
-    assert r["interval_over"] == "1 seed: 2500 images, binomial"
+    assert r["interval_over"] == "1 training seed, 1 noise draw: 2,500 images only, binomial"
     se = math.sqrt(0.5 * 0.5 / 2500 + 0.51 * 0.49 / 2500)
     assert r["hi"] - r["lo"] == pytest.approx(2 * 100 * 1.959964 * se, abs=0.1)
     # one seed is no verdict: the interval describes the test images, it does not test
@@ -240,7 +240,7 @@ def test_two_seeds_are_described_never_supported(tmp_path):
     assert len(t) and (t["verdict"] == V.DESCRIBED).all()
     assert t["p"].isna().all() and t["p_adjusted"].isna().all()
     r = row(t, "mixup has lower test error than ERM", "last")
-    assert r["interval_over"] == "2 seeds: 5000 test images only"
+    assert r["interval_over"] == "2 training seeds, 1 noise draw: 5,000 test images only"
     assert r["hi"] - r["lo"] < 5  # the image part only, not ±12.7 × the seed spread
     c = V.counts(t)
     assert c[V.SUPPORTED] == c[V.CONTRADICTED] == c[V.INCONCLUSIVE] == 0

@@ -37,7 +37,7 @@ from ..attacks.registry import (
 )
 from ..runs import checkpoint_names as CK
 from ..runs.provenance import git_commit
-from ..training.methods import PAPER_METHODS, method_label
+from ..training.methods import PAPER_METHODS, method_label, method_rank
 from . import results as R
 from . import sources as SRC
 from . import statistics as S
@@ -214,7 +214,11 @@ def method_text(t: pd.DataFrame) -> str:
         + (f" ({', '.join(str(n) for n in seeds)} seeds here)" if seeds else "") + ". "
         "The test images are shared by every seed, so their sampling error does not average "
         "out over seeds and the two parts add. Intervals are clipped to what the quantity can "
-        "be (±100 points for a difference of two rates).",
+        "be (±100 points for a difference of two rates). A replicate is one (training seed, "
+        "noise seed) pair: where the runs of a cell were trained on several noise draws "
+        "(corrupted-label draws), each pair counts as one, and the interval then covers the "
+        "noise draws too; where they share one draw, it is held fixed. The 'interval over' "
+        "column names the training seeds, noise draws and test images each interval covers.",
         "p: two-sided, from the same statistic (so the interval excludes 0 exactly when p < "
         "0.05), adjusted by Benjamini–Hochberg within its false-discovery family "
         "(scipy.stats.false_discovery_control). Supported: adjusted p < 0.05 in the paper's "
@@ -589,11 +593,11 @@ def noise_source_section(runs: pd.DataFrame, transitions: pd.DataFrame,
            "below place them at that whole-set rate in their noise column.", "",
            md_table(["noise source", "runs", "training images", "wrong (%)",
                      "per true class (%)", "whole training set (%)"], rows), ""]
-    if not transitions.empty:
+    if not transitions.empty and (transitions["rate"] > 0).any():
         md += [_fig_md("fig_transition", "transition matrices of the noise sources"), "",
                "Transition matrix of each source's training labels: row = true class, column = "
                "the label trained on, cell = % of the true class (row-normalised); counts in "
-               "the data file.", ""]
+               "the data file. Clean labels (0 %, the identity) have no panel.", ""]
     if not sources.empty:
         md += ["### Test error across noise sources", "",
                _fig_md("fig_sources", "test error per method across noise sources"), "",
@@ -728,7 +732,7 @@ def _setup(rep: Report) -> list[str]:
     md = ["## Setup", ""]
     md += [f"- Data: {'; '.join(prov['data'])}",
            f"- Runs: {len(runs)} finished ({', '.join(fmt_ratio(r) for r in sorted(set(runs['ratio'])))} "
-           f"noise; methods {', '.join(sorted(set(runs['method']), key=R.method_rank))}; "
+           f"noise; methods {', '.join(sorted(set(runs['method']), key=method_rank))}; "
            f"seeds {', '.join(str(s) for s in sorted(set(runs['seed'])))}); per-run numbers in "
            f"[table_runs.csv](table_runs.csv)"]
     for s in prov["setup"]:
@@ -773,7 +777,9 @@ def _noise_sources(rep: Report) -> list[str]:
         rep.csv("table_source_contrasts", contrasts)
     if not transitions.empty:
         rep.csv("fig_transition", transitions)
-        rep.figure("fig_transition", plots.plot_transitions, transitions, classes=_classes(runs))
+        if (transitions["rate"] > 0).any():  # clean labels alone: an identity, not drawn
+            rep.figure("fig_transition", plots.plot_transitions, transitions,
+                       classes=_classes(runs))
     if not sources.empty:
         rep.csv("fig_sources", sources[["condition", "ratio", "source_label", "measured_rate",
                                         "method", "alpha", "dropout", "n_seeds",
@@ -781,6 +787,16 @@ def _noise_sources(rep: Report) -> list[str]:
                                           for s in ("mean", "lo", "hi")]]])
         rep.figure("fig_sources", plots.plot_sources, sources)
     return noise_source_section(runs, transitions, sources, contrasts)
+
+
+def _seed_accuracies(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run of each method's chosen setting, the test accuracy (%) of every checkpoint kind:
+    the per-seed points fig_noise draws beside each mean."""
+    chosen = R.chosen_runs(runs)
+    out = chosen[["condition", "ratio", "method", "seed", "noise_seed"]].copy()
+    for k in R.KINDS:
+        out[f"{k}_acc"] = (100 - chosen[f"{k}_error"]).round(R.ROUND)
+    return out
 
 
 def _test_error(rep: Report) -> list[str]:
@@ -797,7 +813,7 @@ def _test_error(rep: Report) -> list[str]:
                       *[f"{k}_acc_{s}" for k in R.KINDS for s in ("mean", "lo", "hi")],
                       "paper_test_selected_acc", "paper_last_acc"]
     rep.csv("fig_noise", noise[fig_noise_cols])
-    rep.figure("fig_noise", plots.plot_noise, noise)
+    rep.figure("fig_noise", plots.plot_noise, noise, seeds=_seed_accuracies(rep.res.runs))
     if not ablation.empty:
         rep.csv("fig_ablation", ablation[["condition", "ratio", "method", "alpha", "dropout",
                                           "ablation", "n_seeds",
@@ -807,8 +823,10 @@ def _test_error(rep: Report) -> list[str]:
     chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
     md = ["## Test error under label noise", "",
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
-          "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval; open "
-          "markers: the paper's Table 2.", "",
+          "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval, each "
+          f"seed a dot beside it; a mean of fewer than {S.MIN_SEEDS} seeds is faded with a "
+          "dashed bar (described, not tested). The paper's Table 2, where the runs are comparable with "
+          "it (symmetric CIFAR-10 noise), is in a panel of its own with its own axis.", "",
           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
           "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "

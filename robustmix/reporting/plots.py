@@ -28,6 +28,8 @@ from ..atomic import atomic_write  # noqa: E402
 from ..attacks.registry import attack_label  # noqa: E402
 from ..runs import checkpoint_names as CK  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
+from . import paper  # noqa: E402
+from . import statistics as S  # noqa: E402
 
 DPI = 150
 VECTOR = "pdf"
@@ -119,114 +121,241 @@ def _legend_below(fig: Figure, handles: list, ncol: int) -> None:
 KIND_TITLES = CK.TITLES
 
 
-def plot_noise(table: pd.DataFrame, stem: Path) -> list[Path]:
+SEED_DX = 1.6  # percentage points of noise ratio between a mean and its per-seed points
+ONE_SEED_ALPHA = 0.45  # a one-seed mean is drawn faded, its bar dashed: described, not tested
+
+
+def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: float,
+                 ratio: float, dx: float = SEED_DX) -> bool:
+    """The per-seed accuracies of one mean, as small dots just right of it."""
+    if seeds is None or seeds.empty or f"{kind}_acc" not in seeds:
+        return False
+    d = seeds[(seeds["condition"] == c) & (seeds["method"] == m)
+              & ((seeds["ratio"] - ratio).abs() < 1e-9)]
+    y = d[f"{kind}_acc"].dropna().to_numpy(dtype=float)
+    if not len(y):
+        return False
+    ax.plot(np.full(len(y), x0 + dx), y, linestyle="none", marker=".", markersize=3.5,
+            color=method_color(m), alpha=0.8, gid=f"seeds:{m}")
+    return True
+
+
+def _paper_panel(ax, methods: list[str]) -> None:
+    """The paper's Table 2 (all four methods, its own settings) on an axis of its own, so that
+    its much higher accuracies never set the range of ours."""
+    t = paper.table2()
+    for m in [m for m in methods if m in set(t["method"])] or list(dict.fromkeys(t["method"])):
+        d = t[t["method"] == m].sort_values("ratio")
+        x = 100 * d["ratio"].to_numpy()
+        ax.plot(x, 100 - d["paper_last_error"].to_numpy(), color=method_color(m),
+                marker=method_marker(m), markersize=5, linestyle="-", linewidth=1.2)
+        ax.plot(x, 100 - d["paper_best_error"].to_numpy(), color=method_color(m),
+                marker=method_marker(m), markersize=6, markerfacecolor="none", linestyle="--",
+                linewidth=0.9)
+    ax.set_title("paper, Table 2 (own axis)\nPreAct ResNet-18, 200 epochs", fontsize=9)
+    ax.set_xlabel("label noise ratio (%)")
+    ax.set_xticks(sorted(100 * t["ratio"].unique()))
+    ax.grid(alpha=0.3)
+    ax.set_ylabel("test accuracy (%)", fontsize=8)
+
+
+def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = None) -> list[Path]:
     """Test accuracy (%) against the noise ratio for each checkpoint kind the runs have (last,
-    selected on noisy validation, test-selected): one line per method, mean over seeds with its
-    95 % interval; open markers at the paper's Table 2 (last epoch; its "best", test-selected)."""
+    selected on noisy validation, test-selected): one line per method and condition, mean over
+    seeds with its 95 % interval, its per-seed values as small dots beside it (seeds: one row
+    per run with condition, ratio, method and <kind>_acc); a one-seed mean faded with a dashed
+    bar (its interval covers test images only). Where the runs are symmetric-noise CIFAR-10, the
+    paper's Table 2 for its four methods in a panel of its own (solid: last epoch; open,
+    dashed: its "best", test-selected), never on our axes."""
     conditions = list(dict.fromkeys(table["condition"]))
     kinds = [k for k in CK.KINDS
              if table[f"{k}_acc_mean"].notna().any()]
-    fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 4.6))
-    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
-    handles, has_paper, drawn = [], False, set()
-    for ax, kind in zip(axes, kinds, strict=True):
+    methods = _methods(table)
+    # Several noise sources (CIFAR-10N label sets, matrix noise): their "ratio" is a measured
+    # rate, two sources can share it, and 3 sources × 4 methods on one ratio axis pile up; each
+    # source gets its own slot on a categorical axis instead, methods side by side within it.
+    slots = (list(dict.fromkeys(zip(table.sort_values("ratio")["condition"],
+                                    table.sort_values("ratio")["ratio"], strict=True)))
+             if "noise" in table and table["noise"].nunique() > 1 else None)
+    step = 0.8 / max(len(methods), 1)
+    comparable = ("dataset" in table and "noise" in table
+                  and ((table["dataset"] == "cifar10") & (table["noise"] == "sym")).any())
+    n_panels = len(kinds) + (1 if comparable else 0)
+    fig = Figure(figsize=(4.0 * n_panels + 0.6, 4.8))
+    axes = np.atleast_1d(fig.subplots(1, n_panels))
+    ours = axes[:len(kinds)]
+    for ax in ours[1:]:
+        ax.sharey(ours[0])
+    handles, drawn_seeds, one_seed = {}, False, False
+    for ax, kind in zip(ours, kinds, strict=True):
         for c in conditions:
             for m in _methods(table[table["condition"] == c]):
                 d = table[(table["condition"] == c) & (table["method"] == m)].sort_values("ratio")
                 d = d[d[f"{kind}_acc_mean"].notna()]
                 if d.empty:
                     continue
-                x = 100 * d["ratio"].to_numpy() + _dodge(conditions, c)
-                h = ax.errorbar(x, d[f"{kind}_acc_mean"].to_numpy(dtype=float),
-                                yerr=_yerr(d, f"{kind}_acc_mean", f"{kind}_acc_lo",
-                                           f"{kind}_acc_hi"),
-                                color=method_color(m), marker=method_marker(m),
-                                fillstyle=_fill(conditions, c), markerfacecoloralt="lightgrey",
-                                linestyle=_style(conditions, c), capsize=3,
-                                markersize=5 if len(conditions) == 1 else 6,
-                                label=_label(m, c, conditions, d))
-                if kind == kinds[0]:
-                    handles.append(h)
-                pcol = {"last": "paper_last_acc", "test_selected": "paper_test_selected_acc"}.get(kind)
-                if pcol is None:
-                    continue
-                py = d[pcol].to_numpy(dtype=float)
-                ok = np.isfinite(py)
-                if ok.any() and (kind, m) not in drawn:  # once per method, whatever the condition
-                    drawn.add((kind, m))
-                    has_paper = True
-                    px = 100 * d["ratio"].to_numpy()  # at the ratio itself, not dodged
-                    ax.plot(px[ok], py[ok], linestyle="none", marker=method_marker(m),
-                            markerfacecolor="none", markeredgecolor=method_color(m), markersize=8)
+                if slots is None:
+                    x = 100 * d["ratio"].to_numpy() + _dodge(conditions, c)
+                else:
+                    x = np.asarray([slots.index((c, r)) - 0.4 + step * methods.index(m)
+                                    + 0.3 * step for r in d["ratio"]], dtype=float)
+                fill = _fill(conditions, c) if slots is None else "full"
+                y = d[f"{kind}_acc_mean"].to_numpy(dtype=float)
+                n = (d["n_seeds"].to_numpy() if "n_seeds" in d
+                     else np.full(len(d), S.MIN_SEEDS))
+                single = n < S.MIN_SEEDS
+                size = 5 if len(conditions) == 1 else 6
+                (h,) = ax.plot(x, y, color=method_color(m), marker=method_marker(m),
+                               fillstyle=fill, markerfacecolor=method_color(m),
+                               markerfacecoloralt="lightgrey", linestyle=_style(conditions, c),
+                               markersize=size, label=_label(m, c, conditions, d),
+                               markevery=list(np.flatnonzero(~single)))
+                handles.setdefault((c, m), h)
+                yerr = _yerr(d, f"{kind}_acc_mean", f"{kind}_acc_lo", f"{kind}_acc_hi")
+                if yerr is not None and (~single).any():
+                    ax.errorbar(x[~single], y[~single], yerr=yerr[:, ~single], fmt="none",
+                                ecolor=method_color(m), capsize=3)
+                if single.any():
+                    # fewer than MIN_SEEDS seeds: a description, so drawn faded, its bar dashed
+                    one_seed = True
+                    eb = ax.errorbar(x[single], y[single],
+                                     yerr=None if yerr is None else yerr[:, single],
+                                     linestyle="none", marker=method_marker(m), fillstyle=fill,
+                                     color=method_color(m), markerfacecoloralt="lightgrey",
+                                     markersize=size, capsize=3, alpha=ONE_SEED_ALPHA)
+                    for bar in eb[2]:
+                        bar.set_linestyle((0, (2, 1.5)))
+                dx = SEED_DX if slots is None else 0.4 * step
+                for xi, r in zip(x, d["ratio"], strict=True):
+                    drawn_seeds |= _seed_points(ax, seeds, c, m, kind, float(xi), float(r), dx)
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
-        ax.set_xlabel("label noise ratio (%)")
-        ax.set_xticks(sorted(set(100 * table["ratio"])))
+        if slots is None:
+            ax.set_xlabel("label noise ratio (%)")
+            ticks = sorted(set(100 * table["ratio"]))
+            ax.set_xticks(ticks)
+            if len(ticks) == 1:  # one ratio: autoscaling would pin the seed dots to the edge
+                ax.set_xlim(ticks[0] - 4 * SEED_DX, ticks[0] + 4 * SEED_DX)
+        else:
+            ax.set_xlabel("noise source")
+            ax.set_xticks(range(len(slots)))
+            ax.set_xticklabels([textwrap.fill(f"{str(c).removesuffix(' noise')}", 16,
+                                              break_long_words=False)
+                                + f"\n{100 * r:.1f}% wrong" for c, r in slots], fontsize=7)
+            ax.set_xlim(-0.6, len(slots) - 0.4)
         ax.grid(alpha=0.3)
         ax.tick_params(labelleft=True)
-    axes[0].set_ylabel("test accuracy (%)")
-    if has_paper:
-        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
-                              markeredgecolor="black",
-                              label="open markers: paper, Table 2 (last; \"best\" = test-selected)"))
+    ours[0].set_ylabel("test accuracy (%)")
+    if comparable:
+        _paper_panel(axes[-1], _methods(table))
+    if len(conditions) == 1:
+        legend = [handles[(c, m)] for c, m in handles]
+    elif slots is not None:  # the x axis names the sources: the legend needs only the methods
+        legend = [Line2D([], [], color=method_color(m), marker=method_marker(m),
+                         linestyle="none", label=_label(m, "", [], table[table["method"] == m]))
+                  for m in methods]
+    else:
+        # one entry per method and one per condition, not one per pair: 3 conditions × 4
+        # methods would be 12 entries a reader has to match by colour and fill at once
+        legend = [Line2D([], [], color=method_color(m), marker=method_marker(m),
+                         label=_label(m, "", [], table[table["method"] == m])) for m in methods]
+        legend += [Line2D([], [], color="dimgrey", marker="o", fillstyle=_fill(conditions, c),
+                          markerfacecoloralt="lightgrey", linestyle=_style(conditions, c),
+                          label=c) for c in conditions]
+    if drawn_seeds:
+        legend.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
+                             label="dots: each seed"))
+    if one_seed:
+        legend.append(Line2D([], [], color="dimgrey", marker="o", alpha=ONE_SEED_ALPHA,
+                             linestyle=(0, (2, 1.5)),
+                             label=f"faded, dashed bar: fewer than {S.MIN_SEEDS} seeds "
+                                   "(described, not tested)"))
+    if comparable:
+        legend.append(Line2D([], [], color="dimgrey", marker="o", markerfacecolor="none",
+                             linestyle="--", label="paper panel: solid = last epoch, open/dashed "
+                                                    "= its \"best\" (test-selected)"))
     ncol = 3 if len(conditions) == 1 else 2
-    _legend_below(fig, handles, ncol)
-    fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(handles) - 1) // ncol), wspace=0.15)
+    _legend_below(fig, legend, ncol)
+    fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(legend) - 1) // ncol), wspace=0.25)
     return save(fig, stem)
 
 
-def eps_axis(ax, eps: Sequence[float]) -> None:
-    """ε on a log₂ axis that still shows ε = 0 (linear between 0 and 1/255): the differences
-    between methods sit at the small ε, which a linear axis squeezes together."""
-    ax.set_xscale("symlog", base=2, linthresh=1, linscale=0.5)
-    ticks = sorted({float(e) for e in eps})
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{e:g}" for e in ticks])
+def eps_positions(eps: Sequence[float]) -> dict[float, int]:
+    """ε values → their slot on a categorical axis: evenly spaced, so ε = 0 (no attack) sits
+    at its own honest place and the small ε, where methods differ, are not squeezed together
+    as on a linear axis, nor is 0 faked as on a log one."""
+    return {e: i for i, e in enumerate(sorted({round(float(v), 6) for v in eps}))}
+
+
+def eps_axis(ax, eps: Sequence[float]) -> dict[float, int]:
+    """A categorical ε axis (eps_positions) with a tick per value; returns the positions."""
+    pos = eps_positions(eps)
+    ax.set_xticks(list(pos.values()))
+    ax.set_xticklabels([f"{e:g}" for e in pos])
+    ax.set_xlim(-0.5, len(pos) - 0.5)
     ax.minorticks_off()
+    return pos
+
+
+def _at(pos: dict[float, int], eps: pd.Series) -> np.ndarray:
+    return np.asarray([pos[round(float(e), 6)] for e in eps], dtype=float)
 
 
 def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy") -> list[Path]:
-    """Accuracy under attack against ε (/255): rows = attack × mode, columns = condition ×
+    """Accuracy under attack against ε (/255, categorical, ε = 0 the clean accuracy on the
+    same images): small multiples, one column per attack × mode and one row per condition ×
     noise ratio, one line per method (mean over seeds with its 95 % interval), as measured.
     value = "accuracy" (%) or "relative" (% of the model's own clean accuracy)."""
-    rows = [(a, m) for a in ("fgsm", "ifgsm", *sorted(set(table["attack"]) - {"fgsm", "ifgsm"}))
-            for m in ("white-box", "black-box", *sorted(set(table["mode"]) - {"white-box", "black-box"}))
+    attacks = ("fgsm", "ifgsm", *sorted(set(table["attack"]) - {"fgsm", "ifgsm"}))
+    modes = ("white-box", "black-box", *sorted(set(table["mode"]) - {"white-box", "black-box"}))
+    cols = [(a, m) for a in attacks for m in modes
             if ((table["attack"] == a) & (table["mode"] == m)).any()]
-    cols = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
+    rows = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
-    fig = Figure(figsize=(3.3 * len(cols) + 0.6, 2.7 * len(rows) + 1.3))
-    axes = np.atleast_2d(fig.subplots(len(rows), len(cols), sharex=True, sharey=True, squeeze=False))
+    width, height = 2.05 * len(cols) + 0.7, 2.3 * len(rows) + 1.3
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(len(rows), len(cols), sharex=True, sharey=True, squeeze=False)
     seen = {}
-    for i, (attack, mode) in enumerate(rows):
-        for j, (c, ratio) in enumerate(cols):
+    for i, (c, ratio) in enumerate(rows):
+        for j, (attack, mode) in enumerate(cols):
             ax = axes[i, j]
+            pos = eps_axis(ax, table["eps"])
             d = table[(table["attack"] == attack) & (table["mode"] == mode)
                       & (table["condition"] == c) & (table["ratio"] == ratio)]
             for m in _methods(d):
                 dm = d[d["method"] == m].sort_values("eps")
-                h = ax.errorbar(dm["eps"], dm[f"{value}_mean"],
+                h = ax.errorbar(_at(pos, dm["eps"]), dm[f"{value}_mean"],
                                 yerr=_yerr(dm, f"{value}_mean", f"{value}_lo", f"{value}_hi"),
-                                color=method_color(m), marker=method_marker(m), markersize=4,
-                                capsize=2, linestyle="-", label=method_label(m))
+                                color=method_color(m), marker=method_marker(m), markersize=3.5,
+                                capsize=1.5, linewidth=1.1, elinewidth=0.8, linestyle="-",
+                                label=method_label(m))
                 seen.setdefault(m, h)
-            where = f"{_pct_ratio(ratio)}" + (f", {c}" if len(conditions) > 1 else "")
-            src = ""
-            if mode != "white-box" and not d.empty:
-                src = " (from " + "/".join(sorted(set("+".join(d["sources"]).split("+")))) + ")"
-            ax.set_title(f"{attack_label(attack)} {mode}{src}\n{where}", fontsize=9)
-            ax.grid(alpha=0.3)
-            eps_axis(ax, table["eps"])
-            if i == len(rows) - 1:
-                ax.set_xlabel("ε (/255, log₂ scale)")
+            if i == 0:
+                src = ""
+                if mode != "white-box":
+                    names = sorted(set("+".join(table[(table["attack"] == attack)
+                                                      & (table["mode"] == mode)]["sources"])
+                                       .split("+")))
+                    src = "\nfrom " + "/".join(names)
+                short = "wb" if mode == "white-box" else "bb" if mode == "black-box" else mode
+                ax.set_title(f"{attack_label(attack)} {short}{src}", fontsize=8)
             if j == 0:
-                ax.set_ylabel("accuracy (%)" if value == "accuracy" else "% of clean accuracy")
-            ax.tick_params(labelbottom=True)
+                where = _pct_ratio(ratio) + (f"\n{c}" if len(conditions) > 1 else "")
+                ylabel = "accuracy (%)" if value == "accuracy" else "% of clean acc."
+                ax.set_ylabel(f"{where}\n{ylabel}", fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("ε (/255)", fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            if d.empty:
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center",
+                        va="center", fontsize=7, color="grey")
     methods = _methods(pd.DataFrame({"method": list(seen)}))
     for m in methods:
         seen[m].set_label(_label(m, "", [], table[table["method"] == m]))
     handles = [seen[m] for m in methods]
-    _legend_below(fig, handles, 3)
-    fig.subplots_adjust(hspace=0.55, bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3))
-                        / (2.7 * len(rows) + 1.3))
+    _legend_below(fig, handles, 4)
+    fig.subplots_adjust(hspace=0.25, wspace=0.12, bottom=(0.85 + 0.2 * ((len(handles) - 1) // 4))
+                        / height, top=1 - 0.55 / height)
     return save(fig, stem)
 
 
@@ -240,22 +369,23 @@ def plot_robust(table: pd.DataFrame, stem: Path) -> list[Path]:
     seen = {}
     for ax, (c, ratio) in zip(axes, cols, strict=True):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
+        pos = eps_axis(ax, table["eps"])
         for m in _methods(d):
             dm = d[d["method"] == m].sort_values("eps")
             seen.setdefault(m, ax.errorbar(
-                dm["eps"], dm["robust_mean"], yerr=_yerr(dm, "robust_mean", "robust_lo", "robust_hi"),
+                _at(pos, dm["eps"]), dm["robust_mean"], yerr=_yerr(dm, "robust_mean", "robust_lo", "robust_hi"),
                 color=method_color(m), marker=method_marker(m), markersize=4, capsize=2,
                 label=method_label(m)))
         attacks = "+".join(sorted({a for s in d["attacks"] for a in str(s).split("+")}))
         ax.set_title(f"{_pct_ratio(ratio)}" + (f", {c}" if len(conditions) > 1 else "")
-                     + f"\nworst case over {attacks.replace('+', ', ')}", fontsize=8)
+                     + "\n" + textwrap.fill(f"worst case over {attacks.replace('+', ', ')}",
+                                             40), fontsize=8)
         ax.grid(alpha=0.3)
-        eps_axis(ax, d["eps"])
-        ax.set_xlabel("ε (/255, log₂ scale)")
+        ax.set_xlabel("ε (/255)")
     axes[0].set_ylabel("robust accuracy (%)")
     methods = _methods(pd.DataFrame({"method": list(seen)}))
     _legend_below(fig, [seen[m] for m in methods], 4)
-    fig.subplots_adjust(bottom=0.3, top=0.8)
+    fig.subplots_adjust(bottom=0.3, top=0.72)
     return save(fig, stem)
 
 
@@ -265,6 +395,30 @@ CURVE_PANELS = (
     ("train_acc_clean", "train accuracy, true labels (%)"),
     ("memorised", "corrupted examples fit to noisy label (%)"),
 )
+
+
+def _count(v: float) -> str:
+    return f"{int(v):,}" if pd.notna(v) else "?"
+
+
+def _curve_images(d: pd.DataFrame, col: str) -> str:
+    """What a panel's curves are measured on: test images per epoch, or the training-
+    evaluation subset (and of it about how many corrupted examples, for the memorised share);
+    with the seeds behind the mean."""
+    lo, hi = ((int(d["n_seeds"].min()), int(d["n_seeds"].max())) if "n_seeds" in d and len(d)
+              else (0, 0))
+    runs = (f", {lo}–{hi} seeds" if lo != hi else
+            f", {hi} seed{'s' if hi != 1 else ''}" if hi else "")
+    if col == "test_acc":
+        n = d["test_images"].min() if "test_images" in d else np.nan
+        return f"on {_count(n)} test images{runs}"
+    n = d["train_eval_images"].min() if "train_eval_images" in d else np.nan
+    if col == "memorised" and len(d) and float(d["ratio"].iloc[0]) <= 0:
+        return f"{_count(n)} training images{runs}"
+    if col == "memorised":
+        k = d["corrupted_eval_images"].min() if "corrupted_eval_images" in d else np.nan
+        return f"on ≈{_count(k)} corrupted of {_count(n)} train images{runs}"
+    return f"on {_count(n)} training images{runs}"
 
 
 def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
@@ -320,7 +474,7 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
             ax.set_ylabel(label, fontsize=8)
             if i == 0 or len(rows) > 1:
                 where = _pct_ratio(ratio) + (f", {c}" if len(conditions) > 1 else "")
-                ax.set_title(where, fontsize=9)
+                ax.set_title(f"{where}\n{_curve_images(d, col)}", fontsize=8)
             if i == len(rows) - 1:
                 ax.set_xlabel("epoch")
     methods = _methods(pd.DataFrame({"method": list(seen)}))
@@ -391,8 +545,11 @@ def plot_transitions(table: pd.DataFrame, stem: Path, classes: list[str] | tuple
                      ) -> list[Path]:
     """The transition matrix of each noise source's training labels as a heatmap: row = true
     class, column = noisy label, cell = % of the true class given that label (row-normalised,
-    annotated where at least 0.5 %), one panel per source."""
-    labels = list(dict.fromkeys(table["source_label"]))
+    annotated where at least 0.5 %), one panel per source that changes any label: a clean
+    source's panel (0 %, the identity) shows nothing a reader needs."""
+    labels = list(dict.fromkeys(table.loc[table["rate"] > 0, "source_label"]))
+    if not labels:
+        raise ValueError("no noise source changes a label: nothing to draw")
     cols = min(len(labels), 3)
     rows = -(-len(labels) // cols)
     fig = Figure(figsize=(5.0 * cols + 1.0, 4.6 * rows))

@@ -80,6 +80,11 @@ class Interval:
     method: str = ""
     se: float = float("nan")  # standard error of estimate (combined variance); NaN: none
     df: float = float("inf")  # degrees of freedom of its t quantile (inf: normal)
+    # Of the n_seeds replicates, how many distinct training seeds and noise draws (noise seeds)
+    # they span; 0: not known (an interval built from values alone), and `basis` then names
+    # replicates as seeds. Set by `over_runs` where the caller knows the runs.
+    training_seeds: int = 0
+    noise_draws: int = 0
 
     @property
     def tested(self) -> bool:
@@ -133,7 +138,12 @@ class Interval:
 
     @property
     def basis(self) -> str:
-        """Short description for tables, e.g. '3 seeds × 10000 test images'."""
+        """What the interval covers, for tables: e.g. '3 seeds × 10000 test images', or, where
+        the runs are known (`over_runs`), '3 training seeds × 2 noise draws × 10,000 test
+        images'. '×' joins the sources of variation the interval covers; a source named before
+        a colon ('1 training seed, 1 noise draw: 10,000 test images only') was held fixed."""
+        if self.noise_draws:
+            return self._sources_basis()
         s = f"{self.n_seeds} seed{'s' if self.n_seeds != 1 else ''}"
         if self.over == OVER_BOTH:
             return f"{s} × {self.n_images} test images"
@@ -147,6 +157,33 @@ class Interval:
             return f"{s} (Student t) × {self.n_images} images (binomial)"
         return f"{s}: no interval"
 
+    def _sources_basis(self) -> str:
+        ts, nd, n = self.training_seeds, self.noise_draws, self.n_seeds
+        seeds = f"{ts} training seed{'s' if ts != 1 else ''}"
+        draws = f"{nd} noise draw{'s' if nd != 1 else ''}"
+        images = f"{self.n_images:,} test images" if self.n_images else "test images"
+        binomial = f"{self.n_images:,} images" if self.n_images else "images"
+        if self.over in (OVER_BOTH, OVER_SEEDS, OVER_SEEDS_BINOMIAL):
+            # Replicates vary: name the pairs when the noise draw varies too, so that a reader
+            # sees the noise draws are inside the interval, not held fixed.
+            reps = (f"{seeds} × {draws}" if nd == 1 or n == ts * nd and ts > 1
+                    else f"{seeds}, {draws}")
+            if nd > 1:
+                reps = f"{n} (training seed, noise draw) replicates: {reps}"
+            if self.over == OVER_BOTH:
+                return f"{reps} × {images}"
+            if self.over == OVER_SEEDS:
+                return f"{reps} only (Student t)"
+            return f"{reps} (Student t) × {binomial} (binomial)"
+        fixed = f"{seeds}, {draws}"
+        if nd > 1:
+            fixed = f"{n} (training seed, noise draw) replicates ({fixed})"
+        if self.over == OVER_IMAGES:
+            return f"{fixed}: {images} only"
+        if self.over == OVER_BINOMIAL:
+            return f"{fixed}: {binomial} only, binomial"
+        return f"{fixed}: no interval"
+
     def shifted(self, by: float) -> Interval:
         return replace(self, estimate=self.estimate + by, lo=self.lo + by, hi=self.hi + by)
 
@@ -155,6 +192,12 @@ class Interval:
 
 
 NAN = float("nan")
+
+
+def over_runs(iv: Interval, seeds: Sequence[int], noise_seeds: Sequence[int]) -> Interval:
+    """iv labelled with the training seeds and noise draws of its replicates (one (seed, noise
+    seed) pair each, in the order the values were given): what `basis` then names."""
+    return replace(iv, training_seeds=len(set(seeds)), noise_draws=len(set(noise_seeds)) or 1)
 
 
 def none(estimate: float = NAN, n_seeds: int = 0) -> Interval:

@@ -246,6 +246,11 @@ def _aligned(f: pd.DataFrame, keys: list[tuple]) -> pd.DataFrame:
     return order.merge(f, on=PAIR_KEYS, how="left", validate="one_to_one")
 
 
+def _over_pairs(iv: S.Interval, keys: list[tuple]) -> S.Interval:
+    """iv labelled with the training seeds and noise draws of its (seed, noise seed) pairs."""
+    return S.over_runs(iv, [k[0] for k in keys], [k[1] for k in keys])
+
+
 def _bounds(coefs: Sequence[float]) -> tuple[float, float]:
     """What Σ coef × rate (points) can be: [−100, 100] for a difference of two rates."""
     return (100.0 * sum(min(c, 0.0) for c in coefs), 100.0 * sum(max(c, 0.0) for c in coefs))
@@ -274,13 +279,14 @@ def error_contrast(terms: Sequence[Term], predictions: dict | None) -> S.Interva
     bounds = _bounds([t.coef for t in terms])
     if all(m is not None for m in mats) and len({m.shape for m in mats}) == 1:
         values = sum(t.coef * m for t, m in zip(terms, mats, strict=True))
-        return S.combined(per_pair, S.image_variance(values), values.shape[1],
-                          "paired image variance of the seed-mean contrast (closed form)"
-                          ).clipped(*bounds)
-    return S.with_binomial(per_pair, S.binomial_contrast(
+        return _over_pairs(S.combined(
+            per_pair, S.image_variance(values), values.shape[1],
+            "paired image variance of the seed-mean contrast (closed form)").clipped(*bounds),
+            keys)
+    return _over_pairs(S.with_binomial(per_pair, S.binomial_contrast(
         [a[f"{t.kind}_error"].mean() / 100 for t, a in zip(terms, aligned, strict=True)],
         [int(a[f"{t.kind}_error_images"].min()) for t, a in zip(terms, aligned, strict=True)],
-        [t.coef for t in terms])).clipped(*bounds)
+        [t.coef for t in terms])).clipped(*bounds), keys)
 
 
 def has_null(g: pd.DataFrame) -> bool:
@@ -306,6 +312,9 @@ def share_vs_chance(g: pd.DataFrame, sign: float) -> S.Interval | None:
         iv = iv.clipped(-100.0, 100.0)
     else:
         iv = S.with_binomial(list(vals), images).clipped(0.0, 100.0).shifted(-R.CHANCE)
+    if "seed" in g:
+        noise = g.loc[vals.index, "noise_seed"] if "noise_seed" in g else [0] * len(vals)
+        iv = S.over_runs(iv, list(g.loc[vals.index, "seed"]), list(noise))
     return iv if sign > 0 else iv.negated()
 
 
@@ -328,10 +337,10 @@ def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
     d = (x["last_memorised"] - y["last_memorised"]).to_numpy(dtype=float)
     if not np.isfinite(d).all():
         return None
-    return S.with_binomial(d, S.binomial_contrast(
+    return _over_pairs(S.with_binomial(d, S.binomial_contrast(
         [x["last_memorised"].mean() / 100, y["last_memorised"].mean() / 100],
         [R.corrupted_eval_examples(x.iloc[0]), R.corrupted_eval_examples(y.iloc[0])], [1, -1])
-    ).clipped(-100.0, 100.0)
+    ).clipped(-100.0, 100.0), keys)
 
 
 def _paired_attack_images(x: pd.DataFrame, y: pd.DataFrame, checkpoint: str
@@ -364,12 +373,13 @@ def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame,
     x, y = _aligned(a, keys), _aligned(b, keys)
     paired = _paired_attack_images(x, y, checkpoint)
     if paired is not None:
-        return S.combined_values(paired).clipped(-100.0, 100.0)
+        return _over_pairs(S.combined_values(paired).clipped(-100.0, 100.0), keys)
     d = (x["accuracy"] - y["accuracy"]).to_numpy(dtype=float)
-    return S.with_binomial(d, S.binomial_contrast([x["accuracy"].mean() / 100,
-                                                   y["accuracy"].mean() / 100],
-                                                  [x["n"].min(), y["n"].min()], [1, -1])
-                           ).clipped(-100.0, 100.0)
+    return _over_pairs(S.with_binomial(d, S.binomial_contrast([x["accuracy"].mean() / 100,
+                                                               y["accuracy"].mean() / 100],
+                                                              [x["n"].min(), y["n"].min()],
+                                                              [1, -1])
+                                       ).clipped(-100.0, 100.0), keys)
 
 
 # --------------------------------------------------------------------------- the table
