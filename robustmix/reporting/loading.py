@@ -55,6 +55,8 @@ class Results:
     robust       robust accuracy (%) per run, checkpoint, image set and ε: the images no stored
                  attack fooled (attacks.outcomes.robust_table), plus the run's keys
     flags        the gradient-masking flags of every run (attack_flags.csv), plus its keys
+    corruptions  one row per corruptions.csv row of every run (accuracy as a fraction, ECE,
+                 NLL), plus the run's keys
     """
 
     runs: pd.DataFrame
@@ -64,6 +66,14 @@ class Results:
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
     robust: pd.DataFrame = field(default_factory=pd.DataFrame)
     flags: pd.DataFrame = field(default_factory=pd.DataFrame)
+    corruptions: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def read_corruptions(run: Path) -> pd.DataFrame:
+    """The run's corruptions.csv rows (empty without one), older files' missing columns NaN."""
+    from ..evaluation.corruption_runs import read_existing
+
+    return read_existing(run)
 
 
 def find_runs(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
@@ -443,7 +453,7 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
 def load_results(paths: Sequence[str | Path]) -> Results:
     """Read every finished run under paths into a Results; UsageError on bad input."""
     found, notes = find_runs(paths)
-    rows, metrics, attacks, preds, robust, flags = [], [], [], {}, [], []
+    rows, metrics, attacks, preds, robust, flags, corrupt = [], [], [], {}, [], [], []
     for run in found:
         row, m = read_run(run)
         rows.append(row)
@@ -458,7 +468,8 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         p = read_predictions(run)
         if p is not None:
             preds[row["path"]] = p
-        for frame, into in ((read_robust(run, stored), robust), (read_flags(run, stored), flags)):
+        for frame, into in ((read_robust(run, stored), robust), (read_flags(run, stored), flags),
+                            (read_corruptions(run), corrupt)):
             if not frame.empty:
                 frame.insert(0, "path", row["path"])
                 into.append(frame)
@@ -504,8 +515,12 @@ def load_results(paths: Sequence[str | Path]) -> Results:
                                    "precision", "date", "source_method"])
     rb = keys.merge(pd.concat(robust, ignore_index=True), on="path") if robust else pd.DataFrame()
     fl = keys.merge(pd.concat(flags, ignore_index=True), on="path") if flags else pd.DataFrame()
+    # the run's own keys (condition, method, seed, ...) stand for corruptions.csv's copies
+    own = ["run", "ratio", "method", "alpha", "dropout", "seed"]
+    co = (keys.merge(pd.concat(corrupt, ignore_index=True).drop(columns=own), on="path")
+          if corrupt else pd.DataFrame())
     return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds,
-                   robust=rb, flags=fl)
+                   robust=rb, flags=fl, corruptions=co)
 
 
 def _name_param_settings(runs: pd.DataFrame) -> pd.DataFrame:

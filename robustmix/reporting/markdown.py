@@ -956,6 +956,41 @@ def _attacks(rep: Report) -> list[str]:
     return md
 
 
+def _corruptions(rep: Report) -> list[str]:
+    """Common corruptions: described per method (intervals over training seeds from
+    MIN_SEEDS seeds on); no verdict family is built on them yet."""
+    from ..runs import checkpoint_names as CKN
+    from .corruption_tables import corruption_table
+
+    t = corruption_table(rep.res.corruptions)
+    if not len(t):
+        return []
+    wanted = CKN.resolve(rep.checkpoint).cli
+    t = t[t["checkpoint"].map(lambda c: CKN.resolve(c).cli if CKN.is_checkpoint(c) else c)
+          .isin([wanted, "given"])]
+    if not len(t):
+        return []
+    name = rep.csv("table_corruptions", t)
+    rows = [[r["condition"], r["method"], int(r["n_seeds"]), f"{int(r['sets'])} on {int(r['n'])}",
+             fmt(r["clean_acc"]),
+             fmt_ci(r["corrupted_acc"], r["corrupted_acc_lo"], r["corrupted_acc_hi"]),
+             fmt(r["clean_ece"], 3),
+             fmt_ci(r["corrupted_ece"], r["corrupted_ece_lo"], r["corrupted_ece_hi"], 3),
+             fmt_ci(r["mce_vs_erm"], r["mce_vs_erm_lo"], r["mce_vs_erm_hi"])]
+            for r in t.to_dict("records")]
+    return ["## Common corruptions", "",
+            f"Accuracy (%) and calibration (ECE, 15 equal-width bins) on the clean test images "
+            f"and averaged over the corruption × severity sets scored "
+            f"(CIFAR-10-C's corruptions, `python -m robustmix.corrupt`), checkpoint {wanted}; "
+            "mCE: mean corruption error relative to ERM of the same condition and seed (100 = "
+            f"ERM's). Means over training seeds, with a Student t interval over them from "
+            f"{S.MIN_SEEDS} seeds on (test images and corruption draws fixed); with fewer "
+            "seeds, descriptions. Not yet a verdict family. Table: "
+            f"[{name}]({name})", "",
+            md_table(["condition", "method", "seeds", "sets on images", "clean acc.",
+                      "corrupted acc.", "clean ECE", "corrupted ECE", "mCE vs ERM"], rows), ""]
+
+
 def _caveats(rep: Report) -> list[str]:
     md = ["## What this scale cannot show", "",
           *[f"- {s}" for s in caveats(rep.res.runs, rep.tidy["noise"])], ""]
@@ -980,6 +1015,7 @@ SECTIONS: tuple[Section, ...] = (
             figures=("fig_curves",), data=("fig_curves",)),
     Section("attacks", _attacks, tables=("table_attack", "table_robust", "table_flags"),
             figures=("fig_attack", "fig_attack_relative", "fig_robust"), data=("fig_attack",)),
+    Section("common corruptions", _corruptions, tables=("table_corruptions",)),
     Section("caveats and notes", _caveats),
     Section("files", _files),  # last: lists every file the sections above wrote
 )
