@@ -57,7 +57,10 @@ def test_corruption_table_from_runs(runs):
     assert len(res.corruptions) == len(SPECS) * (1 + len(SETS))
     t = corruption_table(res.corruptions).set_index("method")
     erm, mix = t.loc["erm"], t.loc["mixup"]
-    mean = lambda m: np.mean([np.mean([accuracy(m, s, c, v) for c, v in SETS]) for s in (0, 1, 2)])
+
+    def mean(m: str) -> float:
+        return np.mean([np.mean([accuracy(m, s, c, v) for c, v in SETS]) for s in (0, 1, 2)])
+
     assert mix["corrupted_acc"] == pytest.approx(100 * mean("mixup"))
     assert erm["corrupted_acc"] == pytest.approx(100 * mean("erm"))
     assert mix["n_seeds"] == 3 and mix["sets"] == 3
