@@ -35,9 +35,9 @@ from ..attacks.rows import write_evaluated
 from ..attacks.runner import COLUMNS
 from ..errors import UsageError
 from ..runs.files import CONFIG, CORRUPTIONS, SUMMARY, is_finished
+from .defaults import KIND
 from .external import Evaluation
 
-KIND = "robustmix.evaluate"
 CHECKS = "checks.csv"
 CALIBRATION = "calibration.csv"
 ROBUSTBENCH = "robustbench.json"

@@ -57,6 +57,8 @@ class Results:
     flags        the gradient-masking flags of every run (attack_flags.csv), plus its keys
     corruptions  one row per corruptions.csv row of every run (accuracy as a fraction, ECE,
                  NLL), plus the run's keys
+    evaluated    one row per folder of `python -m robustmix.evaluate` named beside the runs
+                 (reporting/evaluated.py): models robustmix did not train
     """
 
     runs: pd.DataFrame
@@ -67,6 +69,7 @@ class Results:
     robust: pd.DataFrame = field(default_factory=pd.DataFrame)
     flags: pd.DataFrame = field(default_factory=pd.DataFrame)
     corruptions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    evaluated: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def read_corruptions(run: Path) -> pd.DataFrame:
@@ -452,7 +455,15 @@ def _label_conditions(runs: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(paths: Sequence[str | Path]) -> Results:
     """Read every finished run under paths into a Results; UsageError on bad input."""
+    from .evaluated import evaluated_table, is_evaluated
+
     found, notes = find_runs(paths)
+    outside = [r for r in found if is_evaluated(r)]
+    found = [r for r in found if r not in outside]
+    if not found:
+        raise UsageError("no trained run among the folders given: folders of "
+                         "python -m robustmix.evaluate are reported beside trained runs (their "
+                         "own numbers are in each folder's summary.json and robustbench.json)")
     rows, metrics, attacks, preds, robust, flags, corrupt = [], [], [], {}, [], [], []
     for run in found:
         row, m = read_run(run)
@@ -520,7 +531,7 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     co = (keys.merge(pd.concat(corrupt, ignore_index=True).drop(columns=own), on="path")
           if corrupt else pd.DataFrame())
     return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds,
-                   robust=rb, flags=fl, corruptions=co)
+                   robust=rb, flags=fl, corruptions=co, evaluated=evaluated_table(outside))
 
 
 def _name_param_settings(runs: pd.DataFrame) -> pd.DataFrame:

@@ -991,6 +991,29 @@ def _corruptions(rep: Report) -> list[str]:
                       "corrupted acc.", "clean ECE", "corrupted ECE", "mCE vs ERM"], rows), ""]
 
 
+def _evaluated(rep: Report) -> list[str]:
+    """Models robustmix did not train (python -m robustmix.evaluate folders), described."""
+    t = rep.res.evaluated
+    if t is None or not len(t):
+        return []
+    name = rep.csv("table_evaluated", t)
+    rows = [[r["model"], int(r["images"]), fmt_ci(r["clean_acc"], r["clean_lo"], r["clean_hi"]),
+             fmt_ci(r["ece"], r["ece_lo"], r["ece_hi"], 3),
+             (f"{r['autoattack_acc']:.1f} at {r['autoattack_eps']} ({r['threat_model']})"
+              if _isnum(r["autoattack_acc"]) else "–"),
+             int(r["flags"]), "yes" if r["unreliable"] else "no",
+             (f"{r['corrupted_acc']:.1f} ({int(r['corruption_sets'])} sets)"
+              if _isnum(r["corrupted_acc"]) else "–")]
+            for r in t.to_dict("records")]
+    return ["## Models evaluated from outside", "",
+            "Models robustmix did not train (`python -m robustmix.evaluate`), on their own test "
+            "images: accuracy (%) with its Wilson interval and ECE with its bootstrap interval, "
+            "both over those test images only (one model, no training seeds); described, no "
+            f"verdict. Table: [{name}]({name})", "",
+            md_table(["model", "images", "clean acc.", "ECE", "AutoAttack acc.", "flags",
+                      "potentially unreliable", "corrupted acc."], rows), ""]
+
+
 def _caveats(rep: Report) -> list[str]:
     md = ["## What this scale cannot show", "",
           *[f"- {s}" for s in caveats(rep.res.runs, rep.tidy["noise"])], ""]
@@ -1016,6 +1039,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("attacks", _attacks, tables=("table_attack", "table_robust", "table_flags"),
             figures=("fig_attack", "fig_attack_relative", "fig_robust"), data=("fig_attack",)),
     Section("common corruptions", _corruptions, tables=("table_corruptions",)),
+    Section("outside models", _evaluated, tables=("table_evaluated",)),
     Section("caveats and notes", _caveats),
     Section("files", _files),  # last: lists every file the sections above wrote
 )
