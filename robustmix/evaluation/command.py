@@ -39,8 +39,9 @@ class EvaluateSpec:
     n: int = DEFAULT_N  # 0 = all
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
     eps: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 8.0, 16.0])  # /255
+    norm: str = "linf"  # or l2: ε and step_size then in plain units (attacks/defaults.py)
     steps: int = DEFAULT_STEPS
-    step_size: float | None = None  # /255; None = each attack's rule
+    step_size: float | None = None  # in ε's units; None = each attack's rule
     restarts: int = DEFAULT_RESTARTS
     queries: int = DEFAULT_QUERIES
     seed: int = DEFAULT_SEED
@@ -81,7 +82,7 @@ def run_evaluation(spec: EvaluateSpec) -> tuple[Evaluation, dict]:
     name = spec.name or out.resolve().name
     t0 = time.perf_counter()
     result = evaluate(model, test.x, test.y, attacks=spec.attacks, eps=spec.eps,
-                      steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts,
+                      norm=spec.norm, steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts,
                       queries=spec.queries, seed=spec.seed, precision=spec.precision,
                       batch=spec.batch, name=name, resamples=spec.resamples)
     seconds = time.perf_counter() - t0
@@ -93,7 +94,8 @@ def run_evaluation(spec: EvaluateSpec) -> tuple[Evaluation, dict]:
                  "description": test.description, "test_fingerprint": test.fingerprint,
                  "test_images": test.total, "n": len(test.y),
                  "subset": "class-balanced (evaluation.predict.test_indices)"},
-        "attack": {"attacks": list(spec.attacks), "eps": list(spec.eps), "steps": spec.steps,
+        "attack": {"attacks": list(spec.attacks), "norm": spec.norm, "eps": list(spec.eps),
+                   "steps": spec.steps,
                    "step_size": spec.step_size, "restarts": spec.restarts,
                    "queries": spec.queries, "seed": spec.seed, "batch": spec.batch,
                    "precision": spec.precision, "library": "torchattacks "
