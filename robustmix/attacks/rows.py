@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..runs.files import ATTACK
 from .defaults import DEFAULT_NORM
 from .flags import FLAGS, check_flags
-from .outcomes import OUTCOMES, outcome_key, read_outcomes, row_key, write_outcomes
+from .outcomes import OUTCOMES, norm_of, outcome_key, read_outcomes, row_key, write_outcomes
 
 __all__ = ["ADDED", "ATTACK", "COLUMNS", "FLAGS", "META", "OUTCOMES", "SETTINGS", "AttackRows",
            "merge", "of_norm", "outcome_key", "read_csv", "read_flags_file", "read_outcomes", "read_stored",
@@ -53,8 +53,16 @@ def with_added(rows: pd.DataFrame) -> pd.DataFrame:
     """attack.csv rows with the columns later robustmix versions added, at their defaults
     (in place, and returned)."""
     for col, default in ADDED.items():
-        rows[col] = rows[col].fillna(default) if col in rows.columns else default
+        rows[col] = _filled(rows[col], default) if col in rows.columns else default
     return rows
+
+
+def _filled(col: pd.Series, default):
+    """col with its missing values set to default; a text column read all empty comes back as
+    float NaN, which is made object first (pandas will not fill floats with a string)."""
+    if isinstance(default, str):
+        col = col.astype(object)
+    return col.fillna(default)
 
 
 def of_norm(rows: pd.DataFrame | None, norm: str = DEFAULT_NORM) -> pd.DataFrame | None:
@@ -123,7 +131,7 @@ def read_stored(run: Path) -> AttackRows:
     for col, default in ADDED.items():  # absent from files written before they existed
         if col not in df.columns:
             df[col] = default
-        df[col] = df[col].fillna(default).astype(type(default))
+        df[col] = _filled(df[col], default).astype(type(default))
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
@@ -140,6 +148,7 @@ def merge(run: Path, stored: AttackRows, new_rows: Sequence[dict],
     outcomes = {**stored.outcomes, **new_outcomes}
     write_outcomes(run, outcomes)
     new = pd.DataFrame(list(new_rows), columns=COLUMNS)
+    new["norm"] = [norm_of(r) for r in new_rows]  # a row given without a norm is L∞
     keys = {row_key(r) for r in new_rows}
     old = stored.rows[[row_key(r) not in keys for r in stored.rows.to_dict("records")]]
     merged = pd.concat([df for df in (old, new) if len(df)], ignore_index=True)
