@@ -40,8 +40,8 @@ class DefaultEps(list):
     can replace it with the L2 sweep under --norm l2 (an --eps the user typed is kept as typed,
     even if it holds the same values)."""
 
-    def __str__(self) -> str:  # what --help shows as the default
-        return f"{DEFAULT_EPS} with --norm linf, {DEFAULT_L2_EPS} with --norm l2"
+    def __str__(self) -> str:  # what --help shows as the default (the L2 one is in the text)
+        return DEFAULT_EPS
 
 
 def optional_float(word: str):
@@ -81,7 +81,8 @@ def add_attack_options(p: argparse.ArgumentParser) -> None:
                         "‖δ‖₂ ≤ 0.5, the usual CIFAR-10 budget)")
     p.add_argument("--eps", type=csv_list(float), default=DefaultEps(DEFAULT_EPS_LIST),
                    help="comma-separated budgets ε in the norm's units: linf in /255, each in "
-                        "[0, 255]; l2 in plain units, each ≥ 0; 0 = clean accuracy")
+                        "[0, 255]; l2 in plain units, each ≥ 0; 0 = clean accuracy; the default "
+                        f"below is linf's, l2's is {DEFAULT_L2_EPS}")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="I-FGSM and PGD iterations")
     # Default a = ε/steps for I-FGSM: the mixup paper's I-FGSM takes "10 iterations with equal
     # step size", and ε/steps is the one equal step that can just reach the ε-ball's boundary in
