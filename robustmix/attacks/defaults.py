@@ -7,6 +7,11 @@ and a rule is written once: the step an attack takes is the one its rows record.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+
+from ..errors import UsageError
+
 # The ε sweep (/255 units) of a run's attack stage when none is given: clean accuracy (0), the
 # mixup paper's budgets and the common 8/255 benchmark, up to 16.
 DEFAULT_EPS_LIST: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -74,3 +79,17 @@ def image_units(eps: float, norm: str = DEFAULT_NORM) -> float:
 def eps_text(eps: float, norm: str = DEFAULT_NORM) -> str:
     """ε as messages and tables write it: '8/255' (L∞), '0.5 (L2)'."""
     return f"{eps:g}/255" if norm == "linf" else f"{eps:g} (L2)"
+
+
+def check_eps_values(name: Callable[[str], str], key: str, eps: Sequence[float],
+                     norm: str = DEFAULT_NORM) -> None:
+    """UsageError for an ε outside the norm's range: L∞ in [0, 255] (/255 units); L2 finite and
+    ≥ 0 (plain units: the largest L2 distance in [0, 1] images, √pixels, depends on the
+    dataset)."""
+    for e in eps:
+        if norm == "linf" and not 0.0 <= e <= 255.0:  # also rejects nan
+            raise UsageError(f"{name(key)} holds {e:g}, outside [0, 255] (L∞ ε is in /255 "
+                             "units)")
+        if norm == "l2" and not (e >= 0.0 and math.isfinite(e)):
+            raise UsageError(f"{name(key)} holds {e:g}: an L2 ε must be finite and ≥ 0 (plain "
+                             "units of [0, 1] images)")

@@ -17,6 +17,7 @@ from .defaults import (
     DEFAULT_NORM,
     NORM_ATTACKS,
     NORMS,
+    check_eps_values,  # the ε check per norm, written once there (evaluate uses it too)
     default_eps,
 )
 from .registry import (
@@ -107,20 +108,6 @@ def add_batch_option(p: argparse.ArgumentParser) -> None:
 
 def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-
-
-def check_eps_values(name: Callable[[str], str], key: str, eps: Sequence[float],
-                     norm: str = DEFAULT_NORM) -> None:
-    """UsageError for an ε outside the norm's range: L∞ in [0, 255] (/255 units); L2 finite and
-    ≥ 0 (plain units: the largest L2 distance in [0, 1] images, √pixels, depends on the
-    dataset)."""
-    for e in eps:
-        if norm == "linf" and not 0.0 <= e <= 255.0:  # also rejects nan
-            raise UsageError(f"{name(key)} holds {e:g}, outside [0, 255] (L∞ ε is in /255 "
-                             "units)")
-        if norm == "l2" and not (e >= 0.0 and math.isfinite(e)):
-            raise UsageError(f"{name(key)} holds {e:g}: an L2 ε must be finite and ≥ 0 (plain "
-                             "units of [0, 1] images)")
 
 
 def check_attack_values(name: Callable[[str], str], *, attacks: Sequence[str],

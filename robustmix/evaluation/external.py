@@ -33,10 +33,10 @@ from ..attacks.defaults import (
     DEFAULT_SEED,
     DEFAULT_STEPS,
     NORMS,
+    check_eps_values,
     image_units,
 )
 from ..attacks.flags import check_flags
-from ..attacks.options import check_eps_values
 from ..attacks.registry import ATTACKS, make_attack, norm_problem, settings
 from ..attacks.sweep import Target, attack_outcomes
 from ..errors import UsageError

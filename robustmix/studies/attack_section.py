@@ -21,9 +21,10 @@ from ..attacks.defaults import (
     DEFAULT_RESTARTS,
     DEFAULT_SEED,
     DEFAULT_STEPS,
+    check_eps_values,
     default_eps,
 )
-from ..attacks.options import check_attack_values, check_eps_values
+from ..attacks.options import check_attack_values
 from ..attacks.registry import DEFAULT_ATTACKS
 from ..data.labelnoise import TAKES_RATIO
 from ..errors import UsageError
