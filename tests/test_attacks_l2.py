@@ -6,6 +6,7 @@ FGSM refused under L2, and `norm` in study files."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -311,3 +312,34 @@ def test_a_study_with_norm_l2_parses(study_toml):
     for bad, why in (('norm = "l2"', "L∞ only"), ('norm = "l1"\nattacks = ["pgd"]', "norm")):
         with pytest.raises(UsageError, match=why):
             load_study(study_toml(attack=bad))
+
+
+def test_evaluate_command_with_norm_l2_writes_l2_rows_and_robustbench(tmp_path, monkeypatch):
+    import robustmix.evaluate as evaluate_cli  # the command (`robustmix.evaluate`: the API)
+    from robustmix.attacks import autoattack
+
+    init = autoattack.AutoAttack.__init__
+
+    def cheap(self, model, seed=0, precision="fp32", norm="linf", **_):
+        # AutoAttack's bookkeeping under L2 is under test here, not its strength
+        init(self, model, seed, precision, steps=2, queries=10, norm=norm)
+
+    monkeypatch.setattr(autoattack.AutoAttack, "__init__", cheap)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 10))
+    torch.jit.save(torch.jit.script(net), tmp_path / "net.ts")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", x=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+             y=np.arange(20) % 10)
+    out = tmp_path / "eval"
+    assert run_main(evaluate_cli.main, [
+        "--torchscript", str(tmp_path / "net.ts"), "--data", str(tmp_path / "images.npz"),
+        "--n", "0", "--norm", "l2", "--attacks", "pgd,autoattack", "--eps", "0,0.5",
+        "--steps", "2", "--device", "cpu", "--resamples", "50", "--out", str(out)]) == 0
+    rows = pd.read_csv(out / ATTACK)
+    assert set(rows["norm"]) == {"l2"} and set(rows["eps"]) == {0.0, 0.5}
+    bench = json.loads((out / "robustbench.json").read_text())
+    aa = rows[rows["attack"] == "autoattack"]
+    assert bench["threat_model"] == "L2" and bench["eps"] == "0.5"
+    assert bench["autoattack_acc"] == round(100 * aa["accuracy"].iloc[0], 2)
