@@ -86,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = AttackSpec(**{k: v for k, v in vars(args).items() if k != "runs"})
     res = run_attacks(list(args.runs), spec)
     print()
-    print(f"accuracy (%) under attack, eps in /255 (checkpoint {args.checkpoint}; rows in "
-          f"{ATTACK} of each run; worst case = robust accuracy, the images no attack fooled)")
+    units = "/255" if args.norm == "linf" else "plain units"
+    print(f"accuracy (%) under attack, {args.norm}, eps in {units} (checkpoint "
+          f"{args.checkpoint}; rows in {ATTACK} of each run; worst case = robust accuracy, the images no attack fooled)")
     print(res.table.to_string(index=False, na_rep="-") if len(res.table) else "(no rows)")
     print_flags(res.flags)
     return 0

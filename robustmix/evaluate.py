@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = view.pivot_table(index="attack", columns="eps", values="accuracy",
                                  aggfunc="last", sort=False)
         table.columns = [f"{e:g}" for e in table.columns]
-        print("accuracy (%) under attack, eps in /255:")
+        print(f"accuracy (%) under attack, {args.norm}, eps in "
+              f"{'/255' if args.norm == 'linf' else 'plain units'}:")
         print(table.to_string())
     if len(result.calibration):
         print("calibration (clean images, 95 % bootstrap intervals over them):")

@@ -9,8 +9,12 @@
   iteration count, so its APGD, APGD-T and FAB run torchattacks' default of 10 iterations.
   With those 10 iterations the assembly here crafts exactly torchattacks.AutoAttack's images
   (tests/test_attacks_strong.py checks it).
-* `square` is torchattacks.Square (L∞, margin loss, p_init 0.8, schedule rescaled to the query
+* `square` is torchattacks.Square (L∞ or L2, margin loss, p_init 0.8, schedule rescaled to the query
   budget, one restart) with `queries` queries per image; it needs only the model's scores.
+
+Both take the threat model as `norm`: "linf" (the default) or "l2", passed to every stage as
+torchattacks spells it (norm="Linf" / "L2"); the L2 ensemble is the standard AutoAttack's L2
+version, the same four stages with the same settings.
 
 Both seed torchattacks' stages with `seed`. torchattacks seeds the global RNG inside its
 attacks; robustmix runs them inside torch.random.fork_rng, so the caller's RNG state is left as
@@ -31,7 +35,15 @@ from torch import nn
 from ..evaluation.device import autocast
 from ..evaluation.predict import check_eval_mode
 from .base import Attack, check_eps, check_perturbation
-from .defaults import AUTOATTACK_QUERIES, AUTOATTACK_STEPS, DEFAULT_QUERIES, DEFAULT_SEED
+from .defaults import (
+    AUTOATTACK_QUERIES,
+    AUTOATTACK_STEPS,
+    DEFAULT_NORM,
+    DEFAULT_QUERIES,
+    DEFAULT_SEED,
+    NORMS,
+    TORCHATTACKS_NORM,
+)
 
 
 class Scores(nn.Module):
@@ -51,11 +63,14 @@ class Scores(nn.Module):
 class _TorchAttacks(Attack):
     """Shared part: one torchattacks attack per ε, run on the wrapped model in eval mode."""
 
-    def __init__(self, model: nn.Module, seed: int = DEFAULT_SEED, precision: str = "fp32") -> None:
+    def __init__(self, model: nn.Module, seed: int = DEFAULT_SEED, precision: str = "fp32",
+                 norm: str = DEFAULT_NORM) -> None:
         super().__init__(model, precision)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        self.seed = seed
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        self.seed, self.norm = seed, norm
         # torchattacks' FAB reshapes input gradients with view(), which fails on the
         # channels-last gradients a channels-last model returns: torchattacks gets a copy of the
         # model in the default memory format (same weights, same eval mode) and NCHW inputs.
@@ -72,8 +87,13 @@ class _TorchAttacks(Attack):
     def build(self, eps: float, classes: int):
         raise NotImplementedError
 
+    @property
+    def ta_norm(self) -> str:
+        """The norm as torchattacks spells it."""
+        return TORCHATTACKS_NORM[self.norm]
+
     def sweep(self, x, y, eps):
-        check_eps(eps)
+        check_eps(eps, self.norm)
         x, y = x.to(self.device), y.to(self.device)
         check_eval_mode(self.model)
         out = []
@@ -87,21 +107,21 @@ class _TorchAttacks(Attack):
                 adv = atk(x.contiguous(), y).detach()
             check_eval_mode(self.model)
             check_eval_mode(self.scores)
-            check_perturbation(adv, x, e)
+            check_perturbation(adv, x, e, self.norm)
             out.append(adv)
         return out
 
 
 class AutoAttack(_TorchAttacks):
-    """The standard AutoAttack ensemble at each ε (L∞). steps and queries exist for tests and
-    the benchmark only: robustmix runs and records the standard values."""
+    """The standard AutoAttack ensemble at each ε (L∞ or L2). steps and queries exist for tests
+    and the benchmark only: robustmix runs and records the standard values."""
 
     name = "autoattack"
 
     def __init__(self, model: nn.Module, seed: int = DEFAULT_SEED, precision: str = "fp32",
                  steps: int = AUTOATTACK_STEPS, queries: int = AUTOATTACK_QUERIES,
-                 rescale_schedule: bool = False) -> None:
-        super().__init__(model, seed, precision)
+                 rescale_schedule: bool = False, norm: str = DEFAULT_NORM) -> None:
+        super().__init__(model, seed, precision, norm)
         self.steps, self.queries, self.rescale_schedule = steps, queries, rescale_schedule
 
     def settings(self, eps):
@@ -110,26 +130,27 @@ class AutoAttack(_TorchAttacks):
     def build(self, eps: float, classes: int):
         import torchattacks as ta
 
-        m, s = self.scores, self.seed
+        m, s, norm = self.scores, self.seed, self.ta_norm
         return ta.MultiAttack([
-            ta.APGD(m, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=s, loss="ce"),
-            ta.APGDT(m, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=s,
+            ta.APGD(m, norm=norm, eps=eps, steps=self.steps, n_restarts=1, seed=s, loss="ce"),
+            ta.APGDT(m, norm=norm, eps=eps, steps=self.steps, n_restarts=1, seed=s,
                      n_classes=classes),
-            ta.FAB(m, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=s,
+            ta.FAB(m, norm=norm, eps=eps, steps=self.steps, n_restarts=1, seed=s,
                    multi_targeted=True, n_classes=classes),
-            ta.Square(m, norm="Linf", eps=eps, n_queries=self.queries, n_restarts=1, p_init=0.8,
+            ta.Square(m, norm=norm, eps=eps, n_queries=self.queries, n_restarts=1, p_init=0.8,
                       seed=s, resc_schedule=self.rescale_schedule),
         ])
 
 
 class Square(_TorchAttacks):
-    """torchattacks.Square, L∞, `queries` queries per image (default 5,000, AutoAttack's budget)."""
+    """torchattacks.Square, L∞ or L2, `queries` queries per image (default 5,000, AutoAttack's
+    budget)."""
 
     name = "square"
 
     def __init__(self, model: nn.Module, queries: int = DEFAULT_QUERIES, seed: int = DEFAULT_SEED,
-                 precision: str = "fp32") -> None:
-        super().__init__(model, seed, precision)
+                 precision: str = "fp32", norm: str = DEFAULT_NORM) -> None:
+        super().__init__(model, seed, precision, norm)
         if queries < 1:
             raise ValueError(f"queries must be at least 1, got {queries}")
         self.queries = queries
@@ -140,5 +161,5 @@ class Square(_TorchAttacks):
     def build(self, eps: float, classes: int):
         import torchattacks as ta
 
-        return ta.Square(self.scores, norm="Linf", eps=eps, n_queries=self.queries, n_restarts=1,
+        return ta.Square(self.scores, norm=self.ta_norm, eps=eps, n_queries=self.queries, n_restarts=1,
                          p_init=0.8, loss="margin", resc_schedule=True, seed=self.seed)

@@ -1,11 +1,13 @@
 """What every attack shares: the model (in eval mode), the precision, the input gradient's sign,
-and the checks that an adversarial batch stays within its ε-ball and in [0, 1].
+and the checks that an adversarial batch stays within its ε-ball (L∞ or L2) and in [0, 1].
 
-ε and step sizes are in [0, 1] image units here (the CLI speaks /255 units).
+ε and step sizes are in [0, 1] image units here (the CLI speaks /255 units for L∞ and plain
+units for L2: attacks/defaults.image_units).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -15,14 +17,24 @@ from torch import nn
 from ..evaluation.device import autocast
 from ..evaluation.predict import check_eval_mode
 
-TOLERANCE = 1e-6  # slack of the ‖x_adv − x‖∞ ≤ ε check, for fp32 rounding of x ± ε
+TOLERANCE = 1e-6  # slack of the ‖x_adv − x‖ ≤ ε check, for fp32 rounding of x ± ε
 
 
-def check_perturbation(adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor) -> None:
-    """Raise AssertionError unless ‖adv − x‖∞ ≤ ε (+1e-6) per image and adv lies in [0, 1]."""
+def distance(adv: torch.Tensor, x: torch.Tensor, norm: str = "linf") -> torch.Tensor:
+    """Per image, ‖adv − x‖∞ or ‖adv − x‖₂ (computed in fp32 or above)."""
+    delta = (adv - x).flatten(1)
+    if norm == "l2":
+        return delta.double().norm(p=2, dim=1)  # fp64: a 3,072-term sum, checked to 1e-6
+    return delta.abs().amax(1)
+
+
+def check_perturbation(adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Tensor,
+                       norm: str = "linf") -> None:
+    """Raise AssertionError unless ‖adv − x‖ ≤ ε (+1e-6) per image in the given norm and adv
+    lies in [0, 1]."""
     if adv.shape != x.shape:
         raise AssertionError(f"adversarial batch has shape {tuple(adv.shape)}, not {tuple(x.shape)}")
-    dist = (adv - x).abs().flatten(1).amax(1)
+    dist = distance(adv, x, norm)
     bound = torch.as_tensor(eps, dtype=dist.dtype, device=dist.device).flatten()
     if bool((dist > bound + TOLERANCE).any()):
         raise AssertionError(f"perturbation {float((dist - bound).max()):.3g} beyond ε")
@@ -30,10 +42,13 @@ def check_perturbation(adv: torch.Tensor, x: torch.Tensor, eps: float | torch.Te
         raise AssertionError("adversarial images outside [0, 1]")
 
 
-def check_eps(eps: Sequence[float]) -> None:
-    bad = [e for e in eps if not 0.0 <= e <= 1.0]
+def check_eps(eps: Sequence[float], norm: str = "linf") -> None:
+    """ValueError for an ε (image units) no ball of the norm can have: L∞ radii beyond 1 cover
+    the whole image cube; an L2 radius can exceed 1 (the cube's diameter is √pixels)."""
+    top = 1.0 if norm == "linf" else float("inf")
+    bad = [e for e in eps if not (0.0 <= e <= top and math.isfinite(e))]  # and nan
     if bad:
-        raise ValueError(f"ε must lie in [0, 1] (image units), got {bad[0]}")
+        raise ValueError(f"ε must lie in [0, {top:g}] (image units, {norm}), got {bad[0]}")
 
 
 class Attack:

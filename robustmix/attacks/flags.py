@@ -2,7 +2,8 @@
 Athalye et al. 2018; Carlini et al. 2019), checked on a run's attack.csv rows.
 
 Each flag names the rows and the numbers that raised it. Rows are compared only within one run,
-checkpoint, image set (n) and evaluation precision. A difference counts when it exceeds
+checkpoint, image set (n), evaluation precision and norm: an L2 row is never compared with an L∞
+row (their ε are other budgets in other units), and each flag names the norm of its rows. A difference counts when it exceeds
 tolerance(n) images (0.5 % of the images, at least one), so a single image's coin flip does
 not raise a flag.
 
@@ -20,8 +21,9 @@ not raise a flag.
 |                             | more than the same attack crafted on the model itself            |
 | square_beats_gradients      | Square, which uses no gradients, fools the model more than every |
 |                             | white-box gradient attack at that ε                              |
-| pgd_not_near_zero           | white-box PGD at the largest ε, when that is ≥ 64/255, leaves    |
+| pgd_not_near_zero           | white-box L∞ PGD at the largest ε, when that is ≥ 64/255, leaves |
 |                             | more than 10 % correct: an undefended model falls to ~0 there    |
+|                             | (L∞ only: no L2 budget is as plainly beyond every defence)       |
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import math
 
 import pandas as pd
 
-from .outcomes import eval_precision
+from .defaults import eps_text
+from .outcomes import eval_precision, norm_of
 from .registry import GRADIENT, ITERATIVE, QUERY
 
 FLAGS = "attack_flags.csv"
-COLUMNS = ["run", "checkpoint", "n", "precision", "flag", "attack", "mode", "source", "eps",
-           "accuracy", "reference", "detail"]
+COLUMNS = ["run", "checkpoint", "n", "precision", "norm", "flag", "attack", "mode", "source",
+           "eps", "accuracy", "reference", "detail"]
 LARGE_EPS = 64.0  # /255: PGD at an ε this large should leave an undefended model near 0
 PGD_CEILING = 0.10  # "far from 0": more than this fraction correct
 SETTINGS = ["steps", "restarts", "queries", "attack_seed"]
@@ -73,7 +76,8 @@ def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
     """The flags raised by attack.csv rows (one run or several); columns COLUMNS."""
     if rows is None or not len(rows):
         return pd.DataFrame(columns=COLUMNS)
-    df = rows.assign(eval_precision=[eval_precision(p) for p in rows["precision"]])
+    df = rows.assign(eval_precision=[eval_precision(p) for p in rows["precision"]],
+                     norm=[norm_of(r) for r in rows.to_dict("records")])
     for col, default in (("restarts", 1), ("queries", 0), ("attack_seed", -1)):
         if col not in df.columns:
             df[col] = default
@@ -81,14 +85,18 @@ def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
 
     def flag(name: str, r, reference: float, detail: str) -> None:
         out.append({"run": r["run"], "checkpoint": r["checkpoint"], "n": int(r["n"]),
-                    "precision": r["eval_precision"], "flag": name, "attack": r["attack"],
+                    "precision": r["eval_precision"], "norm": r["norm"], "flag": name, "attack": r["attack"],
                     "mode": r["mode"], "source": r["source"], "eps": float(r["eps"]),
                     "accuracy": float(r["accuracy"]), "reference": float(reference),
                     "detail": detail})
 
-    for (_run, _ck, n, _prec), g in df.groupby(["run", "checkpoint", "n", "eval_precision"],
-                                               sort=False):
+    for (_run, _ck, n, _prec, norm), g in df.groupby(
+            ["run", "checkpoint", "n", "eval_precision", "norm"], sort=False):
         tol = tolerance(int(n))
+
+        def at(e: float, norm: str = norm) -> str:
+            return eps_text(e, norm)
+
         # 1. white-box accuracy rising with ε, per attack and settings
         for _, a in g[g["mode"] == "white-box"].groupby(["attack", "source", *SETTINGS],
                                                          sort=False):
@@ -99,8 +107,8 @@ def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
                     lo = hi
                 elif hi["correct"] - lo["correct"] > tol:
                     flag("accuracy_rises_with_eps", hi, lo["accuracy"],
-                         f"{_who(hi)}: {_pct(lo)} at eps {lo['eps']:g}/255, {_pct(hi)} at "
-                         f"{hi['eps']:g}/255 (+{hi['correct'] - lo['correct']} images > {tol})")
+                         f"{_who(hi)}: {_pct(lo)} at eps {at(lo['eps'])}, {_pct(hi)} at "
+                         f"{at(hi['eps'])} (+{hi['correct'] - lo['correct']} images > {tol})")
         pos = g[g["eps"] > 0]
         white = pos[pos["mode"] == "white-box"]
         # 2. a white-box iterative attack weaker than white-box FGSM at the same ε
@@ -108,23 +116,23 @@ def check_flags(rows: pd.DataFrame) -> pd.DataFrame:
                                  lambda s: s["attack"].isin(ITERATIVE), True, tol):
             flag("iterative_weaker_than_fgsm", r, f["accuracy"],
                  f"{_who(r)} ({r['steps']} steps) leaves {_pct(r)} correct at eps "
-                 f"{r['eps']:g}/255, FGSM {_pct(f)} {why}")
+                 f"{at(r['eps'])}, FGSM {_pct(f)} {why}")
         # 3. black-box stronger than white-box, per attack and ε
         for r, w, why in _beyond(pos, ["attack", "eps"], lambda s: s["mode"] == "white-box",
                                  lambda s: s["mode"] == "black-box", False, tol):
             flag("black_box_below_white_box", r, w["accuracy"],
-                 f"{_who(r)} leaves {_pct(r)} correct at eps {r['eps']:g}/255, white-box "
+                 f"{_who(r)} leaves {_pct(r)} correct at eps {at(r['eps'])}, white-box "
                  f"{_pct(w)} {why}")
         # 4. Square stronger than every white-box gradient attack at ε
         for r, b, why in _beyond(white, "eps", lambda s: s["attack"].isin(GRADIENT),
                                  lambda s: s["attack"].isin(QUERY), False, tol):
             flag("square_beats_gradients", r, b["accuracy"],
                  f"square ({r['queries']} queries) leaves {_pct(r)} correct at eps "
-                 f"{r['eps']:g}/255, the strongest gradient attack ({b['attack']}) {_pct(b)} "
+                 f"{at(r['eps'])}, the strongest gradient attack ({b['attack']}) {_pct(b)} "
                  f"{why}")
-        # 5. white-box PGD far from 0 at the largest ε (≥ 64/255)
+        # 5. white-box L∞ PGD far from 0 at the largest ε (≥ 64/255)
         pgd = white[white["attack"] == "pgd"]
-        if len(pgd) and pgd["eps"].max() >= LARGE_EPS:
+        if norm == "linf" and len(pgd) and pgd["eps"].max() >= LARGE_EPS:
             top = pgd[pgd["eps"] == pgd["eps"].max()].sort_values("correct")
             r = top.iloc[0]
             if r["accuracy"] > PGD_CEILING:

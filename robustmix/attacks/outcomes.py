@@ -13,7 +13,7 @@ arrays, all loaded without pickle:
 Robust accuracy of a model at ε (robust_table) is the share of test images that no attack run at
 that ε fooled: an image counts only if it is classified correctly clean (the ε = 0 row, when
 present) and under every stored row at ε (every attack, white- and black-box, every source),
-for one checkpoint, image set and evaluation precision. Robust accuracy is therefore never above
+for one checkpoint, image set, evaluation precision and norm (L∞ and L2 apart). Robust accuracy is therefore never above
 any single attack's accuracy at that ε.
 """
 
@@ -28,21 +28,33 @@ import pandas as pd
 
 from ..atomic import atomic_write
 from ..errors import UsageError
+from .defaults import DEFAULT_NORM
 
 OUTCOMES = "attack_outcomes.npz"
-GROUP = ["checkpoint", "n", "eval_precision"]
+# Robust accuracy combines rows of one threat model only: an L2 row at ε = 0.5 and an L∞ row at
+# ε = 0.5/255 are different budgets, whatever their ε columns say.
+GROUP = ["checkpoint", "n", "eval_precision", "norm"]
 
 
 def key_text(key: Sequence) -> str:
     return json.dumps(list(key))
 
 
+def norm_of(r) -> str:
+    """A row's threat model: its `norm`, or linf for a row written before norms existed."""
+    norm = r.get("norm") if hasattr(r, "get") else None
+    return norm if isinstance(norm, str) and norm else DEFAULT_NORM
+
+
 def row_key(r) -> tuple:
-    """The fields that identify an attack.csv row (one measurement)."""
+    """The fields that identify an attack.csv row (one measurement). The norm ends the key of a
+    non-L∞ row only, so an L∞ row's key (and the outcome key stored for it by older versions)
+    is what it always was, and an L2 row never shares a key with an L∞ row of the same ε."""
+    norm = norm_of(r)
     return (str(r["checkpoint"]), str(r["mode"]), str(r["source"]), str(r["attack"]),
             round(float(r["eps"]), 6), int(r["steps"]), round(float(r["step_size"]), 6),
             int(r["restarts"]), int(r["queries"]), int(r["attack_seed"]), int(r["n"]),
-            str(r["precision"]))
+            str(r["precision"])) + (() if norm == DEFAULT_NORM else (norm,))
 
 
 def outcome_key(r) -> str:
@@ -98,11 +110,11 @@ def eval_precision(label: str) -> str:
 
 
 def robust_table(rows: pd.DataFrame, outcomes: Mapping[str, np.ndarray], key_of) -> pd.DataFrame:
-    """Robust accuracy per run, checkpoint, image set (n), evaluation precision and ε > 0.
+    """Robust accuracy per run, checkpoint, image set (n), evaluation precision, norm and ε > 0.
 
     rows: attack.csv rows (one run or several); key_of(row) -> key text of a row. Rows without
     stored outcomes are left out and counted in `missing`. Columns: run, checkpoint, n,
-    eval_precision, eps, correct, accuracy (fraction), attacks (rows combined), names (the
+    eval_precision, norm, eps (in the norm's units), correct, accuracy (fraction), attacks (rows combined), names (the
     attacks combined, '+'-joined, black-box ones marked '(bb)'), clean (whether the ε = 0 row was
     among them), missing, worst (the attack row of lowest accuracy).
     """
@@ -110,8 +122,9 @@ def robust_table(rows: pd.DataFrame, outcomes: Mapping[str, np.ndarray], key_of)
             "worst"]
     if rows is None or not len(rows):
         return pd.DataFrame(columns=cols)
+    records = rows.to_dict("records")
     df = rows.assign(eval_precision=[eval_precision(p) for p in rows["precision"]],
-                     _key=[key_of(r) for r in rows.to_dict("records")])
+                     norm=[norm_of(r) for r in records], _key=[key_of(r) for r in records])
     out = []
     for (run, *group), g in df.groupby(["run", *GROUP], sort=False):
         clean = [k for k in g.loc[g["eps"] == 0, "_key"] if k in outcomes][:1]

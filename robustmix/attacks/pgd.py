@@ -17,6 +17,17 @@ same images in fp32 (tests/test_attacks_strong.py checks it within 1e-6):
 * Several ε at once: the (ε, image) pairs still to attack are stacked into one batch (up to
   `stack` ε copies of a batch), as I-FGSM does; every row gets the gradient a single-ε,
   single-batch call gives it (the loss is the per-row cross-entropy summed, over len(y)).
+
+PGDL2 is the same attack in the L2 ball, following torchattacks.PGDL2 step for step (within
+1e-6 for the same random start, tests/test_attacks_l2.py), with the same step rule, restarts and
+stacking:
+
+    x_0 = clamp(x + ε·u·z/‖z‖₂, 0, 1),  z ~ N(0, I), u ~ U(0, 1) per image
+    g_t = ∇x CE(model(x_t), y),  x'_t = x_t + a·g_t/(‖g_t‖₂ + 1e-10)
+    x_{t+1} = clamp(x + (x'_t − x)·min(1, ε/‖x'_t − x‖₂), 0, 1)
+
+Clamping to [0, 1] after the projection only shrinks |δ| pixel by pixel, so ‖δ‖₂ ≤ ε holds for
+the returned images (checked on every batch).
 """
 
 from __future__ import annotations
@@ -31,12 +42,16 @@ from ..evaluation.predict import check_eval_mode
 from .base import Attack, check_eps, check_perturbation
 from .defaults import DEFAULT_RESTARTS, DEFAULT_SEED, DEFAULT_STEPS, pgd_step
 
+# torchattacks.PGDL2's eps_for_division: keeps a zero gradient's normalised step at zero
+L2_DIVISION_EPS = 1e-10
+
 
 class PGD(Attack):
     """L∞ projected gradient descent on the cross-entropy, random start, per-image best of
     `restarts`; step_size None = 2.5·ε/steps (in [0, 1] units like ε)."""
 
     name = "pgd"
+    norm = "linf"
 
     def __init__(self, model: nn.Module, steps: int = DEFAULT_STEPS, step_size: float | None = None,
                  restarts: int = DEFAULT_RESTARTS, seed: int = DEFAULT_SEED,
@@ -68,7 +83,7 @@ class PGD(Attack):
         return torch.empty_like(x).uniform_(-eps, eps, generator=g)
 
     def sweep(self, x, y, eps):
-        check_eps(eps)
+        check_eps(eps, self.norm)
         x, y = x.to(self.device), y.to(self.device)
         call, self.calls = self.calls, self.calls + 1
         n = len(y)
@@ -107,7 +122,7 @@ class PGD(Attack):
                         fooled[i][idx[w_i]] = True
                     at += m
         for i in todo:
-            check_perturbation(out[i], x, eps[i])
+            check_perturbation(out[i], x, eps[i], self.norm)
         return out
 
     def _iterate(self, x: torch.Tensor, y: torch.Tensor, eps, live, restart: int, call: int):
@@ -127,16 +142,20 @@ class PGD(Attack):
                            for i, idx in live])
         adv = torch.clamp(ori + noise, min=0, max=1).detach()
         for _ in range(self.steps):
-            sign = self._sign(adv, rows_y, full)
-            adv = adv.detach() + a * sign
-            delta = torch.maximum(torch.minimum(adv - ori, e), -e)
-            adv = torch.clamp(ori + delta, min=0, max=1).detach()
-        check_perturbation(adv, ori, e)
+            adv = self._step(adv, ori, self._gradient(adv, rows_y, full), a, e)
+        check_perturbation(adv, ori, e.flatten(), self.norm)
         return adv, ori, rows_y
 
-    def _sign(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
-        """sign(∇x Σ_rows CE / n): each row's gradient is the one torchattacks' mean over a batch
-        of n images gives it."""
+    def _step(self, adv: torch.Tensor, ori: torch.Tensor, grad: torch.Tensor, a: torch.Tensor,
+              e: torch.Tensor) -> torch.Tensor:
+        """One L∞ step: along the gradient's sign, projected on the ε-ball and [0, 1]."""
+        adv = adv.detach() + a * grad.sign()
+        delta = torch.maximum(torch.minimum(adv - ori, e), -e)
+        return torch.clamp(ori + delta, min=0, max=1).detach()
+
+    def _gradient(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+        """∇x Σ_rows CE / n: each row's gradient is the one torchattacks' mean over a batch of n
+        images gives it."""
         check_eval_mode(self.model)
         x = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
@@ -145,4 +164,35 @@ class PGD(Attack):
             loss = F.cross_entropy(logits.float(), y, reduction="none").sum() / n
             grad = torch.autograd.grad(loss, x)[0]
         check_eval_mode(self.model)
-        return grad.sign()
+        return grad
+
+
+class PGDL2(PGD):
+    """L2 projected gradient descent (torchattacks.PGDL2): the normalised gradient step, the
+    projection on the L2 ball, and a random start uniform in radius (ε, step size in [0, 1]
+    units; step_size None = 2.5·ε/steps, the L∞ rule)."""
+
+    norm = "l2"
+
+    def start_noise(self, x: torch.Tensor, eps: float, restart: int, call: int) -> torch.Tensor:
+        """ε·u·z/‖z‖₂ per image, z ~ N(0, I), u ~ U(0, 1): torchattacks.PGDL2's draws (z, then
+        u) after manual_seed(start_seed), with its order of operations. z is drawn in the
+        default (NCHW) layout whatever x's memory format, so a channels-last batch gets the same
+        start as torchattacks gives its NCHW copy (torchattacks.PGDL2 itself cannot take a
+        channels-last batch: it view()s it)."""
+        g = torch.Generator(device=x.device).manual_seed(self.start_seed(restart, call))
+        z = torch.empty(x.shape, dtype=x.dtype, device=x.device).normal_(generator=g)
+        n = z.view(len(x), -1).norm(p=2, dim=1).view(-1, *(1,) * (x.dim() - 1))
+        u = torch.zeros_like(n).uniform_(0, 1, generator=g)
+        return z * (u / n * eps)
+
+    def _step(self, adv, ori, grad, a, e):
+        """One L2 step: along the gradient over its L2 norm, projected on the ε-ball and
+        [0, 1]."""
+        shape = (-1,) + (1,) * (adv.dim() - 1)
+        norms = grad.flatten(1).norm(p=2, dim=1) + L2_DIVISION_EPS
+        adv = adv.detach() + a * (grad / norms.view(shape))
+        delta = adv - ori
+        factor = torch.minimum(e.flatten() / delta.flatten(1).norm(p=2, dim=1),
+                               torch.ones(len(delta), dtype=delta.dtype, device=delta.device))
+        return torch.clamp(ori + delta * factor.view(shape), min=0, max=1).detach()

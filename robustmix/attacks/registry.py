@@ -4,8 +4,10 @@
 Adding an attack: a class in its family's module, one entry in ATTACKS (and GRADIENT or QUERY),
 one branch in make_attack and in settings, and its test.
 
-Settings recorded per attack.csv row (step_size in /255 units; 0 = not used by this attack;
-attack_seed -1 = the attack draws no random numbers):
+Settings recorded per attack.csv row (step_size in the units of the row's ε: /255 for L∞, plain
+for L2; 0 = not used by this attack; attack_seed -1 = the attack draws no random numbers). The
+row's `norm` column (linf or l2) is recorded beside them; fgsm and ifgsm exist for L∞ only
+(defaults.NORM_ATTACKS).
 
 | attack     | steps            | step size                 | restarts | queries | attack_seed |
 |------------|------------------|---------------------------|----------|---------|--------|
@@ -18,6 +20,7 @@ attack_seed -1 = the attack draws no random numbers):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 # The defaults live in a torch-free module of their own, which the attack classes import too;
@@ -25,10 +28,13 @@ from typing import TYPE_CHECKING
 from .defaults import (  # noqa: F401 (PGD_STEP_FACTOR is read from here)
     AUTOATTACK_QUERIES,
     AUTOATTACK_STEPS,
+    DEFAULT_NORM,
     DEFAULT_QUERIES,
     DEFAULT_RESTARTS,
     DEFAULT_SEED,
     DEFAULT_STEPS,
+    NORM_ATTACKS,
+    NORMS,
     PGD_STEP_FACTOR,
     ifgsm_step,
     pgd_step,
@@ -44,8 +50,8 @@ DEFAULT_ATTACKS = ("fgsm", "ifgsm")  # the mixup paper's; the stronger ones are 
 ATTACKS: dict[str, str] = {
     "fgsm": "one step of size ε (Goodfellow et al. 2015)",
     "ifgsm": "iterative FGSM: BIM update, clipped to the ε-ball and [0, 1] (Kurakin et al. 2017)",
-    "pgd": "L∞ PGD with a random start, step 2.5·ε/steps, best of --restarts per image "
-           "(Madry et al. 2018)",
+    "pgd": "PGD (L∞, or L2 with --norm l2) with a random start, step 2.5·ε/steps, best of "
+           "--restarts per image (Madry et al. 2018)",
     "autoattack": "standard AutoAttack: APGD-CE, APGD-T, FAB-T, Square, each on the images the "
                   "previous ones left (Croce & Hein 2020; torchattacks components)",
     "square": "query-based Square attack, no gradients, --queries per image (Andriushchenko et "
@@ -88,11 +94,27 @@ def settings(attack: str, eps: float, steps: int = DEFAULT_STEPS, step_size: flo
     raise ValueError(f"unknown attack '{attack}' (choose from {', '.join(ATTACKS)})")
 
 
+def norm_problem(attacks: Sequence[str], norm: str) -> str | None:
+    """Why attacks cannot run in norm (a one-line message), None when they can."""
+    if norm not in NORMS:
+        return f"unknown norm {norm!r} (choose from {', '.join(NORMS)})"
+    other = [a for a in attacks if a in ATTACKS and a not in NORM_ATTACKS[norm]]
+    if other:
+        return (f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} L∞ only (the mixup "
+                f"paper's sign-gradient attacks); with norm {norm} choose from "
+                f"{', '.join(NORM_ATTACKS[norm])}")
+    return None
+
+
 def make_attack(name: str, model: nn.Module, precision: str = "fp32", steps: int = DEFAULT_STEPS,
                 step_size: float | None = None, stack: int | None = None,
                 restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
-                seed: int = DEFAULT_SEED) -> Attack:
-    """The attack called name on model (step_size in [0, 1] units; None = the attack's rule)."""
+                seed: int = DEFAULT_SEED, norm: str = DEFAULT_NORM) -> Attack:
+    """The attack called name on model in the norm's ball (step_size in [0, 1] units; None =
+    the attack's rule); ValueError for an attack the norm does not have."""
+    problem = norm_problem([name], norm)
+    if problem:
+        raise ValueError(problem)
     if name == "fgsm":
         from .fgsm import FGSM
 
@@ -102,15 +124,16 @@ def make_attack(name: str, model: nn.Module, precision: str = "fp32", steps: int
 
         return IFGSM(model, steps, step_size, precision, stack)
     if name == "pgd":
-        from .pgd import PGD
+        from .pgd import PGD, PGDL2
 
-        return PGD(model, steps, step_size, restarts, seed, precision, stack)
+        return (PGDL2 if norm == "l2" else PGD)(model, steps, step_size, restarts, seed,
+                                                 precision, stack)
     if name == "autoattack":
         from .autoattack import AutoAttack
 
-        return AutoAttack(model, seed=seed, precision=precision)
+        return AutoAttack(model, seed=seed, precision=precision, norm=norm)
     if name == "square":
         from .autoattack import Square
 
-        return Square(model, queries=queries, seed=seed, precision=precision)
+        return Square(model, queries=queries, seed=seed, precision=precision, norm=norm)
     raise ValueError(f"unknown attack '{name}' (choose from {', '.join(ATTACKS)})")

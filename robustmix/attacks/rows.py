@@ -5,7 +5,9 @@ runner writes and the report reads a run's rows only through here.
 
 attack.csv holds one tidy row per target × source × attack × ε × checkpoint: the target's
 settings (`META`), the checkpoint (as --checkpoint names it), mode, source run, whether the
-source is a twin, the attack and its settings (`SETTINGS`; see attacks/registry.py), the number
+source is a twin, the attack, its threat model (`norm`: linf or l2, which also gives the units
+of `eps` and `step_size`: /255 for linf, plain for l2) and its settings (`SETTINGS`; see
+attacks/registry.py), the number
 of images, how many stayed correct, the accuracy (a fraction), time, precision, device, date,
 and the data source and test-image fingerprint it was computed on. Columns later versions added
 are filled for older files with the value they meant (`ADDED`); a row is identified by
@@ -25,23 +27,25 @@ import pandas as pd
 from ..atomic import write_csv
 from ..errors import UsageError
 from ..runs.files import ATTACK
+from .defaults import DEFAULT_NORM
 from .flags import FLAGS, check_flags
-from .outcomes import OUTCOMES, outcome_key, read_outcomes, row_key, write_outcomes
+from .outcomes import OUTCOMES, norm_of, outcome_key, read_outcomes, row_key, write_outcomes
 
 __all__ = ["ADDED", "ATTACK", "COLUMNS", "FLAGS", "META", "OUTCOMES", "SETTINGS", "AttackRows",
-           "merge", "outcome_key", "read_csv", "read_flags_file", "read_outcomes", "read_stored",
+           "merge", "of_norm", "outcome_key", "read_csv", "read_flags_file", "read_outcomes", "read_stored",
            "row_key", "with_added", "write_flags"]
 
 META = ["run", "dataset", "noise", "ratio", "method", "alpha", "dropout", "seed", "profile"]
 SETTINGS = ["steps", "step_size", "restarts", "queries", "attack_seed"]
-COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "eps", *SETTINGS, "n",
+COLUMNS = META + ["checkpoint", "mode", "source", "twin", "attack", "norm", "eps", *SETTINGS, "n",
                   "correct", "accuracy", "seconds", "precision", "device", "date", "data",
                   "test_fingerprint"]
 # attack.csv columns absent from files written before they existed, with the value they meant.
+# Every row before the L2 threat model was added was L∞.
 ADDED = {"data": "", "test_fingerprint": "", "twin": False, "restarts": 1, "queries": 0,
-         "attack_seed": -1}
-# the order of attack.csv's rows
-ORDER = ["checkpoint", "mode", "source", "attack", "precision", "n", "steps", "restarts",
+         "attack_seed": -1, "norm": DEFAULT_NORM}
+# the order of attack.csv's rows: L∞ rows first, then L2 (their ε are in other units)
+ORDER = ["norm", "checkpoint", "mode", "source", "attack", "precision", "n", "steps", "restarts",
          "queries", "attack_seed", "step_size", "eps"]
 
 
@@ -49,8 +53,24 @@ def with_added(rows: pd.DataFrame) -> pd.DataFrame:
     """attack.csv rows with the columns later robustmix versions added, at their defaults
     (in place, and returned)."""
     for col, default in ADDED.items():
-        rows[col] = rows[col].fillna(default) if col in rows.columns else default
+        rows[col] = _filled(rows[col], default) if col in rows.columns else default
     return rows
+
+
+def _filled(col: pd.Series, default):
+    """col with its missing values set to default; a text column read all empty comes back as
+    float NaN, which is made object first (pandas will not fill floats with a string)."""
+    if isinstance(default, str):
+        col = col.astype(object)
+    return col.fillna(default)
+
+
+def of_norm(rows: pd.DataFrame | None, norm: str = DEFAULT_NORM) -> pd.DataFrame | None:
+    """The rows of one threat model (a row without a norm is L∞), for readers that must never
+    put L2 and L∞ rows in one table (the report reads the L∞ rows only); None stays None."""
+    if rows is None or not len(rows.columns) or "norm" not in rows.columns:
+        return rows if norm == DEFAULT_NORM else (None if rows is None else rows.iloc[0:0])
+    return rows[rows["norm"].fillna(DEFAULT_NORM) == norm]
 
 
 def _read_as_found(path: Path) -> pd.DataFrame | None:
@@ -111,7 +131,7 @@ def read_stored(run: Path) -> AttackRows:
     for col, default in ADDED.items():  # absent from files written before they existed
         if col not in df.columns:
             df[col] = default
-        df[col] = df[col].fillna(default).astype(type(default))
+        df[col] = _filled(df[col], default).astype(type(default))
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UsageError(f"{path} lacks columns {', '.join(missing)}; move it away to start afresh")
@@ -128,6 +148,7 @@ def merge(run: Path, stored: AttackRows, new_rows: Sequence[dict],
     outcomes = {**stored.outcomes, **new_outcomes}
     write_outcomes(run, outcomes)
     new = pd.DataFrame(list(new_rows), columns=COLUMNS)
+    new["norm"] = [norm_of(r) for r in new_rows]  # a row given without a norm is L∞
     keys = {row_key(r) for r in new_rows}
     old = stored.rows[[row_key(r) not in keys for r in stored.rows.to_dict("records")]]
     merged = pd.concat([df for df in (old, new) if len(df)], ignore_index=True)

@@ -19,6 +19,10 @@ them, and under which locks.
 Every row records the data source and a fingerprint of the test images it was computed on; a
 run is never attacked on test images other than those it was evaluated on in training.
 
+One command attacks in one threat model (AttackSpec.norm, linf or l2); its rows carry the norm
+in attack.csv's `norm` column and in their key, so L∞ and L2 rows of one run coexist there,
+and the flags and robust accuracy are computed per norm.
+
 Black-box (transfer) protocol: the source must be trained on the same dataset and image size as
 every target, and independently of it: a source that shares its seed and method with a target
 (same batch order, crops and initialisation) is refused unless allow_twin. Only the gradient
@@ -42,7 +46,7 @@ from ..runs.files import CONFIG, is_finished, read_json
 from ..runs.lock import RunBusy, RunLock
 from ..runs.rundir import load_train_config
 from . import rows as R
-from .defaults import DEFAULT_BATCH, DEFAULT_EPS_LIST, DEFAULT_PRECISION
+from .defaults import DEFAULT_BATCH, DEFAULT_NORM, DEFAULT_PRECISION, default_eps, image_units
 from .flags import check_flags
 from .outcomes import robust_table
 from .registry import (
@@ -65,9 +69,11 @@ class AttackSpec:
     """What to compute: the attack CLI's options and a study's [attack] table both become one."""
 
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    eps: list[float] = field(default_factory=lambda: list(DEFAULT_EPS_LIST))  # /255
+    # in the norm's units (/255 for linf, plain for l2); None = the norm's default sweep
+    eps: list[float] | None = None
+    norm: str = DEFAULT_NORM
     steps: int = DEFAULT_STEPS
-    step_size: float | None = None  # /255; None = each attack's rule (registry.settings)
+    step_size: float | None = None  # in ε's units; None = each attack's rule (registry.settings)
     restarts: int = DEFAULT_RESTARTS
     queries: int = DEFAULT_QUERIES
     seed: int = DEFAULT_SEED
@@ -85,6 +91,10 @@ class AttackSpec:
     # False: a target another process is attacking or training raises RunBusy at once, so that
     # a study can take another attack job first instead of idling behind the holder
     wait: bool = True
+
+    def __post_init__(self) -> None:
+        if self.eps is None:
+            self.eps = list(default_eps(self.norm))
 
 
 @dataclass(frozen=True)
@@ -148,12 +158,13 @@ def expected_fingerprint(run: Run, stored: AttackRows) -> str | None:
 
 def wanted_key(args, t: Run, attack: str, src: Run, mode: str, eps: float) -> tuple:
     return row_key({"checkpoint": args.checkpoint, "mode": mode, "source": src.name,
-                    "attack": attack, "eps": eps, **settings(args, attack, eps),
+                    "attack": attack, "norm": args.norm, "eps": eps,
+                    **settings(args, attack, eps),
                     "n": t.n_images, "precision": precision_label(src, t)})
 
 
 def settings(args, attack: str, eps: float) -> dict:
-    """The settings recorded for attack at ε (ε and step size in /255 units)."""
+    """The settings recorded for attack at ε (ε and step size in the norm's units)."""
     return attack_settings(attack, eps, args.steps, args.step_size, args.restarts, args.queries,
                            args.seed)
 
@@ -341,15 +352,16 @@ def compute(args, g: Group, device: torch.device, device_label: str
 
     src = g.source
     stack = default_stack(device, args.batch)
-    step = None if args.step_size is None else args.step_size / 255
+    step = None if args.step_size is None else image_units(args.step_size, args.norm)
     atk = make_attack(g.attack, src.model, src.precision, args.steps, step, stack,
-                      args.restarts, args.queries, args.seed)
+                      args.restarts, args.queries, args.seed, args.norm)
     tgts = [Target(t.model, t.precision) for t in g.targets]
     eps = g.eps
     label = src.name if g.mode == "white-box" else f"{src.name} -> {len(g.targets)} runs"
     with tqdm(total=len(g.y), unit="img", desc=f"{g.attack} {g.mode} {label}", leave=False,
               disable=args.quiet) as bar:
-        masks, seconds = attack_outcomes(atk, tgts, g.x, g.y, [e / 255 for e in eps],
+        masks, seconds = attack_outcomes(atk, tgts, g.x, g.y,
+                                         [image_units(e, args.norm) for e in eps],
                                          args.batch, bar.update)
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     n = len(g.y)
@@ -363,7 +375,7 @@ def compute(args, g: Group, device: torch.device, device_label: str
             c = int(m.sum())
             row = {**meta, "checkpoint": args.checkpoint, "mode": g.mode, "source": src.name,
                    "twin": g.mode == "black-box" and is_twin(src, t), "attack": g.attack,
-                   "eps": e, **settings(args, g.attack, e), "n": n, "correct": c,
+                   "norm": args.norm, "eps": e, **settings(args, g.attack, e), "n": n, "correct": c,
                    "accuracy": fp32_accuracy(c, n, device), "seconds": s,
                    "precision": precision_label(src, t), "device": device_label, "date": date,
                    "data": t.data_source, "test_fingerprint": t.test_fingerprint}
@@ -460,7 +472,8 @@ def run_attacks(runs: list[Path], args: AttackSpec) -> AttackResults:
     label = device_name(device)
     rows = sum(len(g.todo[t.path]) for g in groups for t in g.targets)
     print(f"robustmix.attack: {len(targets)} run(s), checkpoint {args.checkpoint}, "
-          f"attacks {','.join(args.attacks)}, eps {','.join(f'{e:g}' for e in args.eps)}/255, "
+          f"attacks {','.join(args.attacks)}, norm {args.norm}, eps "
+          f"{','.join(f'{e:g}' for e in args.eps)}{'/255' if args.norm == 'linf' else ''}, "
           f"precision {args.precision}, device {device} ({label}); {rows} row(s) to compute"
           + ("" if rows else " (all in attack.csv already; --force recomputes)"), flush=True)
     written: dict[Path, pd.DataFrame] = {}  # run attacked here -> its flags as last written

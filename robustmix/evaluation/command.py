@@ -41,9 +41,10 @@ class EvaluateSpec:
     data: Path | None = None
     n: int = DEFAULT_N  # 0 = all
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    eps: list[float] = field(default_factory=lambda: list(DEFAULT_EPS_LIST))  # /255
+    eps: list[float] = field(default_factory=lambda: list(DEFAULT_EPS_LIST))  # /255 for L∞
+    norm: str = "linf"  # or l2: ε and step_size then in plain units (attacks/defaults.py)
     steps: int = DEFAULT_STEPS
-    step_size: float | None = None  # /255; None = each attack's rule
+    step_size: float | None = None  # in ε's units; None = each attack's rule
     restarts: int = DEFAULT_RESTARTS
     queries: int = DEFAULT_QUERIES
     seed: int = DEFAULT_SEED
@@ -99,7 +100,8 @@ def run_evaluation(spec: EvaluateSpec) -> tuple[Evaluation, dict, pd.DataFrame |
     name = spec.name or out.resolve().name
     t0 = time.perf_counter()
     result = evaluate(model, test.x, test.y, attacks=spec.attacks, eps=spec.eps,
-                      steps=spec.steps, step_size=spec.step_size, restarts=spec.restarts,
+                      norm=spec.norm, steps=spec.steps, step_size=spec.step_size,
+                      restarts=spec.restarts,
                       queries=spec.queries, seed=spec.seed, precision=spec.precision,
                       batch=spec.batch, name=name, resamples=spec.resamples)
     corruption_rows = None
@@ -117,7 +119,8 @@ def run_evaluation(spec: EvaluateSpec) -> tuple[Evaluation, dict, pd.DataFrame |
                  "description": test.description, "test_fingerprint": test.fingerprint,
                  "test_images": test.total, "n": len(test.y),
                  "subset": "class-balanced (evaluation.predict.test_indices)"},
-        "attack": {"attacks": list(spec.attacks), "eps": list(spec.eps), "steps": spec.steps,
+        "attack": {"attacks": list(spec.attacks), "norm": spec.norm, "eps": list(spec.eps),
+                   "steps": spec.steps,
                    "step_size": spec.step_size, "restarts": spec.restarts,
                    "queries": spec.queries, "seed": spec.seed, "batch": spec.batch,
                    "precision": spec.precision, "library": "torchattacks "

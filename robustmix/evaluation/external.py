@@ -25,9 +25,19 @@ import torch
 from scipy.stats import binomtest
 from torch import nn
 
-from ..attacks.defaults import DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_SEED, DEFAULT_STEPS
+from ..attacks.defaults import (
+    DEFAULT_L2_EPS_LIST,
+    DEFAULT_NORM,
+    DEFAULT_QUERIES,
+    DEFAULT_RESTARTS,
+    DEFAULT_SEED,
+    DEFAULT_STEPS,
+    NORMS,
+    check_eps_values,
+    image_units,
+)
 from ..attacks.flags import check_flags
-from ..attacks.registry import ATTACKS, make_attack, settings
+from ..attacks.registry import ATTACKS, make_attack, norm_problem, settings
 from ..attacks.sweep import Target, attack_outcomes
 from ..errors import UsageError
 from .calibration import COLUMNS as CALIBRATION_COLUMNS
@@ -122,15 +132,22 @@ def _wilson(correct: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd"),
-             eps: Sequence[float] = (0, 1, 2, 4, 8), steps: int = DEFAULT_STEPS,
+# evaluate()'s defaults per norm (attacks, ε in the norm's units): FGSM and I-FGSM are L∞ only
+DEFAULT_ATTACKS_OF = {"linf": ("fgsm", "pgd"), "l2": ("pgd",)}
+DEFAULT_EPS_OF = {"linf": (0, 1, 2, 4, 8), "l2": DEFAULT_L2_EPS_LIST}
+
+
+def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] | None = None,
+             eps: Sequence[float] | None = None, norm: str = DEFAULT_NORM,
+             steps: int = DEFAULT_STEPS,
              restarts: int = DEFAULT_RESTARTS, queries: int = DEFAULT_QUERIES,
              seed: int = DEFAULT_SEED, precision: str = "fp32", batch: int = 500,
              name: str = "model", step_size: float | None = None, calibration: bool = True,
              resamples: int = RESAMPLES) -> Evaluation:
     """Attack `model` (inputs in [0, 1], normalisation inside it) white-box on images x with
-    labels y at each ε (in /255 units); ε = 0 is its clean accuracy. step_size (/255; None =
-    each attack's rule) is I-FGSM's and PGD's. With calibration, also ECE (15 bins), NLL and
+    labels y at each ε in the threat model `norm` (linf: ε in /255 units, default fgsm and pgd
+    at 0, 1, 2, 4, 8; l2: ε in plain units, default pgd at 0, 0.25, 0.5, 1); ε = 0 is its clean
+    accuracy. step_size (in ε's units; None = each attack's rule) is I-FGSM's and PGD's. With calibration, also ECE (15 bins), NLL and
     Brier score of the clean predictions, with `resamples` bootstrap resamples. Returns an
     Evaluation.
 
@@ -139,12 +156,17 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
     evaluation)."""
     import torchattacks
 
+    if norm not in NORMS:
+        raise UsageError(f"unknown norm {norm!r} (choose from {', '.join(NORMS)})")
+    attacks = DEFAULT_ATTACKS_OF[norm] if attacks is None else attacks
+    eps = DEFAULT_EPS_OF[norm] if eps is None else eps
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise UsageError(f"unknown attack '{unknown[0]}' (choose from {', '.join(ATTACKS)})")
-    bad = [e for e in eps if not 0 <= e <= 255]
-    if bad:
-        raise UsageError(f"ε must lie in 0..255 (/255 units), got {bad[0]}")
+    problem = norm_problem(attacks, norm)
+    if problem:
+        raise UsageError(problem)
+    check_eps_values(lambda key: "ε", "eps", eps, norm)
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     images = as_images(x).to(device)
@@ -155,16 +177,18 @@ def evaluate(model: nn.Module, x, y, *, attacks: Sequence[str] = ("fgsm", "pgd")
     with eval_mode(model):
         checks = guard_checks(model, images, labels, precision, name)
         for attack in attacks:
-            step = None if step_size is None else step_size / 255
-            atk = make_attack(attack, model, precision, steps, step, None, restarts, queries, seed)
+            step = None if step_size is None else image_units(step_size, norm)
+            atk = make_attack(attack, model, precision, steps, step, None, restarts, queries, seed,
+                              norm)
             values = [float(e) for e in eps] if attack in ("fgsm", "ifgsm", "pgd") else [
                 float(e) for e in eps if e > 0]
             out, seconds = attack_outcomes(atk, [Target(model, precision)], images, labels,
-                                           [e / 255 for e in values], batch)
+                                           [image_units(e, norm) for e in values], batch)
             for e, mask, sec in zip(values, out[0], seconds[0], strict=True):
                 correct, n = int(mask.sum()), len(mask)
                 lo, hi = _wilson(correct, n)
-                rows.append({"model": name, "attack": attack, "mode": "white-box", "eps": e,
+                rows.append({"model": name, "attack": attack, "mode": "white-box",
+                             "norm": norm, "eps": e,
                              "n": n, "correct": correct, "accuracy": correct / n,
                              "ci_low": lo, "ci_high": hi, "seconds": sec,
                              **settings(attack, e, steps, step_size, restarts, queries, seed),

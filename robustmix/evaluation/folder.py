@@ -42,9 +42,12 @@ CHECKS = "checks.csv"
 CALIBRATION = "calibration.csv"
 ROBUSTBENCH = "robustbench.json"
 UNRELIABLE = "evaluation potentially unreliable"  # RobustBench's wording
-# RobustBench's CIFAR-10 L∞ budget: its robust accuracy is the one robustbench.json reports when
-# AutoAttack ran at it, else the largest ε AutoAttack ran at.
+# RobustBench's CIFAR-10 budgets, per threat model in its units (L∞ 8/255, L2 0.5): its robust
+# accuracy is the one robustbench.json reports when AutoAttack ran at it, else the largest ε
+# AutoAttack ran at.
 ROBUSTBENCH_EPS = 8.0
+ROBUSTBENCH_EPS_OF = {"linf": ROBUSTBENCH_EPS, "l2": 0.5}
+THREAT_MODEL = {"linf": "Linf", "l2": "L2"}  # RobustBench's names
 
 
 def made_here(out: Path) -> bool:
@@ -97,16 +100,25 @@ def robustbench_json(result: Evaluation, model: str, dataset: str) -> dict:
     """RobustBench's numbers (accuracies in %, 2 decimals, as its model cards give them)."""
     aa = result.attacks[result.attacks["attack"] == "autoattack"] if len(result.attacks) \
         else result.attacks
-    by_eps = {f"{e:g}/255": round(100 * float(a), 2)
+    # one evaluation is one threat model (evaluate's norm); a table without one is L∞
+    norm = str(result.attacks["norm"].iloc[0]) if "norm" in result.attacks and len(
+        result.attacks) else "linf"
+    unit = "/255" if norm == "linf" else ""
+
+    def text(e: float) -> str:
+        return f"{e:g}{unit}"
+
+    by_eps = {text(e): round(100 * float(a), 2)
               for e, a in zip(aa.get("eps", []), aa.get("accuracy", []), strict=True)}
     eps = None
     if len(aa):
-        eps = ROBUSTBENCH_EPS if ROBUSTBENCH_EPS in set(aa["eps"]) else float(aa["eps"].max())
+        top = ROBUSTBENCH_EPS_OF[norm]
+        eps = top if top in set(aa["eps"]) else float(aa["eps"].max())
     reasons = unreliable_reasons(result)
-    return {"model": model, "dataset": dataset, "threat_model": "Linf",
-            "eps": None if eps is None else f"{eps:g}/255",
+    return {"model": model, "dataset": dataset, "threat_model": THREAT_MODEL[norm],
+            "eps": None if eps is None else text(eps),
             "clean_acc": round(100 * result.clean_accuracy, 2),
-            "autoattack_acc": None if eps is None else by_eps[f"{eps:g}/255"],
+            "autoattack_acc": None if eps is None else by_eps[text(eps)],
             "autoattack_acc_by_eps": by_eps, "n_images": int(result.clean["n"].iloc[0]),
             UNRELIABLE: bool(reasons), "unreliable_because": reasons}
 

@@ -303,9 +303,10 @@ _with_added = AR.with_added  # the name tests and older callers use
 
 
 def _attack_rows(run: Path, rows) -> pd.DataFrame | None:
-    """A copy of the run's attack.csv as read (rows), or read now."""
+    """A copy of the run's L∞ attack.csv rows as read (rows), or read now: the report's tables,
+    figures and verdicts are about L∞ budgets; L2 rows stay in attack.csv."""
     rows = AR.read_csv(run) if rows is _UNREAD else rows
-    return None if rows is None else rows.copy()
+    return None if rows is None else AR.of_norm(rows).copy()
 
 
 def read_attacks(run: Path, rows=_UNREAD) -> pd.DataFrame:
@@ -351,7 +352,8 @@ def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: floa
             rows = AR.read_csv(run)
         except UsageError:
             return None
-        _MASKS[stamp] = {"rows": AR.with_added(rows), "outcomes": AR.read_outcomes(run)}
+        _MASKS[stamp] = {"rows": AR.of_norm(AR.with_added(rows)),
+                         "outcomes": AR.read_outcomes(run)}
     rows, outcomes = _MASKS[stamp]["rows"], _MASKS[stamp]["outcomes"]
     if rows.empty:
         return None

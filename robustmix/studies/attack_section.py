@@ -15,12 +15,14 @@ from pathlib import Path
 
 from ..attacks.defaults import (
     DEFAULT_BATCH,
-    DEFAULT_EPS_LIST,
+    DEFAULT_NORM,
     DEFAULT_PRECISION,
     DEFAULT_QUERIES,
     DEFAULT_RESTARTS,
     DEFAULT_SEED,
     DEFAULT_STEPS,
+    check_eps_values,
+    default_eps,
 )
 from ..attacks.options import check_attack_values
 from ..attacks.registry import DEFAULT_ATTACKS
@@ -47,11 +49,14 @@ class AttackSection:
     attack stage only (`source_only`)."""
 
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    eps: tuple[float, ...] = DEFAULT_EPS_LIST
-    eps_of: tuple[tuple[str, tuple[float, ...]], ...] = ()  # attack -> its own ε (/255)
+    # the threat model of every attack of the section; ε (eps, eps_of, step_size) is in its
+    # units: /255 for linf, plain units of [0, 1] images for l2 (attacks/defaults.py)
+    norm: str = DEFAULT_NORM
+    eps: tuple[float, ...] = default_eps(DEFAULT_NORM)
+    eps_of: tuple[tuple[str, tuple[float, ...]], ...] = ()  # attack -> its own ε
     checkpoint: str = "last"
     steps: int = DEFAULT_STEPS
-    step_size: float | None = None  # /255; None = each attack's own rule
+    step_size: float | None = None  # in ε's units; None = each attack's own rule
     restarts: int = DEFAULT_RESTARTS
     queries: int = DEFAULT_QUERIES
     seed: int = DEFAULT_SEED
@@ -84,13 +89,14 @@ def parse_attack(table: dict, configs: Sequence[TrainConfig], seeds: Sequence[in
     names = table.get("attacks", list(DEFAULT_ATTACKS))
     if not names or not all(isinstance(a, str) for a in names):
         raise UsageError(f"{_key('attacks')} must be a non-empty list of names, got {names!r}")
-    eps = numbers(table.get("eps", list(DEFAULT_EPS_LIST)), "attack.eps")
+    norm = table.get("norm", DEFAULT_NORM)
+    eps = numbers(table.get("eps", list(default_eps(norm))), "attack.eps")
     step_size = float(table["step_size"]) if "step_size" in table else None
     settings = {k: table.get(k, d) for k, d in (
         ("steps", DEFAULT_STEPS), ("restarts", DEFAULT_RESTARTS), ("queries", DEFAULT_QUERIES),
         ("seed", DEFAULT_SEED), ("batch", DEFAULT_BATCH))}
-    check_attack_values(_key, attacks=names, eps=eps, step_size=step_size, **settings)
-    eps_of = _eps_of(table.get("eps_of", {}), names)
+    check_attack_values(_key, attacks=names, eps=eps, step_size=step_size, norm=norm, **settings)
+    eps_of = _eps_of(table.get("eps_of", {}), names, norm)
     checkpoint = table.get("checkpoint", "last")
     if checkpoint not in CLI_CHOICES:
         raise UsageError(f"{_key('checkpoint')} must be {' or '.join(CLI_CHOICES)}")
@@ -111,12 +117,13 @@ def parse_attack(table: dict, configs: Sequence[TrainConfig], seeds: Sequence[in
     sources = (_sources(table["sources"], configs, hparams, allow_twin) if "sources" in table
                else {})
     return AttackSection(
-        attacks=tuple(names), eps=tuple(eps), eps_of=eps_of, checkpoint=checkpoint,
+        attacks=tuple(names), norm=norm, eps=tuple(eps), eps_of=eps_of, checkpoint=checkpoint,
         step_size=step_size, n=n, precision=precision, allow_twin=allow_twin, source=source,
         sources=tuple(sources.items()), **settings)
 
 
-def _eps_of(table: object, names: list[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+def _eps_of(table: object, names: list[str], norm: str = DEFAULT_NORM
+            ) -> tuple[tuple[str, tuple[float, ...]], ...]:
     if not isinstance(table, dict):
         raise UsageError(f"{_key('eps_of')} must be a table: attack name -> list of ε")
     out = []
@@ -124,10 +131,10 @@ def _eps_of(table: object, names: list[str]) -> tuple[tuple[str, tuple[float, ..
         if a not in names:
             raise UsageError(f"{_key('eps_of')} names {a!r}, which is not in "
                              f"'attack.attacks' ({', '.join(names)})")
-        if not isinstance(values, list) or not values or not all(
-                0 <= e <= 255 for e in numbers(values, f"attack.eps_of.{a}")):
-            raise UsageError(f"{_key('eps_of.' + a)} must be a non-empty list of ε in "
-                             f"[0, 255] (/255 units), got {values!r}")
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"{_key('eps_of.' + a)} must be a non-empty list of ε, got "
+                             f"{values!r}")
+        check_eps_values(_key, f"eps_of.{a}", numbers(values, f"attack.eps_of.{a}"), norm)
         out.append((a, tuple(float(e) for e in values)))
     return tuple(out)
 
@@ -212,7 +219,7 @@ def _sources(table: dict, configs: Sequence[TrainConfig], hparams: str, allow_tw
 def attack_options(section: AttackSection, out: Path, device: str, data: Path | None) -> dict:
     """The section as keyword arguments of attacks.runner.AttackSpec (with the single legacy
     source; per-ratio sources come from the study's attack_jobs)."""
-    opts = {"attacks": list(section.attacks), "eps": list(section.eps),
+    opts = {"attacks": list(section.attacks), "norm": section.norm, "eps": list(section.eps),
             "checkpoint": section.checkpoint, "batch": section.batch, "device": device,
             "data": data, "steps": section.steps, "restarts": section.restarts,
             "queries": section.queries, "seed": section.seed, "precision": section.precision,

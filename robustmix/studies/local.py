@@ -86,7 +86,9 @@ def check_study(study) -> None:
         from .spec import attack_options, attack_sources, eps_groups, source_only
 
         a = attack_options(study)
-        print("attacks: " + "; ".join(f"{','.join(names)} at eps {','.join(f'{e:g}' for e in eps)}/255"
+        units = "/255" if a["norm"] == "linf" else " (L2)"
+        print("attacks: " + "; ".join(f"{','.join(names)} at eps "
+                                      f"{','.join(f'{e:g}' for e in eps)}{units}"
                                       for names, eps in eps_groups(study))
               + f" on checkpoint {a['checkpoint']}"
               + (f"; black-box source {a['source']}" if "source" in a else ""))

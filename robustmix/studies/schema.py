@@ -24,7 +24,7 @@ SCHEMA: dict[str, dict[str, type | tuple]] = {
     "attack": {"attacks": list, "eps": list, "steps": int, "step_size": float, "n": int,
                "checkpoint": str, "batch": int, "source": dict, "sources": dict,
                "restarts": int, "queries": int, "seed": int, "precision": str,
-               "allow_twin": bool, "eps_of": dict},
+               "allow_twin": bool, "eps_of": dict, "norm": str},
     "attack.source": {"ratio": float, "method": str, "seed": int, "alpha": float, "dropout": float},
     # [attack.sources]: noise ratio (a string key, e.g. "0.5") -> the run its black-box
     # examples are crafted on, trained at that ratio (by the study, if it is not one of its runs)
