@@ -16,6 +16,7 @@ import pytest
 import torch
 import torchattacks
 from attack_fixtures import ROOT, env, snapshot
+from attack_models import linear, small
 from torch import nn
 
 import robustmix
@@ -41,38 +42,6 @@ from robustmix.studies.spec import attack_options, load_study
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models
 
 EPS_L2 = [0.0, 0.25, 0.5, 1.0]
-
-
-class Small(nn.Module):
-    """A small CNN with BatchNorm (eval mode: running statistics, not the batch's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.c2, self.fc = nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.Linear(8, 10)
-
-    def forward(self, x):
-        h = torch.relu(self.c2(torch.relu(self.bn(self.c1(x)))))
-        return self.fc(h.mean((2, 3)))
-
-
-def small(seed: int = 0, channels_last: bool = False) -> nn.Module:
-    torch.manual_seed(seed)
-    m = Small()
-    with torch.no_grad():
-        m.train()
-        m(torch.rand(16, 3, 16, 16))
-    m.eval()
-    return m.to(memory_format=torch.channels_last) if channels_last else m
-
-
-def linear(seed: int = 0, scale: float = 0.05) -> nn.Module:
-    """A linear classifier on 8 x 8 images: L2 attacks fool it at ε ≤ 1, so every stage is quick."""
-    torch.manual_seed(seed)
-    m = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-    with torch.no_grad():
-        m[1].weight.mul_(scale / m[1].weight.std())
-    return m.eval()
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +121,7 @@ def test_every_l2_perturbation_stays_in_its_ball_and_in_unit_range(lin_batch):
 
 
 def test_l2_eps_zero_is_the_clean_accuracy(batch):
-    model = small(2)
+    model = small(2, channels_last=False)
     x, y = batch
     clean = correct_mask(Target(model), x, y)
     for name in ("pgd", "square"):
