@@ -117,7 +117,7 @@ def test_calibration_of_the_clean_predictions():
     model, (x, y) = small_net(), data()
     result = robustmix.evaluate(model, x, y, attacks=["fgsm"], eps=[0], resamples=100)
     c = result.calibration.set_index("metric")
-    assert list(c.index) == ["ece", "nll", "brier"] and (c["n"] == 40).all()
+    assert list(c.index) == ["ece", "ece_debiased", "nll", "brier"] and (c["n"] == 40).all()
     assert c.loc["ece", "bins"] == 15
     with torch.no_grad():
         probs = torch.softmax(model.eval()(x).double(), 1).numpy()

@@ -78,7 +78,7 @@ def test_factory_and_weights_end_to_end(tiny, files, tmp_path, capsys):
     assert set(rows["test_fingerprint"]) == {config["data"]["test_fingerprint"]}
 
     cal = read(out, "calibration.csv").set_index("metric")
-    assert list(cal.index) == ["ece", "nll", "brier"] and cal.loc["ece", "bins"] == 15
+    assert list(cal.index) == ["ece", "ece_debiased", "nll", "brier"] and cal.loc["ece", "bins"] == 15
     assert (cal["ci_low"] <= cal["ci_high"]).all()
 
     bench = read(out, "robustbench.json")

@@ -107,7 +107,7 @@ def guard_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: 
 class Evaluation:
     """Tidy results: one row per (attack, ε) in `attacks`, the masking flags raised on them, the
     guard checks, per-ε robust accuracy (an image counts when every attack left it correct), and
-    one row per calibration metric on the clean images (ece, nll, brier; empty when not asked)."""
+    one row per calibration metric on the clean images (ece, ece_debiased, nll, brier; empty when not asked)."""
 
     attacks: pd.DataFrame
     flags: pd.DataFrame
