@@ -271,6 +271,19 @@ def test_stage_writes_corruptions_csv_and_resumes(world, tmp_path, capsys):
     m = pd.read_csv(run / METRICS)
     assert t["accuracy"].iloc[0] == pytest.approx(float(m["test_acc"].iloc[-1]), abs=1e-6)
     assert (t["n"] == t["n"].iloc[0]).all() and t["test_fingerprint"].nunique() == 1
+    # every row's per-image outcomes, under the row's own key, agree with its counts and ECE
+    from robustmix.evaluation import calibration as cal
+    from robustmix.evaluation.corruption_outcomes import key_text, read_outcomes
+    from robustmix.evaluation.corruption_runs import key
+
+    outcomes = read_outcomes(run)
+    assert len(outcomes) == 5
+    for row in t.to_dict("records"):
+        o = outcomes[key_text(key(row))]
+        assert len(o.correct) == row["n"] and int(o.correct.sum()) == row["correct"]
+        assert cal.ece_from(o.confidence, o.correct.astype(float)) == pytest.approx(
+            row["ece"], abs=2e-3)  # float16 probabilities
+        assert (o.p_label <= o.confidence + 1e-3).all()
     before = (run / CORRUPTIONS).read_bytes()
     # rerun: nothing to compute, nothing rewritten; more severities add rows only
     assert corrupt(run, "--corruptions", "fog,pixelate", "--severities", "1,5",
@@ -279,6 +292,7 @@ def test_stage_writes_corruptions_csv_and_resumes(world, tmp_path, capsys):
     assert corrupt(run, "--corruptions", "fog", "--severities", "2", "--device", "cpu",
                    "--quiet") == 0
     t2 = pd.read_csv(run / CORRUPTIONS)
+    assert len(read_outcomes(run)) == 6
     cols = ["corruption", "severity", "correct", "date"]
     assert len(t2) == 6 and t2.drop(index=2)[cols].reset_index(drop=True).equals(t[cols])
     assert list(t2["corruption"][:4]) == ["clean", "fog", "fog", "fog"]  # sorted
@@ -329,3 +343,21 @@ def test_motion_blur_takes_cifar10_c_constants(monkeypatch):
         C.CIFAR10_C["motion_blur"](x[0], s, 0)
     assert [(r, sg) for r, sg, _ in seen] == [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)]
     assert all(-45 <= a <= 45 for _, _, a in seen)
+
+
+def test_outcomes_round_trip_without_pickle(tmp_path):
+    from robustmix.evaluation.corruption_outcomes import Outcome, read_outcomes, write_outcomes
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=7)
+    labels = rng.integers(0, 10, 7)
+    a = Outcome.from_probs(probs, labels)
+    b = Outcome.from_probs(probs[:3], labels[:3])
+    assert (a.correct == (probs.argmax(1) == labels)).all()
+    write_outcomes(tmp_path, {"k1": a, "k2": b})
+    back = read_outcomes(tmp_path)
+    assert set(back) == {"k1", "k2"} and len(back["k2"].correct) == 3
+    assert (back["k1"].correct == a.correct).all()
+    assert np.allclose(back["k1"].confidence, a.confidence, atol=1e-3)
+    assert np.allclose(back["k1"].p_label, a.p_label, atol=1e-3)
+    assert read_outcomes(tmp_path / "none") == {}

@@ -5,7 +5,8 @@ the clean row) in the run's corruptions.csv.
 The test images are the run's own (its test_n class-balanced subset unless n says otherwise),
 from the data source it recorded, refused when their fingerprint differs from the one it was
 evaluated on, exactly as the attack stage does. Each row is merged into corruptions.csv and the
-file rewritten atomically as soon as it is computed, under the run's lock, so an interrupted
+file rewritten atomically as soon as it is computed (its per-image outcomes into
+corruption_outcomes.npz first: evaluation/corruption_outcomes.py), under the run's lock, so an interrupted
 stage resumes with the rows still missing; rows are keyed by checkpoint, corruption, severity,
 n, seed, constants, precision and test-image fingerprint (force recomputes them).
 """
@@ -155,7 +156,10 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
         lock = RunLock(r.path, wait=True)
         lock.__enter__()
     try:
-        state = {"rows": read_existing(r.path)}  # read again under the lock
+        from .corruption_outcomes import Outcome, key_text, read_outcomes, write_outcomes
+
+        state = {"rows": read_existing(r.path), "outcomes": read_outcomes(r.path),
+                 "pending": None}  # read again under the lock
         done = set() if spec.force else {key(row) for row in state["rows"].to_dict("records")}
 
         def skip(c: str, s: int) -> bool:
@@ -169,6 +173,10 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
                     "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "data": ds.source, "test_fingerprint": fp}
             k = key(full)
+            if state["pending"] is not None:
+                state["outcomes"][key_text(k)] = state["pending"]
+                write_outcomes(r.path, state["outcomes"])  # before the row that points to it
+                state["pending"] = None
             old = state["rows"]
             old = old[[key(o) != k for o in old.to_dict("records")]]
             merged = pd.concat([df for df in (old, pd.DataFrame([full], columns=COLUMNS))
@@ -184,9 +192,13 @@ def corrupt_run(run: Path, spec: CorruptionSpec, device=None) -> pd.DataFrame:
             def progress(what: str, i: int) -> None:
                 print(f"robustmix.corrupt: {r.name}: {what} ({i + 1}/{total})", flush=True)
 
+        def keep(c: str, s: int, probs: np.ndarray) -> None:
+            state["pending"] = Outcome.from_probs(probs, np.asarray(y))
+
         C.corruption_accuracy(model, x, np.asarray(y), spec.corruptions, spec.severities,
                               seed=spec.seed, constants=spec.constants, clean=True,
-                              precision=precision, progress=progress, on_row=save, skip=skip)
+                              precision=precision, progress=progress, on_row=save, skip=skip,
+                              on_probs=keep)
     finally:
         lock.__exit__(None, None, None)
     rows = state["rows"]

@@ -486,7 +486,9 @@ def corruption_accuracy(model, x: np.ndarray, y, corruptions: Sequence[str] = CO
                         precision: str = "fp32", use_cache: bool = True,
                         progress: Callable[[str, int], None] | None = None,
                         on_row: Callable[[dict], None] | None = None,
-                        skip: Callable[[str, int], bool] | None = None) -> pd.DataFrame:
+                        skip: Callable[[str, int], bool] | None = None,
+                        on_probs: Callable[[str, int, np.ndarray], None] | None = None
+                        ) -> pd.DataFrame:
     """Accuracy of model (a torch module taking float N x C x H x W images in [0, 1], computing
     on its parameters' device) on images x (uint8 N x 32 x 32 x 3) with labels y under each
     corruption and severity; with clean, a first row 'clean' (severity 0) on x itself.
@@ -496,7 +498,8 @@ def corruption_accuracy(model, x: np.ndarray, y, corruptions: Sequence[str] = CO
     calibration of the same predictions (ECE over 15 equal-width bins, NLL), the seed,
     constants, package version, fingerprint of x and seconds (generation + prediction).
     on_row(row) is called after each row (to save it), skip(corruption, severity) leaves out
-    rows computed before, progress(label, i) reports each one."""
+    rows computed before, progress(label, i) reports each one; on_probs(corruption, severity,
+    probabilities N x K) is called before on_row, with the row's predicted probabilities."""
     import torch
 
     from . import calibration as cal
@@ -527,6 +530,8 @@ def corruption_accuracy(model, x: np.ndarray, y, corruptions: Sequence[str] = CO
                 raise UsageError(f"model outputs have shape {tuple(logits.shape)}, not N x classes")
             correct = int((logits.argmax(1) == yt).sum())
             probs = torch.softmax(logits, 1).cpu().numpy()
+            if on_probs is not None:
+                on_probs(c, s, probs)
             row = _row(c, s, correct, len(x), seed, constants, fp, time.perf_counter() - t0,
                        cal.ece(probs, labels), cal.nll(probs, labels))
             rows.append(row)

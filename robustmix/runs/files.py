@@ -4,7 +4,7 @@ A run directory holds config.json (training config plus seed, versions, device a
 labels.csv (clean and noisy training labels), noise.json (the noise source, the empirical
 transition matrix and per-class noise rates of the training labels), metrics.csv (one row per epoch), summary.json
 (written last: its presence means the run is finished), last.pt and best.pt checkpoints, and,
-once attacked, attack.csv; once scored on common corruptions, corruptions.csv.
+once attacked, attack.csv; once scored on common corruptions, corruptions.csv and corruption_outcomes.npz.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SELECTED = "selected.pt"  # the epoch of highest accuracy on the noisy validatio
 PREDICTIONS = "predictions.csv"  # per test image: label and each checkpoint's prediction
 ATTACK = "attack.csv"
 CORRUPTIONS = "corruptions.csv"  # accuracy under common corruptions (python -m robustmix.corrupt)
+# per image of each corruptions.csv row: correct, top and label probability
+CORRUPTION_OUTCOMES = "corruption_outcomes.npz"
 KNN = "knn.npy"
 # the checkpoints' names (--checkpoint, tables, summary keys, old aliases): runs/checkpoint_names.py
 
