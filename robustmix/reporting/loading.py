@@ -57,6 +57,7 @@ class Results:
     flags        the gradient-masking flags of every run (attack_flags.csv), plus its keys
     corruptions  one row per corruptions.csv row of every run (accuracy as a fraction, ECE,
                  NLL), plus the run's keys
+    corruption_outcomes  run path -> {row key: per-image Outcome} (corruption_outcomes.npz)
     evaluated    one row per folder of `python -m robustmix.evaluate` named beside the runs
                  (reporting/evaluated.py): models robustmix did not train
     """
@@ -69,6 +70,7 @@ class Results:
     robust: pd.DataFrame = field(default_factory=pd.DataFrame)
     flags: pd.DataFrame = field(default_factory=pd.DataFrame)
     corruptions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    corruption_outcomes: dict[str, dict] = field(default_factory=dict)
     evaluated: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
@@ -466,7 +468,10 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         raise UsageError("no trained run among the folders given: folders of "
                          "python -m robustmix.evaluate are reported beside trained runs (their "
                          "own numbers are in each folder's summary.json and robustbench.json)")
+    from ..evaluation.corruption_outcomes import read_outcomes as read_corruption_outcomes
+
     rows, metrics, attacks, preds, robust, flags, corrupt = [], [], [], {}, [], [], []
+    corrupt_outcomes: dict[str, dict] = {}
     for run in found:
         row, m = read_run(run)
         rows.append(row)
@@ -486,6 +491,8 @@ def load_results(paths: Sequence[str | Path]) -> Results:
             if not frame.empty:
                 frame.insert(0, "path", row["path"])
                 into.append(frame)
+                if into is corrupt:
+                    corrupt_outcomes[row["path"]] = read_corruption_outcomes(run)
     runs = pd.DataFrame(rows)
     # The same run reached twice (two copies, or a rerun elsewhere): count it once.
     ident = [*CONDITION_KEYS, "ratio", "method", "method_params", "alpha", "dropout", "seed",
@@ -533,7 +540,8 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     co = (keys.merge(pd.concat(corrupt, ignore_index=True).drop(columns=own), on="path")
           if corrupt else pd.DataFrame())
     return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds,
-                   robust=rb, flags=fl, corruptions=co, evaluated=evaluated_table(outside))
+                   robust=rb, flags=fl, corruptions=co, corruption_outcomes=corrupt_outcomes,
+                   evaluated=evaluated_table(outside))
 
 
 def _name_param_settings(runs: pd.DataFrame) -> pd.DataFrame:

@@ -52,6 +52,10 @@ Claims (each where the runs allow it; methods at their chosen setting, see resul
                     ablations were on clean labels: tested here at the noise they were run at).
   adversarial       mixup keeps more accuracy than ERM under each attack and mode at one ε
                     (8/255, the usual CIFAR-10 budget, or the largest attacked below it).
+  corruption        mixup keeps more accuracy than ERM under common corruptions (mean over the
+                    sets both were scored on; reporting/corruption_verdicts.py).
+  calibration       mixup has lower ECE than ERM on clean and on corrupted test images, and
+                    lower NLL on clean ones (ECE margin 1 point, NLL 0.05 nats; same module).
   other methods     a method outside the paper (GCE, SCE, your own) against ERM and against
                     mixup: lower test error at each checkpoint, more accuracy under each
                     attack and mode at the ε above. The paper states no direction for these;
@@ -76,6 +80,7 @@ from ..training.methods import PAPER_METHODS, is_ablation, method_label
 from . import paper
 from . import results as R
 from . import statistics as S
+from .corruption_verdicts import corruption_claims
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 DESCRIBED = "described"  # fewer than statistics.MIN_SEEDS seeds: shown, not tested
@@ -100,7 +105,8 @@ EFFECT_MARGIN = 1.0
 # so the null is underestimated by the accuracy gap / 9: 1 point for a 9-point gap).
 MEMORISATION_MARGIN = 2.0
 FAMILIES = ("Table 2 ordering", "beyond Table 2", "real vs synthetic noise", "best-to-last gap",
-            "memorisation", "ablation", "adversarial", "other methods")
+            "memorisation", "ablation", "adversarial", "corruption", "calibration",
+            "other methods")
 ATTACK_EPS = 8.0  # /255: the ε at which the adversarial claims are tested (or the largest below)
 COLUMNS = ["family", "claim", "condition", "ratio", "checkpoint", "verdict", "effect", "lo", "hi",
            "p", "p_adjusted", "equivalence", "margin", "p_equivalence", "p_equivalence_adjusted",
@@ -396,14 +402,14 @@ def _rounded(v: float) -> float:
 
 def _row(family: str, claim: str, condition: str, ratio: float, checkpoint: str,
          iv: S.Interval | None, detail: str = "", paper_attack: bool = False,
-         absence: bool = False) -> dict:
+         absence: bool = False, margin: float | None = None) -> dict:
     """One claim; its verdict is set by `adjust` once every p-value of its family is known.
 
     absence: a claim that something is not there, its effect oriented so that + is absence
     (e.g. null − memorised share): tested as a bound, against effect = −margin (p of that
     null; supported where the interval lies above it), never as an inconclusive test of 0."""
     fam = fdr_family(family, checkpoint, paper_attack)
-    margin = margin_of(family)
+    margin = margin_of(family) if margin is None else margin
     if iv is None:
         return {"family": family, "claim": claim, "condition": condition, "ratio": ratio,
                 "checkpoint": checkpoint, "verdict": INCONCLUSIVE, "effect": np.nan,
@@ -727,6 +733,10 @@ def verdict_table(res: R.Results, attack_checkpoint: str = "last") -> pd.DataFra
         rows += _other_error_claims(groups, cond, ratio, preds)
     rows += _real_noise_claims(chosen, preds)
     rows += _attack_claims(res, chosen, attack_checkpoint)
+    rows += [_row(c.family, c.claim, c.condition, c.ratio, c.checkpoint, c.interval, c.detail,
+                  margin=c.margin)
+             for c in corruption_claims(res.corruptions, res.corruption_outcomes,
+                                        set(chosen["path"]))]
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
     t = adjust(pd.DataFrame(rows))[COLUMNS]
