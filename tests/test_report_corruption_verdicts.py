@@ -123,3 +123,12 @@ def test_ece_image_variance_shrinks_with_more_images():
 @pytest.mark.parametrize("family", ["corruption", "calibration"])
 def test_families_are_reported_in_order(family):
     assert family in V.FAMILIES and V.exploratory(family) in V.fdr_families()
+
+
+def test_kept_runs_carry_the_corruption_evidence(tmp_path):
+    from robustmix.reporting.evidence import keep_runs
+
+    root = make(tmp_path / "runs")
+    kept = keep_runs(sorted(p for p in root.iterdir() if p.is_dir()), tmp_path / "report")
+    a, b = claims(root), claims(kept)
+    assert len(a) == 4 and a[["verdict", "effect", "lo", "hi"]].equals(b[["verdict", "effect", "lo", "hi"]])

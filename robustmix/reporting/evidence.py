@@ -1,6 +1,7 @@
 """The run files a report rests on, kept beside it (`--keep-runs`): every result of each run
 (config, per-epoch metrics, per-image predictions, noise record, attack rows and their per-image
-outcomes, flags), without its checkpoints or training labels.
+outcomes, flags, common-corruption rows and their per-image outcomes), without its checkpoints
+or training labels.
 
 A report's runs otherwise live only where they were trained; a copy kept under OUT/runs lets
 anyone check the report's numbers, compare other runs with these on the same test images, and
@@ -18,10 +19,20 @@ from ..atomic import atomic_write
 from ..attacks.flags import FLAGS
 from ..attacks.outcomes import OUTCOMES
 from ..errors import UsageError
-from ..runs.files import ATTACK, CONFIG, METRICS, NOISE, PREDICTIONS, SUMMARY
+from ..runs.files import (
+    ATTACK,
+    CONFIG,
+    CORRUPTION_OUTCOMES,
+    CORRUPTIONS,
+    METRICS,
+    NOISE,
+    PREDICTIONS,
+    SUMMARY,
+)
 
 # summary.json last: its presence marks a finished run, so a copy cut short is not one
-RESULT_FILES = (CONFIG, METRICS, PREDICTIONS, NOISE, ATTACK, OUTCOMES, FLAGS, SUMMARY)
+RESULT_FILES = (CONFIG, METRICS, PREDICTIONS, NOISE, ATTACK, OUTCOMES, FLAGS, CORRUPTIONS,
+                CORRUPTION_OUTCOMES, SUMMARY)
 KEPT = "runs"
 
 
