@@ -427,8 +427,9 @@ def caveats(runs: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
     nmax, nmin = int(noise["n_seeds"].max()), int(noise["n_seeds"].min())
     seeds = f"{nmin}" + (f" to {nmax}" if nmax != nmin else "")
     out.append(f"Seeds per method and noise level: {seeds}."
-               + (" With one seed an interval covers test-image sampling only, not the "
-                  "variation between training runs." if nmin < 2 else ""))
+               + (f" With fewer than {S.MIN_SEEDS} seeds an interval covers test-image sampling "
+                  "only, not the variation between training runs." if nmin < S.MIN_SEEDS
+                  else ""))
     full = runs["full_test_images"].dropna()
     if len(full) == len(runs):
         out.append(f"Test set: all {int(full.min())} test images for the reported checkpoints "
@@ -749,7 +750,10 @@ def _setup(rep: Report) -> list[str]:
            f"bootstrap over seeds and test images ({S.N_BOOT} resamples, fixed seed), never "
            "narrower than the Student-t interval over seeds; without them (older runs; "
            "memorisation; attacks): the Student-t interval over seeds widened to the binomial "
-           "interval over the images, or with one seed the binomial interval alone.",
+           f"interval over the images. With fewer than {S.MIN_SEEDS} seeds no interval over "
+           "seeds is given (a t-interval over 2 has 1 degree of freedom): the interval covers "
+           "the test images only (the bootstrap over images of the seed mean, or the binomial "
+           "interval), and says so.",
            f"- Hardware: {'; '.join(prov['device_name'])} "
            f"(precision {', '.join(prov['precision'])}); {hours:.1f} h of training and evaluation "
            "in total",
@@ -825,7 +829,7 @@ def _test_error(rep: Report) -> list[str]:
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval, each "
           f"seed a dot beside it; a mean of fewer than {S.MIN_SEEDS} seeds is faded with a "
-          "dashed bar (described, not tested). The paper's Table 2, where the runs are comparable with "
+          "dashed bar over the test images only (described, not tested). The paper's Table 2, where the runs are comparable with "
           "it (symmetric CIFAR-10 noise), is in a panel of its own with its own axis.", "",
           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
@@ -868,11 +872,12 @@ def _curves(rep: Report) -> list[str]:
     rep.csv("table_memorisation", memo)
     rep.csv("fig_curves", curves)
     rep.figure("fig_curves", plots.plot_curves, curves, milestones=_milestones(rep.res.runs),
-               chance=R.CHANCE)
+               chance=R.CHANCE, seeds=R.curve_seeds(rep.res.runs, rep.res.metrics))
     return ["## Training curves and memorisation", "",
             _fig_md("fig_curves", "training curves"), "",
-            "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
-            "several): test accuracy, training accuracy against the noisy labels the model was "
+            "Per epoch, mean over seeds (band: 95 % t-interval over seeds from "
+            f"{S.MIN_SEEDS} seeds on; with fewer, no band and each seed's own curve drawn thin "
+            "beside the mean): test accuracy, training accuracy against the noisy labels the model was "
             "trained on and against the true labels, and the share of the corrupted training "
             "examples predicted as their noisy label (memorised). Dashed, in each method's "
             "colour: its null, the share its own mistakes would give, i.e. the chance under the "

@@ -268,7 +268,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
         legend.append(Line2D([], [], color="dimgrey", marker="o", alpha=ONE_SEED_ALPHA,
                              linestyle=(0, (2, 1.5)),
                              label=f"faded, dashed bar: fewer than {S.MIN_SEEDS} seeds "
-                                   "(described, not tested)"))
+                                   "(bar over test images only; described, not tested)"))
     if comparable:
         legend.append(Line2D([], [], color="dimgrey", marker="o", markerfacecolor="none",
                              linestyle="--", label="paper panel: solid = last epoch, open/dashed "
@@ -421,11 +421,29 @@ def _curve_images(d: pd.DataFrame, col: str) -> str:
     return f"on {_count(n)} training images{runs}"
 
 
+def _seed_curves(ax, seeds: pd.DataFrame | None, c: str, ratio: float, m: str, col: str) -> bool:
+    """Each seed's own curve of a group of fewer than MIN_SEEDS seeds, thin beside its mean:
+    with so few seeds there is no interval over them to draw, so the seeds themselves are."""
+    if seeds is None or seeds.empty or col not in seeds:
+        return False
+    d = seeds[(seeds["condition"] == c) & (seeds["method"] == m)
+              & ((seeds["ratio"] - ratio).abs() < 1e-9) & (seeds["n_seeds"] < S.MIN_SEEDS)]
+    drawn = False
+    for _, g in d.groupby(["seed", "noise_seed"], sort=True):
+        g = g.sort_values("epoch")
+        if g[col].notna().any():
+            ax.plot(g["epoch"], g[col], color=method_color(m), linewidth=0.6, alpha=0.55,
+                    gid=f"seeds:{m}")
+            drawn = True
+    return drawn
+
+
 def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
-                chance: float | None = 10.0) -> list[Path]:
+                chance: float | None = 10.0, seeds: pd.DataFrame | None = None) -> list[Path]:
     """Per epoch: test accuracy, training accuracy against the noisy and the true labels, and
     the memorised fraction; rows = condition × noise ratio, one line per method (mean over
-    seeds, band = 95 % t-interval over seeds where there are several). Dotted verticals mark
+    seeds, band = 95 % t-interval over seeds from MIN_SEEDS seeds on; with fewer, each seed's
+    own curve thin beside the mean, from seeds: tables.curve_seeds). Dotted verticals mark
     the learning-rate steps (milestones: condition → epochs). On the memorisation panels a
     dashed line in each method's colour is its null (column memorised_null of the curves table:
     the share its own mistakes give under the noise process, which the memorisation verdicts
@@ -435,7 +453,7 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(14, 2.8 * len(rows) + 1.2))
     axes = fig.subplots(len(rows), len(CURVE_PANELS), sharex=True, squeeze=False)
-    seen, banded, has_null, has_chance = {}, False, False, False
+    seen, banded, has_null, has_chance, thin = {}, False, False, False, False
     for i, (c, ratio) in enumerate(rows):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
         fallback_here = False
@@ -450,6 +468,7 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                     ax.fill_between(dm["epoch"], lo, hi, color=method_color(m), alpha=0.18,
                                     linewidth=0)
                     banded = True
+                thin |= _seed_curves(ax, seeds, c, ratio, m, col)
                 seen.setdefault(m, h)
             for e in (milestones or {}).get(c, []):
                 ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
@@ -492,6 +511,10 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                               label=f"chance ({chance:g}%): runs without a null"))
     if banded:
         handles.append(Patch(color="grey", alpha=0.3, label="band: 95% interval over seeds"))
+    if thin:
+        handles.append(Line2D([], [], color="grey", linewidth=0.6,
+                              label=f"thin: each seed (fewer than {S.MIN_SEEDS} seeds: no "
+                                    "interval over seeds)"))
     _legend_below(fig, handles, 3)
     fig.subplots_adjust(hspace=0.45, wspace=0.3,
                         bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3)) / (2.8 * len(rows) + 1.2))

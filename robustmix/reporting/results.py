@@ -58,6 +58,7 @@ from .tables import (  # noqa: F401
     attack_table,
     chosen_runs,
     corrupted_eval_examples,
+    curve_seeds,
     curves_table,
     error_interval,
     examples,
