@@ -32,6 +32,7 @@ from .loading import (  # noqa: F401
     PERCENT_COLUMNS,
     PREDICTION_COLUMNS,
     Results,
+    StoredAttacks,
     _with_added,
     attack_correct,
     find_runs,
@@ -46,6 +47,7 @@ from .loading import (  # noqa: F401
     read_run,
     schedule_words,
     source_label,
+    stored_attacks,
     transition_counts,
     warn,
 )
