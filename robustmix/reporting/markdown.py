@@ -42,6 +42,7 @@ from . import results as R
 from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
+from .attack_pairs import attack_differences
 
 # The files a report owns: derived from its sections (SECTIONS, owned) below.
 KIND_HEADERS = CK.LABELS
@@ -701,6 +702,7 @@ def tidy_tables(res: R.Results, checkpoint: str) -> dict[str, pd.DataFrame]:
         "curves": R.curves_table(runs, res.metrics),
         "attack": attack,
         "attack_fig": R.attack_plot_table(attack, noise),
+        "attack_paired": attack_differences(res, checkpoint),
         "robust": R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise),
         "flags": R.flag_table(res.flags, checkpoint),
         "verdicts": V.verdict_table(res, checkpoint),
@@ -801,6 +803,13 @@ def _seed_accuracies(runs: pd.DataFrame) -> pd.DataFrame:
     for k in R.KINDS:
         out[f"{k}_acc"] = (100 - chosen[f"{k}_error"]).round(R.ROUND)
     return out
+
+
+def _attack_seeds(attacks: pd.DataFrame, shown: pd.DataFrame, checkpoint: str) -> pd.DataFrame:
+    """Per attacked run of the settings fig_attack shows, its accuracy and relative accuracy
+    at each attack, mode and ε: the per-seed dots beside a mean of few seeds."""
+    keys = ["condition", "ratio", "method", "alpha", "dropout"]
+    return R.attack_per_run(attacks, checkpoint).merge(shown[keys].drop_duplicates(), on=keys)
 
 
 def _test_error(rep: Report) -> list[str]:
@@ -904,10 +913,15 @@ def _attacks(rep: Report) -> list[str]:
         rep.csv("table_flags", flags)
     if not robust.empty:
         rep.csv("table_robust", robust)
+    paired = rep.tidy["attack_paired"]
     if not attack_fig.empty:
         rep.csv("fig_attack", attack_fig)
-        rep.figure("fig_attack", plots.plot_attack, attack_fig)
-        rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative")
+        if not paired.empty:
+            rep.csv("fig_attack_paired", paired)
+        seeds = _attack_seeds(res.attacks, attack_fig, checkpoint)
+        rep.figure("fig_attack", plots.plot_attack, attack_fig, seeds=seeds, paired=paired)
+        rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative",
+                   seeds=seeds)
     if not robust.empty:
         rep.figure("fig_robust", plots.plot_robust, robust)
     md = ["## Adversarial attacks", ""]
@@ -919,10 +933,17 @@ def _attacks(rep: Report) -> list[str]:
     else:
         md += [_fig_md("fig_attack", "accuracy under attack"), "",
                "Accuracy (%) on adversarial test images against the perturbation size ε (in "
-               "/255 of the pixel range), as measured, mean over seeds with its 95 % interval; "
-               "white-box: crafted on the model itself; black-box: crafted on the source model "
-               "named in the panel. One setting per method (the chosen one where it was "
-               "attacked).", "",
+               "/255 of the pixel range), as measured, mean over seeds with its 95 % interval "
+               f"(over seeds and the attacked images) from {S.MIN_SEEDS} seeds on; with fewer, "
+               "no interval and each seed a dot beside the mean. White-box: crafted on the "
+               "model itself; black-box: crafted on the source model named in the panel. One "
+               "setting per method (the chosen one where it was attacked)."
+               + (" Under each noise row whose runs stored their per-image outcomes: each "
+                  "method's accuracy minus ERM's, paired by seed and attacked image, with its "
+                  "95 % interval (combined variance, as for the verdicts): methods whose "
+                  "accuracy intervals overlap can still differ on the same images. Data: "
+                  "[fig_attack_paired.csv](fig_attack_paired.csv)" if not paired.empty
+                  else ""), "",
                _fig_md("fig_attack_relative", "accuracy under attack relative to clean",
                        "fig_attack"), "",
                "The same, as a share of each model's own clean accuracy (ε = 0): how much of "
@@ -1042,7 +1063,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("curves and memorisation", _curves, tables=("table_memorisation",),
             figures=("fig_curves",), data=("fig_curves",)),
     Section("attacks", _attacks, tables=("table_attack", "table_robust", "table_flags"),
-            figures=("fig_attack", "fig_attack_relative", "fig_robust"), data=("fig_attack",)),
+            figures=("fig_attack", "fig_attack_relative", "fig_robust"),
+            data=("fig_attack", "fig_attack_paired")),
     Section("common corruptions", _corruptions, tables=("table_corruptions",)),
     Section("outside models", _evaluated, tables=("table_evaluated",)),
     Section("caveats and notes", _caveats),
