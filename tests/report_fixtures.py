@@ -220,3 +220,15 @@ def write_fixture(root: Path, specs=SPECS, attacks: bool = True, unfinished: boo
         (run / "config.json").write_text(json.dumps({"train": {"method": "erm"}, "env": {}}))
         curve(s).iloc[:2].to_csv(run / "metrics.csv", index=False)
     return list(specs)
+
+
+def write_nested_outcomes(run: Path) -> None:
+    """attack_outcomes.npz for every row of a fixture run's attack.csv, nested: a row with k of
+    its n images correct gets the first k right (the easy ones), as the same images attacked in
+    every run would be."""
+    from robustmix.attacks import rows as AR
+    from robustmix.attacks.outcomes import outcome_key, write_outcomes
+
+    rows = AR.with_added(pd.read_csv(Path(run) / "attack.csv"))
+    write_outcomes(Path(run), {outcome_key(r): np.arange(int(r["n"])) < int(r["correct"])
+                               for r in rows.to_dict("records")})

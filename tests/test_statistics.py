@@ -156,8 +156,9 @@ def test_bootstrap_is_reproducible():
 
 
 def test_estimate_picks_the_method_the_data_allow():
-    x = np.vstack([_bernoulli(2000, 600, s) for s in range(2)])
-    assert S.estimate([30.0, 30.0], x).over == S.OVER_BOTH
+    x = np.vstack([_bernoulli(2000, 600, s) for s in range(3)])
+    assert S.estimate([30.0, 30.0, 30.0], x).over == S.OVER_BOTH
+    assert S.estimate([30.0, 30.0], x[:2]).over == S.OVER_IMAGES
     assert S.estimate([30.0], x[:1]).over == S.OVER_IMAGES
     assert S.estimate([30.0, 31.0, 29.0]).over == S.OVER_SEEDS
     # seeds that agree, on 1,000 shared images: the binomial part sets the width
@@ -168,6 +169,27 @@ def test_estimate_picks_the_method_the_data_allow():
     assert one.over == S.OVER_BINOMIAL and one.lo < 30.0 < one.hi
     bare = S.estimate([30.0])
     assert not bare.defined and bare.estimate == 30.0 and bare.over == S.OVER_NONE
+
+
+def test_two_seeds_get_no_t_interval_over_seeds():
+    """Seeds at 20 and 40 % error: a t-interval over them (t = 12.7 on 1 df) would span about
+    ±127 points; with fewer than MIN_SEEDS seeds the interval covers the test images only, of
+    the seed mean, and says so. A third seed brings the seed interval back."""
+    x = np.vstack([_bernoulli(4000, k, s) for s, k in enumerate((800, 1600))])
+    for iv in (S.estimate([20.0, 40.0], x), S.hierarchical_bootstrap(x)):
+        assert iv.over == S.OVER_IMAGES and iv.n_seeds == 2
+        assert "test images only" in iv.basis
+        assert iv.hi - iv.lo < 4.0  # the image interval of a 30 % mean on 4,000 images: ~2.8
+    assert S.estimate([20.0, 40.0], x).estimate == pytest.approx(30.0)
+    # without per-image results: the binomial interval of the mean, or none for no proportion
+    binomial = S.estimate([20.0, 40.0], n_images=4000)
+    assert binomial.over == S.OVER_BINOMIAL and binomial.n_seeds == 2
+    assert (binomial.lo, binomial.hi) == (S.proportion(0.3, 4000).lo, S.proportion(0.3, 4000).hi)
+    assert not S.estimate([20.0, 40.0]).defined
+    three = np.vstack([x, _bernoulli(4000, 1200, 2)])
+    iv = S.estimate([20.0, 40.0, 30.0], three)
+    assert iv.over == S.OVER_BOTH and iv.lo < 20.0 and iv.hi > 40.0
+    assert S.estimate([20.0, 40.0, 30.0], n_images=4000).over == S.OVER_SEEDS_BINOMIAL
 
 
 # --------------------------------------------------------------------------- combined variance

@@ -1,6 +1,7 @@
 """Reading finished run folders into a Results: one pass over each run's files (config.json,
-summary.json, metrics.csv, noise.json, predictions.csv; attack.csv once, shared by the attack,
-robust-accuracy and flag readers). Never trains or attacks; where a run was written by an older
+summary.json, metrics.csv, noise.json, predictions.csv; attack.csv and attack_outcomes.npz once,
+shared by the attack, robust-accuracy and flag readers and kept in Results.stored_attacks for
+the per-image pairing of the verdicts). Never trains or attacks; where a run was written by an older
 version, robustmix.reporting.compat supplies what it lacks.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,8 @@ class Results:
     corruption_outcomes  run path -> {row key: per-image Outcome} (corruption_outcomes.npz)
     evaluated    one row per folder of `python -m robustmix.evaluate` named beside the runs
                  (reporting/evaluated.py): models robustmix did not train
+    stored_attacks  run path -> its L∞ attack rows and per-image outcomes as read, for runs
+                 that stored outcomes (attack_correct pairs runs by image from them)
     """
 
     runs: pd.DataFrame
@@ -72,6 +75,16 @@ class Results:
     corruptions: pd.DataFrame = field(default_factory=pd.DataFrame)
     corruption_outcomes: dict[str, dict] = field(default_factory=dict)
     evaluated: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stored_attacks: dict[str, StoredAttacks] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredAttacks:
+    """A run's L∞ attack.csv rows (the columns later versions added filled in) and its
+    per-image outcomes (outcome key -> correct mask), as load_results read them."""
+
+    rows: pd.DataFrame
+    outcomes: Mapping[str, np.ndarray]
 
 
 def read_corruptions(run: Path) -> pd.DataFrame:
@@ -335,30 +348,25 @@ def read_attacks(run: Path, rows=_UNREAD) -> pd.DataFrame:
               "accuracy", "seconds", "precision", "date"]]
 
 
-_MASKS: dict[tuple[str, float], dict] = {}
+def stored_attacks(rows: pd.DataFrame | None,
+                   outcomes: Mapping[str, np.ndarray]) -> StoredAttacks | None:
+    """What attack_correct needs of a run, from its attack.csv rows and outcomes as read; None
+    when it has no rows or no outcomes."""
+    if rows is None or not len(rows.columns) or not outcomes:
+        return None
+    return StoredAttacks(AR.of_norm(AR.with_added(rows.copy())), outcomes)
 
 
-def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: float,
-                   n: int | None = None) -> np.ndarray | None:
+def attack_correct(stored: StoredAttacks | None, checkpoint: str, attack: str, mode: str,
+                   eps: float, n: int | None = None) -> np.ndarray | None:
     """Per attacked image, the share of the run's rows for (checkpoint, attack, mode, ε) that
-    left it correct (the mean over black-box sources, 0/1 white-box), from attack.csv and
-    attack_outcomes.npz: what pairs two runs attacked on the same images. None when the run has
-    no such stored outcomes; of several image sets, the largest (or the one of n images)."""
-    run = Path(path)
-    csv, npz = run / AR.ATTACK, run / AR.OUTCOMES
-    if not csv.exists() or not npz.exists():
+    left it correct (the mean over black-box sources, 0/1 white-box), from its stored attack
+    rows and outcomes (Results.stored_attacks: read once per run by load_results): what pairs
+    two runs attacked on the same images. None when the run has no such stored outcomes; of
+    several image sets, the largest (or the one of n images)."""
+    if stored is None or stored.rows.empty:
         return None
-    stamp = (str(run), npz.stat().st_mtime)
-    if stamp not in _MASKS:
-        try:
-            rows = AR.read_csv(run)
-        except UsageError:
-            return None
-        _MASKS[stamp] = {"rows": AR.of_norm(AR.with_added(rows)),
-                         "outcomes": AR.read_outcomes(run)}
-    rows, outcomes = _MASKS[stamp]["rows"], _MASKS[stamp]["outcomes"]
-    if rows.empty:
-        return None
+    rows = stored.rows
     ck = rows["checkpoint"].fillna("last").map(checkpoint_name)
     sel = rows[(ck == checkpoint_name(checkpoint)) & (rows["attack"] == attack)
                & (rows["mode"] == mode) & (rows["eps"].astype(float).round(6) == round(eps, 6))]
@@ -367,16 +375,20 @@ def attack_correct(path: str, checkpoint: str, attack: str, mode: str, eps: floa
     if sel.empty:
         return None
     sel = sel[sel["n"] == sel["n"].max()]
-    masks = [outcomes.get(outcome_key(r)) for r in sel.to_dict("records")]
+    masks = [stored.outcomes.get(outcome_key(r)) for r in sel.to_dict("records")]
     if any(m is None for m in masks):
         return None
     return np.mean(np.stack(masks).astype(np.float64), axis=0)
 
 
-def read_robust(run: Path, rows=_UNREAD) -> pd.DataFrame:
+def read_robust(run: Path, rows=_UNREAD,
+                outcomes: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Robust accuracy (%) of a run at every attacked ε from its attack.csv and per-image
-    outcomes (empty when it has none); the checkpoint named as in attack tables."""
-    if not (Path(run) / AR.OUTCOMES).exists():
+    outcomes (as read, or read now; empty when it has none); the checkpoint named as in attack
+    tables."""
+    if outcomes is None:
+        outcomes = AR.read_outcomes(Path(run))
+    if not outcomes:
         return pd.DataFrame()
     rows = _attack_rows(run, rows)
     if rows is None:
@@ -384,7 +396,7 @@ def read_robust(run: Path, rows=_UNREAD) -> pd.DataFrame:
     rows = AR.with_added(rows)
     if "run" not in rows.columns or not len(rows):
         return pd.DataFrame()
-    t = robust_table(rows, AR.read_outcomes(Path(run)), outcome_key)
+    t = robust_table(rows, outcomes, outcome_key)
     if t.empty:
         return pd.DataFrame()
     t["accuracy"] = (100 * t["accuracy"]).round(ROUND)
@@ -472,13 +484,16 @@ def load_results(paths: Sequence[str | Path]) -> Results:
 
     rows, metrics, attacks, preds, robust, flags, corrupt = [], [], [], {}, [], [], []
     corrupt_outcomes: dict[str, dict] = {}
+    kept: dict[str, StoredAttacks] = {}
     for run in found:
         row, m = read_run(run)
         rows.append(row)
         m.insert(0, "run", row["run"])
         m.insert(1, "path", row["path"])
         metrics.append(m)
-        stored = AR.read_csv(run)  # attack.csv, read once for the three readers
+        # attack.csv and its outcomes, read once for the readers here and the verdicts' pairing
+        stored = AR.read_csv(run)
+        outcomes = AR.read_outcomes(run)
         a = read_attacks(run, stored)
         if not a.empty:
             a.insert(0, "path", row["path"])
@@ -486,7 +501,11 @@ def load_results(paths: Sequence[str | Path]) -> Results:
         p = read_predictions(run)
         if p is not None:
             preds[row["path"]] = p
-        for frame, into in ((read_robust(run, stored), robust), (read_flags(run, stored), flags),
+        s = stored_attacks(stored, outcomes)
+        if s is not None:
+            kept[row["path"]] = s
+        for frame, into in ((read_robust(run, stored, outcomes), robust),
+                            (read_flags(run, stored), flags),
                             (read_corruptions(run), corrupt)):
             if not frame.empty:
                 frame.insert(0, "path", row["path"])
@@ -501,6 +520,8 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     for p in runs.loc[dup, "path"]:
         notes.append(f"{p}: same settings and seed as another run, left out")
         preds.pop(p, None)
+        kept.pop(p, None)
+        corrupt_outcomes.pop(p, None)
     runs = runs.loc[~dup].reset_index(drop=True)
     without = runs.loc[~runs["has_predictions"], "run"].tolist()
     if without:
@@ -541,7 +562,7 @@ def load_results(paths: Sequence[str | Path]) -> Results:
           if corrupt else pd.DataFrame())
     return Results(runs=runs, metrics=mt, attacks=at, skipped=notes, predictions=preds,
                    robust=rb, flags=fl, corruptions=co, corruption_outcomes=corrupt_outcomes,
-                   evaluated=evaluated_table(outside))
+                   evaluated=evaluated_table(outside), stored_attacks=kept)
 
 
 def _name_param_settings(runs: pd.DataFrame) -> pd.DataFrame:

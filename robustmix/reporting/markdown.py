@@ -42,6 +42,7 @@ from . import results as R
 from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
+from .attack_pairs import attack_differences
 
 # The files a report owns: derived from its sections (SECTIONS, owned) below.
 KIND_HEADERS = CK.LABELS
@@ -433,8 +434,9 @@ def caveats(runs: pd.DataFrame, noise: pd.DataFrame) -> list[str]:
     nmax, nmin = int(noise["n_seeds"].max()), int(noise["n_seeds"].min())
     seeds = f"{nmin}" + (f" to {nmax}" if nmax != nmin else "")
     out.append(f"Seeds per method and noise level: {seeds}."
-               + (" With one seed an interval covers test-image sampling only, not the "
-                  "variation between training runs." if nmin < 2 else ""))
+               + (f" With fewer than {S.MIN_SEEDS} seeds an interval covers test-image sampling "
+                  "only, not the variation between training runs." if nmin < S.MIN_SEEDS
+                  else ""))
     full = runs["full_test_images"].dropna()
     if len(full) == len(runs):
         out.append(f"Test set: all {int(full.min())} test images for the reported checkpoints "
@@ -706,6 +708,7 @@ def tidy_tables(res: R.Results, checkpoint: str) -> dict[str, pd.DataFrame]:
         "curves": R.curves_table(runs, res.metrics),
         "attack": attack,
         "attack_fig": R.attack_plot_table(attack, noise),
+        "attack_paired": attack_differences(res, checkpoint),
         "robust": R.attack_plot_table(R.robust_summary(res.robust, checkpoint), noise),
         "flags": R.flag_table(res.flags, checkpoint),
         "verdicts": V.verdict_table(res, checkpoint),
@@ -755,7 +758,10 @@ def _setup(rep: Report) -> list[str]:
            f"bootstrap over seeds and test images ({S.N_BOOT} resamples, fixed seed), never "
            "narrower than the Student-t interval over seeds; without them (older runs; "
            "memorisation; attacks): the Student-t interval over seeds widened to the binomial "
-           "interval over the images, or with one seed the binomial interval alone.",
+           f"interval over the images. With fewer than {S.MIN_SEEDS} seeds no interval over "
+           "seeds is given (a t-interval over 2 has 1 degree of freedom): the interval covers "
+           "the test images only (the bootstrap over images of the seed mean, or the binomial "
+           "interval), and says so.",
            f"- Hardware: {'; '.join(prov['device_name'])} "
            f"(precision {', '.join(prov['precision'])}); {hours:.1f} h of training and evaluation "
            "in total",
@@ -805,6 +811,13 @@ def _seed_accuracies(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _attack_seeds(attacks: pd.DataFrame, shown: pd.DataFrame, checkpoint: str) -> pd.DataFrame:
+    """Per attacked run of the settings fig_attack shows, its accuracy and relative accuracy
+    at each attack, mode and ε: the per-seed dots beside a mean of few seeds."""
+    keys = ["condition", "ratio", "method", "alpha", "dropout"]
+    return R.attack_per_run(attacks, checkpoint).merge(shown[keys].drop_duplicates(), on=keys)
+
+
 def _test_error(rep: Report) -> list[str]:
     from . import plots
 
@@ -831,7 +844,7 @@ def _test_error(rep: Report) -> list[str]:
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval, each "
           f"seed a dot beside it; a mean of fewer than {S.MIN_SEEDS} seeds is faded with a "
-          "dashed bar (described, not tested). The paper's Table 2, where the runs are comparable with "
+          "dashed bar over the test images only (described, not tested). The paper's Table 2, where the runs are comparable with "
           "it (symmetric CIFAR-10 noise), is in a panel of its own with its own axis.", "",
           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
@@ -874,11 +887,12 @@ def _curves(rep: Report) -> list[str]:
     rep.csv("table_memorisation", memo)
     rep.csv("fig_curves", curves)
     rep.figure("fig_curves", plots.plot_curves, curves, milestones=_milestones(rep.res.runs),
-               chance=R.CHANCE)
+               chance=R.CHANCE, seeds=R.curve_seeds(rep.res.runs, rep.res.metrics))
     return ["## Training curves and memorisation", "",
             _fig_md("fig_curves", "training curves"), "",
-            "Per epoch, mean over seeds (band: 95 % t-interval over seeds where there are "
-            "several): test accuracy, training accuracy against the noisy labels the model was "
+            "Per epoch, mean over seeds (band: 95 % t-interval over seeds from "
+            f"{S.MIN_SEEDS} seeds on; with fewer, no band and each seed's own curve drawn thin "
+            "beside the mean): test accuracy, training accuracy against the noisy labels the model was "
             "trained on and against the true labels, and the share of the corrupted training "
             "examples predicted as their noisy label (memorised). Dashed, in each method's "
             "colour: its null, the share its own mistakes would give, i.e. the chance under the "
@@ -905,10 +919,15 @@ def _attacks(rep: Report) -> list[str]:
         rep.csv("table_flags", flags)
     if not robust.empty:
         rep.csv("table_robust", robust)
+    paired = rep.tidy["attack_paired"]
     if not attack_fig.empty:
         rep.csv("fig_attack", attack_fig)
-        rep.figure("fig_attack", plots.plot_attack, attack_fig)
-        rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative")
+        if not paired.empty:
+            rep.csv("fig_attack_paired", paired)
+        seeds = _attack_seeds(res.attacks, attack_fig, checkpoint)
+        rep.figure("fig_attack", plots.plot_attack, attack_fig, seeds=seeds, paired=paired)
+        rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative",
+                   seeds=seeds)
     if not robust.empty:
         rep.figure("fig_robust", plots.plot_robust, robust)
     md = ["## Adversarial attacks", ""]
@@ -920,10 +939,17 @@ def _attacks(rep: Report) -> list[str]:
     else:
         md += [_fig_md("fig_attack", "accuracy under attack"), "",
                "Accuracy (%) on adversarial test images against the perturbation size ε (in "
-               "/255 of the pixel range), as measured, mean over seeds with its 95 % interval; "
-               "white-box: crafted on the model itself; black-box: crafted on the source model "
-               "named in the panel. One setting per method (the chosen one where it was "
-               "attacked).", "",
+               "/255 of the pixel range), as measured, mean over seeds with its 95 % interval "
+               f"(over seeds and the attacked images) from {S.MIN_SEEDS} seeds on; with fewer, "
+               "no interval and each seed a dot beside the mean. White-box: crafted on the "
+               "model itself; black-box: crafted on the source model named in the panel. One "
+               "setting per method (the chosen one where it was attacked)."
+               + (" Under each noise row whose runs stored their per-image outcomes: each "
+                  "method's accuracy minus ERM's, paired by seed and attacked image, with its "
+                  "95 % interval (combined variance, as for the verdicts): methods whose "
+                  "accuracy intervals overlap can still differ on the same images. Data: "
+                  "[fig_attack_paired.csv](fig_attack_paired.csv)" if not paired.empty
+                  else ""), "",
                _fig_md("fig_attack_relative", "accuracy under attack relative to clean",
                        "fig_attack"), "",
                "The same, as a share of each model's own clean accuracy (ε = 0): how much of "
@@ -1043,7 +1069,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("curves and memorisation", _curves, tables=("table_memorisation",),
             figures=("fig_curves",), data=("fig_curves",)),
     Section("attacks", _attacks, tables=("table_attack", "table_robust", "table_flags"),
-            figures=("fig_attack", "fig_attack_relative", "fig_robust"), data=("fig_attack",)),
+            figures=("fig_attack", "fig_attack_relative", "fig_robust"),
+            data=("fig_attack", "fig_attack_paired")),
     Section("common corruptions", _corruptions, tables=("table_corruptions",)),
     Section("outside models", _evaluated, tables=("table_evaluated",)),
     Section("caveats and notes", _caveats),

@@ -268,7 +268,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
         legend.append(Line2D([], [], color="dimgrey", marker="o", alpha=ONE_SEED_ALPHA,
                              linestyle=(0, (2, 1.5)),
                              label=f"faded, dashed bar: fewer than {S.MIN_SEEDS} seeds "
-                                   "(described, not tested)"))
+                                   "(bar over test images only; described, not tested)"))
     if comparable:
         legend.append(Line2D([], [], color="dimgrey", marker="o", markerfacecolor="none",
                              linestyle="--", label="paper panel: solid = last epoch, open/dashed "
@@ -300,35 +300,103 @@ def _at(pos: dict[float, int], eps: pd.Series) -> np.ndarray:
     return np.asarray([pos[round(float(e), 6)] for e in eps], dtype=float)
 
 
-def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy") -> list[Path]:
+REFERENCE = "erm"  # the method paired differences are taken against (attack_pairs.REFERENCE)
+ATTACK_SEED_DX = 0.18  # ε slots between a few-seed mean and its per-seed dots
+PAIRED_HEIGHT = 0.65  # a paired-difference panel's height, relative to an accuracy panel's
+
+
+def _attack_seed_dots(ax, seeds: pd.DataFrame | None, pos: dict[float, int], m: str,
+                      where: dict, value: str) -> bool:
+    """The per-seed values of a method's few-seed means in one panel, as dots right of them."""
+    if seeds is None or seeds.empty or value not in seeds:
+        return False
+    d = seeds[(seeds["method"] == m) & (seeds["attack"] == where["attack"])
+              & (seeds["mode"] == where["mode"]) & (seeds["condition"] == where["condition"])
+              & ((seeds["ratio"] - where["ratio"]).abs() < 1e-9)
+              & seeds["eps"].round(6).isin(where["eps"])]
+    d = d[d[value].notna()]
+    if d.empty:
+        return False
+    ax.plot(_at(pos, d["eps"]) + ATTACK_SEED_DX, d[value], linestyle="none", marker=".",
+            markersize=3.5, color=method_color(m), alpha=0.8, gid=f"seeds:{m}")
+    return True
+
+
+def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy",
+                seeds: pd.DataFrame | None = None,
+                paired: pd.DataFrame | None = None) -> list[Path]:
     """Accuracy under attack against ε (/255, categorical, ε = 0 the clean accuracy on the
     same images): small multiples, one column per attack × mode and one row per condition ×
-    noise ratio, one line per method (mean over seeds with its 95 % interval), as measured.
-    value = "accuracy" (%) or "relative" (% of the model's own clean accuracy)."""
+    noise ratio, one line per method, as measured. value = "accuracy" (%) or "relative" (% of
+    the model's own clean accuracy).
+
+    A mean of MIN_SEEDS or more seeds has its 95 % interval (over seeds, widened to the
+    binomial one over the images: tables.attack_table); a mean of fewer has none, its seeds
+    drawn as dots beside it (seeds: attack_per_run rows, one per run). paired
+    (attack_pairs.attack_differences): under each noise row that has them, a row of each
+    method's accuracy minus ERM's, paired by seed and image, with its interval: the
+    comparison the accuracy panels' overlapping intervals cannot make."""
     attacks = ("fgsm", "ifgsm", *sorted(set(table["attack"]) - {"fgsm", "ifgsm"}))
     modes = ("white-box", "black-box", *sorted(set(table["mode"]) - {"white-box", "black-box"}))
     cols = [(a, m) for a in attacks for m in modes
             if ((table["attack"] == a) & (table["mode"] == m)).any()]
     rows = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
-    width, height = 2.05 * len(cols) + 0.7, 2.3 * len(rows) + 1.3
+    has_pairs = {k for k in rows if paired is not None and not paired.empty
+                 and ((paired["condition"] == k[0]) & (paired["ratio"] == k[1])).any()}
+    layout = [(kind, k) for k in rows for kind in ("value", "paired")
+              if kind == "value" or k in has_pairs]
+    heights = [1.0 if kind == "value" else PAIRED_HEIGHT for kind, _ in layout]
+    width, height = 2.05 * len(cols) + 0.7, 2.3 * sum(heights) + 1.3
     fig = Figure(figsize=(width, height))
-    axes = fig.subplots(len(rows), len(cols), sharex=True, sharey=True, squeeze=False)
-    seen = {}
-    for i, (c, ratio) in enumerate(rows):
+    grid = fig.add_gridspec(len(layout), len(cols), height_ratios=heights)
+    axes = np.empty((len(layout), len(cols)), dtype=object)
+    first: dict[str, object] = {}  # the axis each kind of panel shares its y range with
+    seen, dotted = {}, False
+    all_eps = table["eps"] if paired is None or paired.empty else pd.concat(
+        [table["eps"], paired["eps"]])
+    for i, (kind, (c, ratio)) in enumerate(layout):
         for j, (attack, mode) in enumerate(cols):
-            ax = axes[i, j]
-            pos = eps_axis(ax, table["eps"])
-            d = table[(table["attack"] == attack) & (table["mode"] == mode)
-                      & (table["condition"] == c) & (table["ratio"] == ratio)]
-            for m in _methods(d):
-                dm = d[d["method"] == m].sort_values("eps")
-                h = ax.errorbar(_at(pos, dm["eps"]), dm[f"{value}_mean"],
-                                yerr=_yerr(dm, f"{value}_mean", f"{value}_lo", f"{value}_hi"),
-                                color=method_color(m), marker=method_marker(m), markersize=3.5,
-                                capsize=1.5, linewidth=1.1, elinewidth=0.8, linestyle="-",
-                                label=method_label(m))
-                seen.setdefault(m, h)
+            ax = fig.add_subplot(grid[i, j], sharex=axes[0, 0] if i or j else None,
+                                 sharey=first.get(kind))
+            first.setdefault(kind, ax)
+            axes[i, j] = ax
+            pos = eps_axis(ax, all_eps)
+            here = {"attack": attack, "mode": mode, "condition": c, "ratio": ratio}
+            if kind == "value":
+                d = table[(table["attack"] == attack) & (table["mode"] == mode)
+                          & (table["condition"] == c) & (table["ratio"] == ratio)]
+                for m in _methods(d):
+                    dm = d[d["method"] == m].sort_values("eps")
+                    n = (dm["n_runs"].to_numpy() if "n_runs" in dm
+                         else np.full(len(dm), S.MIN_SEEDS))
+                    few = n < S.MIN_SEEDS
+                    yerr = _yerr(dm, f"{value}_mean", f"{value}_lo", f"{value}_hi")
+                    if yerr is not None:
+                        yerr = np.where(few, 0.0, yerr)  # no interval over so few seeds
+                        yerr = None if not yerr.any() else yerr
+                    h = ax.errorbar(_at(pos, dm["eps"]), dm[f"{value}_mean"], yerr=yerr,
+                                    color=method_color(m), marker=method_marker(m),
+                                    markersize=3.5, capsize=1.5, linewidth=1.1, elinewidth=0.8,
+                                    linestyle="-", label=method_label(m))
+                    seen.setdefault(m, h)
+                    if few.any():
+                        eps = set(dm.loc[few, "eps"].round(6))
+                        dotted |= _attack_seed_dots(ax, seeds, pos, m, {**here, "eps": eps},
+                                                    value)
+                empty = d.empty
+            else:
+                d = paired[(paired["attack"] == attack) & (paired["mode"] == mode)
+                           & (paired["condition"] == c) & (paired["ratio"] == ratio)]
+                ax.axhline(0, color="black", linewidth=0.6)
+                for m in _methods(d):
+                    dm = d[d["method"] == m].sort_values("eps")
+                    ax.errorbar(_at(pos, dm["eps"]), dm["effect"],
+                                yerr=_yerr(dm, "effect", "lo", "hi"), color=method_color(m),
+                                marker=method_marker(m), markersize=3.0, capsize=1.5,
+                                linewidth=0.9, elinewidth=0.8, linestyle="-",
+                                gid=f"paired:{m}")
+                empty = d.empty
             if i == 0:
                 src = ""
                 if mode != "white-box":
@@ -340,22 +408,40 @@ def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy") -> lis
                 ax.set_title(f"{attack_label(attack)} {short}{src}", fontsize=8)
             if j == 0:
                 where = _pct_ratio(ratio) + (f"\n{c}" if len(conditions) > 1 else "")
-                ylabel = "accuracy (%)" if value == "accuracy" else "% of clean acc."
+                if kind == "paired":
+                    ylabel = f"method − {method_label(REFERENCE)}\n(points, paired)"
+                else:
+                    ylabel = "accuracy (%)" if value == "accuracy" else "% of clean acc."
                 ax.set_ylabel(f"{where}\n{ylabel}", fontsize=8)
-            if i == len(rows) - 1:
+            else:
+                ax.tick_params(labelleft=False)
+            if i == len(layout) - 1:
                 ax.set_xlabel("ε (/255)", fontsize=8)
+            else:
+                ax.tick_params(labelbottom=False)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-            if d.empty:
-                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center",
-                        va="center", fontsize=7, color="grey")
+            if empty:
+                ax.text(0.5, 0.5, "not run" if kind == "value" else "not paired by image",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=7,
+                        color="grey")
     methods = _methods(pd.DataFrame({"method": list(seen)}))
     for m in methods:
         seen[m].set_label(_label(m, "", [], table[table["method"] == m]))
     handles = [seen[m] for m in methods]
-    _legend_below(fig, handles, 4)
-    fig.subplots_adjust(hspace=0.25, wspace=0.12, bottom=(0.85 + 0.2 * ((len(handles) - 1) // 4))
-                        / height, top=1 - 0.55 / height)
+    if dotted:
+        handles.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
+                              label=f"dots: each seed (fewer than {S.MIN_SEEDS} seeds: no "
+                                    "interval)"))
+    if has_pairs:
+        handles.append(Line2D([], [], color="black", linewidth=0.6,
+                              label=f"lower rows: each method − {method_label(REFERENCE)}, "
+                                    "paired by seed and image, 95 % interval"))
+    ncol = 4 if len(handles) <= 4 else 2  # the long notes need the width of two columns
+    _legend_below(fig, handles, ncol)
+    fig.subplots_adjust(hspace=0.25, wspace=0.12,
+                        bottom=(0.85 + 0.2 * ((len(handles) - 1) // ncol)) / height,
+                        top=1 - 0.55 / height)
     return save(fig, stem)
 
 
@@ -421,11 +507,29 @@ def _curve_images(d: pd.DataFrame, col: str) -> str:
     return f"on {_count(n)} training images{runs}"
 
 
+def _seed_curves(ax, seeds: pd.DataFrame | None, c: str, ratio: float, m: str, col: str) -> bool:
+    """Each seed's own curve of a group of fewer than MIN_SEEDS seeds, thin beside its mean:
+    with so few seeds there is no interval over them to draw, so the seeds themselves are."""
+    if seeds is None or seeds.empty or col not in seeds:
+        return False
+    d = seeds[(seeds["condition"] == c) & (seeds["method"] == m)
+              & ((seeds["ratio"] - ratio).abs() < 1e-9) & (seeds["n_seeds"] < S.MIN_SEEDS)]
+    drawn = False
+    for _, g in d.groupby(["seed", "noise_seed"], sort=True):
+        g = g.sort_values("epoch")
+        if g[col].notna().any():
+            ax.plot(g["epoch"], g[col], color=method_color(m), linewidth=0.6, alpha=0.55,
+                    gid=f"seeds:{m}")
+            drawn = True
+    return drawn
+
+
 def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
-                chance: float | None = 10.0) -> list[Path]:
+                chance: float | None = 10.0, seeds: pd.DataFrame | None = None) -> list[Path]:
     """Per epoch: test accuracy, training accuracy against the noisy and the true labels, and
     the memorised fraction; rows = condition × noise ratio, one line per method (mean over
-    seeds, band = 95 % t-interval over seeds where there are several). Dotted verticals mark
+    seeds, band = 95 % t-interval over seeds from MIN_SEEDS seeds on; with fewer, each seed's
+    own curve thin beside the mean, from seeds: tables.curve_seeds). Dotted verticals mark
     the learning-rate steps (milestones: condition → epochs). On the memorisation panels a
     dashed line in each method's colour is its null (column memorised_null of the curves table:
     the share its own mistakes give under the noise process, which the memorisation verdicts
@@ -435,7 +539,7 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(14, 2.8 * len(rows) + 1.2))
     axes = fig.subplots(len(rows), len(CURVE_PANELS), sharex=True, squeeze=False)
-    seen, banded, has_null, has_chance = {}, False, False, False
+    seen, banded, has_null, has_chance, thin = {}, False, False, False, False
     for i, (c, ratio) in enumerate(rows):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
         fallback_here = False
@@ -450,6 +554,7 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                     ax.fill_between(dm["epoch"], lo, hi, color=method_color(m), alpha=0.18,
                                     linewidth=0)
                     banded = True
+                thin |= _seed_curves(ax, seeds, c, ratio, m, col)
                 seen.setdefault(m, h)
             for e in (milestones or {}).get(c, []):
                 ax.axvline(e, color="grey", linestyle=":", linewidth=0.8)
@@ -492,6 +597,10 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
                               label=f"chance ({chance:g}%): runs without a null"))
     if banded:
         handles.append(Patch(color="grey", alpha=0.3, label="band: 95% interval over seeds"))
+    if thin:
+        handles.append(Line2D([], [], color="grey", linewidth=0.6,
+                              label=f"thin: each seed (fewer than {S.MIN_SEEDS} seeds: no "
+                                    "interval over seeds)"))
     _legend_below(fig, handles, 3)
     fig.subplots_adjust(hspace=0.45, wspace=0.3,
                         bottom=(1.0 + 0.25 * ((len(handles) - 1) // 3)) / (2.8 * len(rows) + 1.2))

@@ -32,6 +32,7 @@ from .loading import (  # noqa: F401
     PERCENT_COLUMNS,
     PREDICTION_COLUMNS,
     Results,
+    StoredAttacks,
     _with_added,
     attack_correct,
     find_runs,
@@ -46,6 +47,7 @@ from .loading import (  # noqa: F401
     read_run,
     schedule_words,
     source_label,
+    stored_attacks,
     transition_counts,
     warn,
 )
@@ -58,6 +60,7 @@ from .tables import (  # noqa: F401
     attack_table,
     chosen_runs,
     corrupted_eval_examples,
+    curve_seeds,
     curves_table,
     error_interval,
     examples,

@@ -9,16 +9,18 @@ both). Which method is used follows from the data available:
       N_BOOT resamples draws the seeds with replacement, then the test images with replacement,
       and takes the mean of the per-(seed, image) values. Test images are the same for every
       seed (and every method), so the design is crossed, not nested: one image resample applies
-      to all seeds of a resample, and to both methods of a paired difference. With two or more
-      seeds the interval is widened, where needed, to the Student-t interval of the per-seed
-      means (see `hierarchical_bootstrap` for why). With one seed it covers test images only.
-  no per-image results, two or more seeds
+      to all seeds of a resample, and to both methods of a paired difference. From MIN_SEEDS
+      seeds on the interval is widened, where needed, to the Student-t interval of the
+      per-seed means (see `hierarchical_bootstrap` for why). With fewer seeds it covers test
+      images only: the seeds are held fixed and the images resampled under their mean.
+  no per-image results, MIN_SEEDS or more seeds
       Student-t interval over seeds (`seed_interval`), of per-seed values or of per-seed paired
       differences, widened where needed (`hull`) to the binomial interval over the images of
       the mean (the test images are shared by every seed, so their sampling is not seen in
       the spread between seeds).
-  no per-image results, one seed
-      binomial interval over test images: Wilson for a single proportion, Wilson bounds
+  no per-image results, fewer than MIN_SEEDS seeds
+      binomial interval over test images (of the mean, where there are 2 seeds), or none
+      where the value is no proportion: Wilson for a single proportion, Wilson bounds
       combined by MOVER for a difference (`binomial_contrast`); unpaired, so conservative for
       a difference of two runs evaluated on the same images (their errors are positively
       correlated).
@@ -355,8 +357,9 @@ def hierarchical_bootstrap(values: np.ndarray, scale: float = 100.0, level: floa
     """Mean of a (seeds × images) array of per-image values, with a 95 % percentile interval
     from the crossed bootstrap over seeds and test images.
 
-    With two or more seeds the interval is the wider of the bootstrap interval and the Student-t
-    interval of the per-seed means. A bootstrap over a handful of seeds is too narrow: with 3
+    From MIN_SEEDS seeds on the interval is the wider of the bootstrap interval and the
+    Student-t interval of the per-seed means; with fewer it covers test images only (the seeds
+    held fixed), as a t-interval on one degree of freedom says nothing. A bootstrap over a handful of seeds is too narrow: with 3
     seeds there are only 10 distinct seed resamples, their spread is (S−1)/S of the sample
     variance and the percentiles are normal rather than t_{S−1} quantiles (t_{2, .975} = 4.30
     against 1.96), which makes the seed part of the interval about 2.7 times too narrow. The
@@ -369,12 +372,17 @@ def hierarchical_bootstrap(values: np.ndarray, scale: float = 100.0, level: floa
     if n == 0:
         return none(NAN, s)
     est = scale * float(x.mean())
-    boot = scale * bootstrap_means(x, n_boot, seed)
     a = (1 - level) / 2
+    if s < MIN_SEEDS:
+        # Seed variance on fewer than 2 degrees of freedom says nothing (t = 12.7 with 2
+        # seeds), so the seeds are held fixed: images are resampled under their mean.
+        boot = scale * bootstrap_means(x.mean(axis=0, keepdims=True), n_boot, seed)
+        lo, hi = (float(v) for v in np.quantile(boot, [a, 1 - a]))
+        seeds = "" if s == 1 else f" of the mean of {s} seeds, held fixed"
+        return Interval(est, lo, hi, s, n, OVER_IMAGES,
+                        f"bootstrap over test images{seeds} ({n_boot} resamples)")
+    boot = scale * bootstrap_means(x, n_boot, seed)
     lo, hi = (float(v) for v in np.quantile(boot, [a, 1 - a]))
-    if s == 1:
-        return Interval(est, lo, hi, 1, n, OVER_IMAGES,
-                        f"bootstrap over test images ({n_boot} resamples)")
     tlo, thi = t_interval(scale * x.mean(axis=1), level)
     method = f"hierarchical bootstrap over seeds and test images ({n_boot} resamples)"
     if math.isfinite(tlo) and (tlo < lo or thi > hi):
@@ -532,6 +540,8 @@ def estimate(per_seed: Sequence[float], per_image: np.ndarray | None = None,
     p = float(np.mean(vals)) / scale
     images = (proportion(p, n_images, scale, level) if n_images and 0 <= p <= 1
               else none(scale * p, 1))
-    if len(vals) >= 2:
+    if len(vals) >= MIN_SEEDS:
         return hull(seed_interval(vals, n_images, level), images)
-    return images
+    # fewer seeds: the binomial interval of their mean over the images alone (a t-interval on
+    # one degree of freedom is no interval), or none where the value is no proportion
+    return replace(images, n_seeds=len(vals))

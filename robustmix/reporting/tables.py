@@ -213,8 +213,8 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch mean over seeds (chosen setting) of test accuracy, training accuracy against
     the noisy and the true labels, memorised fraction and its null (memorisation_null_curve: the
     share the network's own mistakes give under the noise process, NaN where there is none) and
-    validation accuracy, all in %, with the t-interval over seeds (`_lo`, `_hi`; NaN with one
-    seed)."""
+    validation accuracy, all in %, with the t-interval over seeds (`_lo`, `_hi`; NaN with fewer
+    than statistics.MIN_SEEDS seeds)."""
     sel = chosen_runs(runs)[["path", "noise", "train_eval_n", "train_images", "test_images",
                              "noise_rate"]]
     m = metrics.merge(sel, on="path")
@@ -240,7 +240,9 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     mean, std, n = g[cols].mean(), g[cols].std(ddof=1), g[cols].count()
     tq = pd.DataFrame(S.stats.t.ppf(0.5 + S.LEVEL / 2, np.maximum(n.to_numpy() - 1, 1)),
                       index=n.index, columns=cols)
-    half = (tq * std / np.sqrt(n)).where(n >= 2)
+    # a t-interval over 2 seeds (t = 12.7) says nothing: no band below MIN_SEEDS seeds; the
+    # figure draws each seed's curve instead (curve_seeds)
+    half = (tq * std / np.sqrt(n)).where(n >= S.MIN_SEEDS)
     out = mean.round(ROUND)
     for c in cols:
         out[f"{c}_lo"] = (mean[c] - half[c]).clip(0, 100).round(ROUND)
@@ -253,6 +255,20 @@ def curves_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     out["_order"] = out["method"].map(method_rank)
     out = out.sort_values(["condition", "ratio", "_order", "epoch"]).drop(columns="_order")
     return out.reset_index(drop=True)
+
+
+def curve_seeds(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per run of each chosen setting and epoch, its own curves (the CURVE_COLUMNS measured in
+    training, in %), with the number of seeds of its group: what fig_curves draws for a group
+    of fewer than statistics.MIN_SEEDS seeds, which has no interval over seeds."""
+    keys = ["condition", "ratio", "method", *SETTING_KEYS]
+    sel = chosen_runs(runs)[["path", "seed", "noise_seed"]]
+    sel = sel.assign(seed=sel["seed"].astype(int))
+    m = metrics.drop(columns=["seed", "noise_seed"], errors="ignore").merge(sel, on="path")
+    cols = [c for c in CURVE_COLUMNS if c in m.columns and c != "memorised_null"]
+    out = m[[*keys, "path", "seed", "noise_seed", "epoch", *cols]].copy()
+    out["n_seeds"] = out.groupby(keys, sort=False)["path"].transform("nunique")
+    return out.drop(columns="path").reset_index(drop=True)
 
 
 def memorisation_table(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -349,16 +349,19 @@ def share_difference(a: pd.DataFrame, b: pd.DataFrame) -> S.Interval | None:
     ).clipped(-100.0, 100.0), keys)
 
 
-def _paired_attack_images(x: pd.DataFrame, y: pd.DataFrame, checkpoint: str
-                          ) -> np.ndarray | None:
+def _paired_attack_images(x: pd.DataFrame, y: pd.DataFrame, checkpoint: str,
+                          stored: Mapping[str, R.StoredAttacks]) -> np.ndarray | None:
     """(seeds × images) per-image differences in correctness, x − y, where every paired run
-    stored its per-image outcomes on the same images; else None."""
-    if "attack" not in x or "path" not in x or len(x) < S.MIN_SEEDS:
+    stored its per-image outcomes on the same images (stored: Results.stored_attacks); else
+    None."""
+    if "attack" not in x or "path" not in x or len(x) < S.MIN_SEEDS or not stored:
         return None
     rows = []
     for (_, rx), (_, ry) in zip(x.iterrows(), y.iterrows(), strict=True):
-        mx = R.attack_correct(rx["path"], checkpoint, rx["attack"], rx["mode"], float(rx["eps"]))
-        my = R.attack_correct(ry["path"], checkpoint, ry["attack"], ry["mode"], float(ry["eps"]))
+        mx = R.attack_correct(stored.get(rx["path"]), checkpoint, rx["attack"], rx["mode"],
+                              float(rx["eps"]))
+        my = R.attack_correct(stored.get(ry["path"]), checkpoint, ry["attack"], ry["mode"],
+                              float(ry["eps"]))
         if mx is None or my is None or len(mx) != len(my):
             return None
         rows.append(mx - my)
@@ -367,19 +370,37 @@ def _paired_attack_images(x: pd.DataFrame, y: pd.DataFrame, checkpoint: str
     return np.stack(rows)
 
 
-def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame,
-                        checkpoint: str = "last") -> S.Interval | None:
-    """Attack accuracy of a − b (points; attack_per_run rows of one attack, mode and ε),
-    paired by seed and, where both runs stored per-image outcomes on the same attacked images
-    (the attack stage attacks the same first images of every run), by image: the combined
-    variance of the per-image differences. Without them, the binomial image variance."""
+def image_paired_difference(a: pd.DataFrame, b: pd.DataFrame, checkpoint: str,
+                            stored: Mapping[str, R.StoredAttacks] | None
+                            ) -> S.Interval | None:
+    """Attack accuracy of a − b (points) paired by seed and by image: the combined variance of
+    the per-(seed, image) differences, from the outcomes in stored; None unless every paired
+    run has them on the same images, from MIN_SEEDS pairs on."""
     keys = _pair_keys([a, b])
     if not keys:
         return None
+    paired = _paired_attack_images(_aligned(a, keys), _aligned(b, keys), checkpoint,
+                                   stored or {})
+    if paired is None:
+        return None
+    return _over_pairs(S.combined_values(paired).clipped(-100.0, 100.0), keys)
+
+
+def accuracy_difference(a: pd.DataFrame, b: pd.DataFrame, checkpoint: str = "last",
+                        stored: Mapping[str, R.StoredAttacks] | None = None
+                        ) -> S.Interval | None:
+    """Attack accuracy of a − b (points; attack_per_run rows of one attack, mode and ε),
+    paired by seed and, where both runs stored per-image outcomes on the same attacked images
+    (the attack stage attacks the same first images of every run; stored:
+    Results.stored_attacks), by image: the combined variance of the per-image differences.
+    Without them, the binomial image variance."""
+    keys = _pair_keys([a, b])
+    if not keys:
+        return None
+    by_image = image_paired_difference(a, b, checkpoint, stored)
+    if by_image is not None:
+        return by_image
     x, y = _aligned(a, keys), _aligned(b, keys)
-    paired = _paired_attack_images(x, y, checkpoint)
-    if paired is not None:
-        return _over_pairs(S.combined_values(paired).clipped(-100.0, 100.0), keys)
     d = (x["accuracy"] - y["accuracy"]).to_numpy(dtype=float)
     return _over_pairs(S.with_binomial(d, S.binomial_contrast([x["accuracy"].mean() / 100,
                                                                y["accuracy"].mean() / 100],
@@ -632,7 +653,7 @@ def _other_error_claims(groups: dict, cond: str, ratio: float, preds) -> list[di
     return out
 
 
-def _attack_runs(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, method) -> pd.DataFrame:
+def attack_runs(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, method) -> pd.DataFrame:
     """Attack rows of a method's chosen setting, else of its most attacked setting."""
     d = per_run[(per_run["condition"] == cond) & (per_run["ratio"] == ratio)
                 & (per_run["method"] == method)]
@@ -657,16 +678,17 @@ def _attack_claims(res: R.Results, chosen: pd.DataFrame, checkpoint: str) -> lis
             (method, ref, "other methods") for method in dict.fromkeys(here["method"])
             if _other(method) for ref in ("erm", "mixup")]
         for method, ref, family in pairs:
-            out += _attack_pair(per_run, chosen, cond, ratio, ck, method, ref, family)
+            out += _attack_pair(per_run, chosen, cond, ratio, ck, method, ref, family,
+                                res.stored_attacks)
     out += _robust_claims(res, chosen, ck)
     return out
 
 
 def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: str, method: str,
-                 ref: str, family: str) -> list[dict]:
+                 ref: str, family: str, stored: Mapping[str, R.StoredAttacks]) -> list[dict]:
     """method keeps more accuracy than ref, per attack and mode, at one ε."""
-    m = _attack_runs(per_run, chosen, cond, ratio, method)
-    e = _attack_runs(per_run, chosen, cond, ratio, ref)
+    m = attack_runs(per_run, chosen, cond, ratio, method)
+    e = attack_runs(per_run, chosen, cond, ratio, ref)
     if e.empty or m.empty:
         return []
     out = []
@@ -682,7 +704,7 @@ def _attack_pair(per_run: pd.DataFrame, chosen: pd.DataFrame, cond, ratio, ck: s
         what = f"effect: {name(method)} − {name(ref)} accuracy (%)"
         out.append(_row(family, f"{name(method)} keeps more accuracy than {name(ref)} under "
                         f"{mode} {label} at ε = {x:g}/255", cond, ratio, CK.kind_of(ck),
-                        accuracy_difference(a, b, ck),
+                        accuracy_difference(a, b, ck, stored),
                         f"{what}; sources {'+'.join(sorted(set(a['sources'])))}"
                         if mode != "white-box" else what,
                         paper_attack=attack in DEFAULT_ATTACKS))
@@ -699,8 +721,8 @@ def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
     rb = rb.sort_values("n").groupby(["path", "eps"], sort=False).tail(1)
     out = []
     for (cond, ratio), _ in rb.groupby(["condition", "ratio"], sort=False):
-        e = _attack_runs(rb, chosen, cond, ratio, "erm")
-        m = _attack_runs(rb, chosen, cond, ratio, "mixup")
+        e = attack_runs(rb, chosen, cond, ratio, "erm")
+        m = attack_runs(rb, chosen, cond, ratio, "mixup")
         eps = sorted(set(e["eps"]) & set(m["eps"]))
         if not eps:
             continue
