@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_ATTACK, snapshot
+from helpers import TINY_ATTACK, cli_in_process, snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
@@ -193,10 +193,21 @@ def test_failing_run_is_reported_while_the_others_finish(ray_session, tmp_path, 
     ("[executor]\ngpus_per_run = 1.5", "executor.gpus_per_run"),
     ('[executor]\nmax_retries = "3"', "executor.max_retries"),
 ])
-def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, study_toml, body, key):
+def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, study_toml, monkeypatch,
+                                                          body, key):
     path = study_toml(body)
-    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path), "--executor", "ray"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    argv = [str(path), "--executor", "ray"]
+    if key == "executor.gpus_per_rn":  # one case through the real entry point
+        proc = subprocess.run([sys.executable, "-m", "robustmix.study", *argv], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    else:  # the others in this process (no torch import each), where reaching Ray fails
+        from robustmix.studies import ray_executor
+
+        def reached(*_, **__):
+            raise AssertionError("the Ray executor was reached")
+
+        monkeypatch.setattr(ray_executor, "run_study_ray", reached)
+        proc = cli_in_process(study.main, argv, REPO)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], proc.stderr
