@@ -8,12 +8,16 @@ in every format must decode to equal arrays.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import os
 import pickle
+import subprocess
 import tarfile
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,3 +217,42 @@ TINY_METHODS = "[methods.erm]\n[methods.mixup]\nalpha = [1.0]"
 # an [attack] table with one black-box source for every ratio
 TINY_ATTACK = ('attacks = ["fgsm", "ifgsm"]\neps = [0, 8]\nsteps = 2\n'
                'source = { ratio = 0.5, method = "erm" }')
+
+
+# --- command-line entry points in this process -----------------------------------------------------
+
+def cli_in_process(main: Callable[[Sequence[str] | None], int], argv: Sequence[str],
+                   cwd: Path | None = None, *, show_warnings: bool = True
+                   ) -> subprocess.CompletedProcess:
+    """main(argv) through run_main, as `python -m robustmix.X argv` runs it, in this process: a
+    subprocess costs seconds of torch import on the 2-core machine, which a test of bad input
+    spends on nothing it checks. Exit status, stdout and stderr come back as from
+    subprocess.run, in cwd as the working directory (files a command wrongly writes relative to
+    it land where the test looks). With show_warnings, every warning the interpreter's default
+    filters would print is in stderr, as a subprocess would print it (pytest would otherwise
+    record it silently, and a one-line-error check could not see it); an exception that
+    run_main lets through is raised here, failing the test as the traceback fails the
+    subprocess's check. A test per entry point still runs the real subprocess."""
+    from robustmix.cli import run_main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # the interpreter's defaults (python -W unset), not pytest's
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        if not show_warnings:  # as PYTHONWARNINGS=ignore, which some subprocess tests set
+            warnings.simplefilter("ignore")
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = run_main(main, list(argv))
+        finally:
+            os.chdir(old)
+    text = err.getvalue() + "".join(
+        warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
+    return subprocess.CompletedProcess([main.__module__, *map(str, argv)], rc, out.getvalue(),
+                                       text)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from attack_fixtures import ROOT, env, snapshot, trained_world
+from helpers import cli_in_process
 
 from robustmix import attack as attack_cli
 from robustmix.attacks.flags import COLUMNS as FLAG_COLUMNS
@@ -136,10 +137,15 @@ BAD = {
                                       "--no-white-box", "--attacks", "square,autoattack"],
 }
 
+# The bad input through the real entry point: it loads a checkpoint, the deepest of them.
+REAL_BAD = "checkpoint mismatch"
+
 
 @pytest.fixture(scope="module")
 def bad_results(world):
-    """Every bad input through the real CLI, in parallel; the tree is snapshotted around them."""
+    """Every bad input, the tree snapshotted around them all: REAL_BAD through the real CLI,
+    the others through attack.main and the same run_main in this process (a subprocess each
+    cost seconds of torch import, on 2 cores)."""
     bad = world / "bad"
     shutil.copytree(world / "runs" / ERM, bad / "unfinished")
     for f in (SUMMARY, LAST, "best.pt"):
@@ -150,11 +156,20 @@ def bad_results(world):
     (bad / "mismatch" / CONFIG).write_text(json.dumps(cfg))
     shutil.copytree(world / "runs" / ERM, bad / "twin")  # same seed and method as the source
     before = snapshot(world / "runs"), snapshot(bad), snapshot(world / "fruns")
-    procs = {name: subprocess.Popen(
-        [sys.executable, "-m", "robustmix.attack", "--quiet", *map(str, make(world))],
+    real = subprocess.Popen(
+        [sys.executable, "-m", "robustmix.attack", "--quiet", *map(str, BAD[REAL_BAD](world))],
         env=env(world / "cache"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True) for name, make in BAD.items()}
-    results = {name: (p.wait(timeout=300), *p.communicate()) for name, p in procs.items()}
+        text=True)
+    results = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROBUSTMIX_CACHE", str(world / "cache"))  # as env() gives the subprocess
+        for name, make in BAD.items():
+            if name != REAL_BAD:  # PYTHONWARNINGS=ignore in env(): no warnings either
+                r = cli_in_process(attack_cli.main, ["--quiet", *map(str, make(world))], ROOT,
+                                   show_warnings=False)
+                results[name] = (r.returncode, r.stdout, r.stderr)
+    out, err = real.communicate(timeout=300)
+    results[REAL_BAD] = (real.returncode, out, err)
     after = snapshot(world / "runs"), snapshot(bad), snapshot(world / "fruns")
     return results, before, after
 

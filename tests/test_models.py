@@ -170,26 +170,47 @@ for _ in range(3):
     model(x).sum().backward()
 print("trained")
 """
+NARROW = [(4, 3, 32), (6, 3, 32), (16, 3, 32), (4, 1, 28)]  # (width, channels, size)
 
 
-@pytest.mark.parametrize("width,channels,size", [(4, 3, 32), (6, 3, 32), (16, 3, 32), (4, 1, 28)])
-def test_narrow_network_trains_on_cpu(width, channels, size):
-    """A 1x1 strided convolution with under 8 input channels (PreAct ResNet-18's first shortcut
-    at width 4 or 6) crashed the process in channels-last backward (torch 2.14.1, AVX2 CPU);
-    place_model computes such a network in NCHW, even for a channels-last batch or a one-channel
-    batch whose strides only look channels-last (Fashion-MNIST). A subprocess, so that a crash
-    fails this test instead of killing the test run."""
+@pytest.fixture(scope="module")
+def narrow_steps() -> dict[tuple[int, int, int], tuple[bool, str]]:
+    """NARROW_STEP of every NARROW setting in one subprocess (one torch import, not four), each
+    step as it runs alone (it seeds itself); a process that crashes is started again on the
+    settings after the one it crashed in, so a crash fails that setting's test only. Each
+    setting: (trained and the process exited 0, the stderr of its process)."""
     import os
     import subprocess
     import sys
 
+    results: dict[tuple[int, int, int], tuple[bool, str]] = {}
+    todo = list(NARROW)
+    while todo:
+        code = "".join(NARROW_STEP.format(width=w, channels=c, size=s) for w, c, s in todo)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = r.stdout.splitlines().count("trained")
+        results.update({setting: (True, "") for setting in todo[:done]})
+        if r.returncode != 0 or done < len(todo):  # the step that did not finish (or the last)
+            crashed = todo[min(done, len(todo) - 1)]
+            results[crashed] = (False, r.stderr[-2000:] or f"exit status {r.returncode}")
+            done = max(done, todo.index(crashed) + 1)
+        todo = todo[done:]
+    return results
+
+
+@pytest.mark.parametrize("width,channels,size", NARROW)
+def test_narrow_network_trains_on_cpu(narrow_steps, width, channels, size):
+    """A 1x1 strided convolution with under 8 input channels (PreAct ResNet-18's first shortcut
+    at width 4 or 6) crashed the process in channels-last backward (torch 2.14.1, AVX2 CPU);
+    place_model computes such a network in NCHW, even for a channels-last batch or a one-channel
+    batch whose strides only look channels-last (Fashion-MNIST). A subprocess (narrow_steps), so
+    that a crash fails this test instead of killing the test run."""
     from robustmix.evaluation.device import memory_format
 
     model = preact_resnet18(num_classes=10, width=width)
     want = torch.channels_last if width >= 8 else torch.contiguous_format
     assert memory_format(model, torch.device("cpu")) == want
     assert memory_format(model, torch.device("cuda")) == torch.channels_last
-    code = NARROW_STEP.format(width=width, channels=channels, size=size)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0 and "trained" in r.stdout, r.stderr[-2000:]
+    trained, err = narrow_steps[(width, channels, size)]
+    assert trained, err

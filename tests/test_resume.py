@@ -4,6 +4,7 @@ ends exactly where an uninterrupted run ends (CPU, fixed thread count)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,14 +37,15 @@ def load(path):
 
 
 @pytest.fixture(scope="module")
-def straight(ds, tmp_path_factory):
+def straight(ds, tmp_path_factory) -> tuple[Path, list[str]]:
+    """An uninterrupted run (read-only for tests) and the metrics/checkpoint files it wrote, in
+    order: one run gives both (a second run to count the writes repeats the same writes)."""
     run = tmp_path_factory.mktemp("straight")
-    train_run(config(), ds, run, CPU, show_progress=False)
-    return run
+    return run, writes_of_a_run(ds, run)
 
 
-def writes_of_a_run(ds, tmp_path) -> list[str]:
-    """The metrics/checkpoint files a whole run writes, in order."""
+def writes_of_a_run(ds, run: Path) -> list[str]:
+    """Trains the whole run in the folder run; the metrics/checkpoint files it wrote, in order."""
     names: list[str] = []
     real_csv, real_ck = trainer.write_csv, trainer.save_checkpoint
 
@@ -59,15 +61,14 @@ def writes_of_a_run(ds, tmp_path) -> list[str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer, "write_csv", csv)
         mp.setattr(trainer, "save_checkpoint", ck)
-        (tmp_path / "count").mkdir()
-        train_run(config(), ds, tmp_path / "count", CPU, show_progress=False)
+        train_run(config(), ds, run, CPU, show_progress=False)
     return names
 
 
 def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path):
-    names = writes_of_a_run(ds, tmp_path)
+    base, names = straight
     assert names.count("best.pt") >= 2 and names.count("selected.pt") >= 2, "fixture too static"
-    summary = json.loads((straight / "summary.json").read_text())
+    summary = json.loads((base / "summary.json").read_text())
     best_epoch, selected_epoch = summary["best_epoch"], summary["selected_epoch"]
     for k in range(len(names)):
         run = tmp_path / f"cut{k}"
@@ -98,12 +99,12 @@ def test_kill_before_any_write_then_resume_is_consistent(ds, straight, tmp_path)
                 assert load(run / name)["epoch"] <= committed, f"kill before write {k}: {name}"
         s = train_run(config(), ds, run, CPU, show_progress=False)
         pd.testing.assert_frame_equal(pd.read_csv(run / "metrics.csv").drop(columns=TIMING),
-                                      pd.read_csv(straight / "metrics.csv").drop(columns=TIMING),
+                                      pd.read_csv(base / "metrics.csv").drop(columns=TIMING),
                                       check_exact=True)
         assert s["best_epoch"] == best_epoch and s["selected_epoch"] == selected_epoch
         for name, epoch in (("best.pt", best_epoch), ("selected.pt", selected_epoch)):
-            got, ref = load(run / name), load(straight / name)
+            got, ref = load(run / name), load(base / name)
             assert got["epoch"] == epoch, f"kill before write {k}: {name} holds another epoch"
             for key, tensor in ref["model"].items():
                 assert torch.equal(got["model"][key], tensor), (k, name, key)
-        assert (run / "predictions.csv").read_bytes() == (straight / "predictions.csv").read_bytes()
+        assert (run / "predictions.csv").read_bytes() == (base / "predictions.csv").read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import TINY_ATTACK, snapshot
+from helpers import TINY_ATTACK, cli_in_process, snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
@@ -16,6 +16,15 @@ from robustmix.studies import tasks
 from robustmix.studies.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def study_cli(path: Path, real: bool) -> subprocess.CompletedProcess:
+    """`python -m robustmix.study path` where real, else study.main through the same run_main
+    in this process (a subprocess costs seconds of torch import): one case per test pays it."""
+    if real:
+        return subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
+                              capture_output=True, text=True)
+    return cli_in_process(study.main, [str(path)], REPO)
 
 
 @pytest.mark.parametrize("extra, key", [
@@ -26,8 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 ])
 def test_bad_study_file_is_rejected_naming_the_key(tmp_path, study_toml, extra, key):
     path = study_toml(extra)
-    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = study_cli(path, real=key == "extra")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -45,8 +53,7 @@ def test_bad_study_file_is_rejected_naming_the_key(tmp_path, study_toml, extra, 
 def test_bad_keys_in_known_sections(tmp_path, study_toml, old, new, key):
     path = study_toml()
     path.write_text(path.read_text().replace(old, new))
-    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path)], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = study_cli(path, real=key == "train.ratio")
     assert proc.returncode == 2, proc.stderr
     assert key in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

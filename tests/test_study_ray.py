@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_ATTACK, snapshot
+from helpers import TINY_ATTACK, cli_in_process, snapshot
 
 from robustmix import study
 from robustmix.cli import run_main
@@ -89,8 +89,11 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
         ray_session, tmp_path, study_toml, capsys, one_thread):
     local_file = study_file(study_toml, tmp_path, "local")
     ray_file = study_file(study_toml, tmp_path, "ray")
-    for f in (local_file, ray_file):  # 2 methods x 2 seeds, and a source-only ERM of seed 2
-        text = f.read_text().replace("seeds = [0]", "seeds = [0, 1]")
+    # 2 methods of seed 0 and a source-only ERM of seed 2: three runs for two CPUs, two seeds
+    # and two methods, each compared with the local run (a second seed per method added two
+    # more runs to train and attack, twice, and checked nothing these do not)
+    for f in (local_file, ray_file):
+        text = f.read_text()
         text = text.replace('source = { ratio = 0.5, method = "erm" }\n', "eps_of = { ifgsm = [8] }\n")
         f.write_text(text + SOURCES)  # ifgsm at ε = 8 only: a second attack task per target
     assert run_main(study.main, [str(local_file), "--quiet"]) == 0
@@ -98,16 +101,17 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
 
     assert run_main(study.main, [str(ray_file), "--executor", "ray", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "4 runs (0 finished), 5 to train" in out
+    assert "2 runs (0 finished), 3 to train" in out
     local_runs = sorted((tmp_path / "local" / "runs").iterdir())
     ray_runs = sorted((tmp_path / "ray" / "runs").iterdir())
-    assert [r.name for r in ray_runs] == [r.name for r in local_runs] and len(ray_runs) == 5
+    assert [r.name for r in ray_runs] == [r.name for r in local_runs] and len(ray_runs) == 3
     for a, b in zip(local_runs, ray_runs, strict=True):
         same_run(a, b)
         cfg = json.loads((b / "config.json").read_text())
         assert cfg["env"]["device_name"].endswith(" 1 threads")  # cpus_per_run's default
     attacked = [r for r in ray_runs if (r / "attack.csv").exists()]
-    assert len(attacked) == 4 and not (ray_runs[2] / "attack.csv").exists()  # erm s2: source
+    (source,) = [r for r in ray_runs if r.name.endswith("_s2")]
+    assert len(attacked) == 2 and source not in attacked and "_erm_" in source.name
     for r in attacked:
         rows = pd.read_csv(r / "attack.csv")
         assert set(rows.loc[rows["attack"] == "ifgsm", "eps"]) == {8.0}
@@ -117,8 +121,8 @@ def test_ray_study_equals_local_run_for_run_and_reruns_nothing(
     before = snapshot(tmp_path / "ray" / "runs")
     assert run_main(study.main, [str(ray_file), "--executor", "ray", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "4 runs (4 finished), 0 to train" in out
-    assert re.findall(r"(\d+) row\(s\) to compute", out) == ["0"] * 8
+    assert "2 runs (2 finished), 0 to train" in out
+    assert re.findall(r"(\d+) row\(s\) to compute", out) == ["0"] * 4
     assert snapshot(tmp_path / "ray" / "runs") == before, "a second invocation changed runs"
 
 
@@ -193,10 +197,21 @@ def test_failing_run_is_reported_while_the_others_finish(ray_session, tmp_path, 
     ("[executor]\ngpus_per_run = 1.5", "executor.gpus_per_run"),
     ('[executor]\nmax_retries = "3"', "executor.max_retries"),
 ])
-def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, study_toml, body, key):
+def test_bad_executor_keys_are_refused_before_ray_starts(tmp_path, study_toml, monkeypatch,
+                                                          body, key):
     path = study_toml(body)
-    proc = subprocess.run([sys.executable, "-m", "robustmix.study", str(path), "--executor", "ray"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    argv = [str(path), "--executor", "ray"]
+    if key == "executor.gpus_per_rn":  # one case through the real entry point
+        proc = subprocess.run([sys.executable, "-m", "robustmix.study", *argv], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    else:  # the others in this process (no torch import each), where reaching Ray fails
+        from robustmix.studies import ray_executor
+
+        def reached(*_, **__):
+            raise AssertionError("the Ray executor was reached")
+
+        monkeypatch.setattr(ray_executor, "run_study_ray", reached)
+        proc = cli_in_process(study.main, argv, REPO)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], proc.stderr
