@@ -1017,7 +1017,8 @@ def _corruptions(rep: Report) -> list[str]:
             "mCE: mean corruption error relative to ERM of the same condition and seed (100 = "
             f"ERM's). Means over training seeds, with a Student t interval over them from "
             f"{S.MIN_SEEDS} seeds on (test images and corruption draws fixed); with fewer "
-            "seeds, descriptions. Not yet a verdict family. Table: "
+            "seeds, descriptions. mixup against ERM, paired per seed and test image, is tested "
+            "in the verdict families Corruption and Calibration above. Table: "
             f"[{name}]({name})", "",
             md_table(["condition", "method", "seeds", "sets on images", "clean acc.",
                       "corrupted acc.", "clean ECE", "corrupted ECE", "mCE vs ERM"], rows), ""]
