@@ -78,8 +78,7 @@ def _pairs(g: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
 
 
 def _per_set(rows: pd.DataFrame, sets: list[tuple[str, int]]) -> list[pd.Series]:
-    idx = {(c, int(s)): r for _, r in rows.iterrows()
-           for c, s in [(r["corruption"], r["severity"])]}
+    idx = {(r["corruption"], int(r["severity"])): r for _, r in rows.iterrows()}
     return [idx[s] for s in sets]
 
 
@@ -126,8 +125,10 @@ def _claims_of(g: pd.DataFrame, outcomes: dict[str, dict], cond: str, ratio: flo
 
     clean_rows = rows_of([(CLEAN, 0)]) if has_clean else []
     set_rows = rows_of(sets) if sets else []
+    clean_o = outs(clean_rows) if clean_rows else None
+    set_o = outs(set_rows) if set_rows else None
     if sets:  # accuracy under corruption, paired per seed and image
-        o = outs(set_rows)
+        o = set_o
         if o is not None:
             acc = [np.mean([x.correct for x in side], axis=0) for pair in o for side in pair]
             iv = S.paired_difference(np.array(acc[0::2]), np.array(acc[1::2]))
@@ -139,13 +140,12 @@ def _claims_of(g: pd.DataFrame, outcomes: dict[str, dict], cond: str, ratio: flo
                          f"corruptions (mean over {len(sets)} sets)", cond, ratio, kind,
                          iv.clipped(-100.0, 100.0),
                          f"effect: mixup − ERM accuracy (%); {seeds}", None))
-    for label, rows in (("clean", clean_rows), (f"corrupted (mean over {len(sets)} sets)",
-                                                set_rows)):
+    for label, rows, o in (("clean", clean_rows, clean_o),
+                           (f"corrupted (mean over {len(sets)} sets)", set_rows, set_o)):
         if not rows:
             continue
         diffs = [100 * float(np.mean([a["ece"] for a in e]) - np.mean([b["ece"] for b in m]))
                  for m, e in rows]
-        o = outs(rows)
         var = _ece_image_variance(o) if o is not None else math.nan
         iv = S.combined(diffs, var, n, image_method=f"bootstrap variance of the seed-mean "
                         f"effect over test images ({ECE_RESAMPLES} resamples)")
@@ -153,7 +153,7 @@ def _claims_of(g: pd.DataFrame, outcomes: dict[str, dict], cond: str, ratio: flo
                          cond, ratio, kind, iv.clipped(-100.0, 100.0),
                          f"effect: ERM − mixup ECE (points, 15 bins); {seeds}", ECE_MARGIN))
     if clean_rows:
-        o = outs(clean_rows)
+        o = clean_o
         if o is not None:
             iv = S.paired_difference(np.array([_nll(e[0]) for m, e in o]),
                                      np.array([_nll(m[0]) for m, e in o]), scale=1.0)
