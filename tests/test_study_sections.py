@@ -66,6 +66,17 @@ def test_attack_sources_are_resolved_once_at_load(two_ratio_study, monkeypatch):
     assert len(attack_jobs(s, [s.out / c.run_name for c in s.configs])) == 2
 
 
+def test_a_source_only_run_trains_in_the_precision_of_its_targets(two_ratio_study):
+    # A source-only run once kept the dataclass default (fp32) while its targets resolved
+    # "auto" to bf16, so a bf16 source trained earlier was refused as "another config".
+    s = load_study(two_ratio_study('[attack.sources]\n"0.5" = { method = "erm", seed = 7 }'))
+    from robustmix.studies.spec import source_only
+
+    s.set_precision("bf16")
+    assert {c.precision for c in s.configs} == {"bf16"}
+    assert [c.precision for c in source_only(s)] == ["bf16"]
+
+
 @pytest.mark.parametrize("key, value, flag", [
     ("steps", "0", "--steps"), ("restarts", "0", "--restarts"), ("queries", "0", "--queries"),
     ("batch", "0", "--batch"), ("seed", "-1", "--seed"), ("step_size", "0", "--step-size"),

@@ -65,7 +65,10 @@ class Study:
         return self.attack.source if self.attack is not None else None
 
     def set_precision(self, precision: str) -> None:
-        for cfg in self.configs:
+        """Resolve the precision of every run the study trains: its runs and its black-box
+        sources alike, so a source-only run trains in the precision its targets do."""
+        sources = self.attack.source_of().values() if self.attack is not None else ()
+        for cfg in [*self.configs, *sources, *([self.source] if self.source else [])]:
             cfg.precision = precision
 
 
