@@ -441,6 +441,13 @@ def test_forest_plot_sets_many_claims_in_two_columns_on_a_page(tmp_path):
     assert 6 < width <= 7.6 and height <= 9.6
     assert plots.short_claim("mixup keeps more accuracy than ERM under white-box FGSM at ε = "
                              "8/255") == "mixup > ERM wb FGSM at ε 8"
+    # the corruption and calibration claims fit a row, and an NLL row names its unit (nats)
+    assert plots.short_claim("mixup has lower ECE than ERM on corrupted (mean over 75 sets) "
+                             "test images") == "ECE, corrupted (75 sets): mixup < ERM"
+    assert plots.short_claim("mixup keeps more accuracy than ERM under common corruptions "
+                             "(mean over 75 sets)") == "corruptions (75 sets): mixup > ERM"
+    assert plots.short_claim("mixup has lower NLL than ERM on clean test images"
+                             ) == "NLL (nats), clean: mixup < ERM"
 
 
 def _drawn_curves(monkeypatch, tmp_path, table) -> object:

@@ -777,6 +777,13 @@ _SHORT = (
     (r"ERM memorises more of them than mixup", "memorised: ERM > mixup"),
     (r"CIFAR-10N (\S+) labels give higher test error than matrix noise from (\S+)",
      r"real \1 > its matrix twin (error)"),
+    (r"mixup > ERM under common corruptions \(mean over (\d+) sets\)",
+     r"corruptions (\1 sets): mixup > ERM"),
+    (r"mixup has lower ECE than ERM on corrupted \(mean over (\d+) sets\) test images",
+     r"ECE, corrupted (\1 sets): mixup < ERM"),
+    (r"mixup has lower ECE than ERM on (\S+) test images", r"ECE, \1: mixup < ERM"),
+    # NLL effects are in nats, not points: the row says so, since they share the points axis
+    (r"mixup has lower NLL than ERM on (\S+) test images", r"NLL (nats), \1: mixup < ERM"),
 )
 
 
