@@ -19,7 +19,7 @@ from .data.labelnoise import (
     resolve_file,
 )
 from .errors import UsageError
-from .runs.checkpoint_names import LAST_CK, TEST_SELECTED_CK, error_line
+from .runs.checkpoint_names import LAST_CK, SELECTED_CK, TEST_SELECTED_CK, error_line
 from .training.config import PROFILES, TrainConfig, config_grid
 from .training.methods import METHODS, PAPER_METHODS
 from .training.plugins import DEFAULT_MODEL, MODELS, parse_value, resolve_method
@@ -196,6 +196,10 @@ def method_params(items: list[str], specs: list) -> dict[str, dict]:
     return out
 
 
+def _percent(fraction: float | None) -> float:
+    return float("nan") if fraction is None else round(100 * fraction, 1)
+
+
 def results_table(runs: list[Path]) -> pd.DataFrame:
     import pandas as pd
 
@@ -216,6 +220,9 @@ def results_table(runs: list[Path]) -> pd.DataFrame:
             "best_err": round(100 * s[TEST_SELECTED_CK.summary_key("test_error")], 1),
             "best_ep": s[TEST_SELECTED_CK.summary_key("epoch")],
             "last_err": round(100 * s[LAST_CK.summary_key("test_error")], 1),
+            # on the whole test set, where the profile tests a subset per epoch (NaN otherwise)
+            "full_sel": _percent(s.get(SELECTED_CK.full_error_key)),
+            "full_last": _percent(s.get(LAST_CK.full_error_key)),
             "paper_best": ref[0] if ref else float("nan"), "paper_last": ref[1] if ref else float("nan"),
             "min": round(s["total_seconds"] / 60, 1),
         })
@@ -304,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(table) == 0:
         print("(no finished runs)")
         return 0
+    if table["full_last"].isna().all():
+        table = table.drop(columns=["full_sel", "full_last"])
+    else:
+        print("(best_err: the test-selected epoch, as the paper's \"best\"; full_sel, full_last: "
+              "on the whole test set at the noisy-validation-selected and the last epoch)")
     print(table.to_string(index=False))
     if table["paper_best"].notna().any():
         print("paper: Table 2 of Zhang et al. 2018 (PreAct ResNet-18, width 64, 200 epochs, all "

@@ -42,6 +42,17 @@ def test_names_as_earlier_versions_wrote_them():
         "last_full_test_error", "selected_full_test_error", "test_selected_full_test_error"]
 
 
+def test_error_line_adds_the_whole_test_set_where_a_profile_tests_a_subset_per_epoch():
+    s = {"best_test_error": 0.236, "best_epoch": 15, "last_test_error": 0.236}
+    assert CK.error_line(s) == "test-selected error 23.6% (epoch 15), last 23.6%"
+    s |= {"full_test_images": 10000, "selected_full_test_error": 0.2216,
+          "last_full_test_error": 0.2144}
+    assert CK.error_line(s) == ("test-selected error 23.6% (epoch 15), last 23.6%; on all 10000 "
+                                "test images: selected 22.2%, last 21.4%")
+    # a run without a noisy-validation checkpoint (no validation images) keeps the short line
+    assert ";" not in CK.error_line(s | {"selected_full_test_error": None})
+
+
 def _constants(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -340,8 +340,13 @@ def test_same_command_again_does_not_retrain(finished, tiny, capsys, monkeypatch
     s = json.loads((run / "summary.json").read_text())
     assert "0 of 1 runs to train" in printed
     # each checkpoint by its one name (runs/checkpoint_names), not the old "best"
-    assert (f"{run}: finished earlier (test-selected error {100 * s['best_test_error']:.1f}% "
-            f"(epoch {s['best_epoch']}), last {100 * s['last_test_error']:.1f}%)") in printed
+    line = (f"{run}: finished earlier (test-selected error {100 * s['best_test_error']:.1f}% "
+            f"(epoch {s['best_epoch']}), last {100 * s['last_test_error']:.1f}%")
+    if s.get("selected_full_test_error") is not None:  # the whole test set beside the subset's
+        line += (f"; on all {s['full_test_images']} test images: selected "
+                 f"{100 * s['selected_full_test_error']:.1f}%, last "
+                 f"{100 * s['last_full_test_error']:.1f}%")
+    assert line + ")" in printed
     assert snapshot(out) == before
 
 

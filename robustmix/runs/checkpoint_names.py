@@ -100,6 +100,13 @@ def error_line(summary: dict) -> str:
     """A finished run's errors as the training commands print them, each checkpoint by its
     table name: "test-selected error 18.8% (epoch 23), last 44.6%"."""
     t, last = TEST_SELECTED_CK, LAST_CK
-    return (f"{t.cli} error {100 * summary[t.summary_key('test_error')]:.1f}% (epoch "
+    line = (f"{t.cli} error {100 * summary[t.summary_key('test_error')]:.1f}% (epoch "
             f"{summary[t.summary_key('epoch')]}), {last.cli} "
             f"{100 * summary[last.summary_key('test_error')]:.1f}%")
+    # A profile that tests a fixed subset per epoch also evaluates the kept checkpoints on the
+    # whole test set: the number its reports quote, so the line gives it beside the subset's.
+    full = [(c, summary.get(c.full_error_key)) for c in (SELECTED_CK, last)]
+    if "full_test_images" in summary and all(v is not None for _, v in full):
+        line += (f"; on all {summary['full_test_images']} test images: "
+                 + ", ".join(f"{c.cli} {100 * v:.1f}%" for c, v in full))
+    return line
