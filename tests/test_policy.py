@@ -107,25 +107,64 @@ def test_noise_cli_prints_paper_numbers_beside_a_comparable_run(tiny, tmp_path, 
     assert "18.8" in out and "44.6" in out and "quick profile" in out
 
 
-def test_quick_defaults_are_the_sweeps_validation_choices():
-    """The tuned quick defaults are the rows the committed sweep table chose on noisy-validation
-    accuracy (reports/sweep_quick/table_sweep.csv), never on test error."""
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("profile, table", [("quick", "reports/sweep_quick/table_sweep.csv"),
+                                            ("fast", "reports/fast_sweep/table_sweep.csv")])
+def test_tuned_defaults_are_each_sweeps_validation_choices(profile, table):
+    """Each profile's tuned values are the rows its committed sweep table chose on
+    noisy-validation accuracy, never on test error, and only those: a method the sweep did not
+    cover has no entry."""
     import pandas as pd
 
-    from robustmix.training.methods import TUNED_QUICK
+    from robustmix.training.methods import TUNED
 
-    table = pd.read_csv(Path(__file__).resolve().parents[1] / "reports/sweep_quick/table_sweep.csv")
-    chosen = table[table["chosen"]]
+    chosen = pd.read_csv(_ROOT / table)
+    chosen = chosen[chosen["chosen"] & (chosen["condition"] == profile)]
     assert set(chosen["chosen_by"]) == {"noisy validation accuracy"}
-    for _, row in chosen.iterrows():
-        assert TUNED_QUICK[row["method"]] == (row["alpha"], row["dropout"])
-    for method, (alpha, p) in TUNED_QUICK.items():
+    assert {r["method"]: (r["alpha"], r["dropout"]) for _, r in chosen.iterrows()} == TUNED[profile]
+    for method, (alpha, p) in TUNED[profile].items():
         for ratio in (0.2, 0.5, 0.8):
-            cfg = make_config(method=method, ratio=ratio, profile="quick")
+            cfg = make_config(method=method, ratio=ratio, profile=profile, hparams="tuned")
             assert (cfg.alpha, cfg.dropout) == (alpha, p)
-        paper_cfg = make_config(method=method, ratio=0.5, profile="paper")
+        paper_cfg = make_config(method=method, ratio=0.5, profile=profile, hparams="paper")
         assert (paper_cfg.alpha, paper_cfg.dropout) == (default_alpha(method, 0.5),
                                                         default_dropout(method, 0.5))
-    # clean labels keep the clean defaults; ablations take the tuned mixup alpha
-    assert make_config(method="mixup", ratio=0.0, profile="quick").alpha == 1.0
-    assert make_config(method="mixup_pick", ratio=0.5, profile="quick").alpha == TUNED_QUICK["mixup"][0]
+        # clean labels keep the clean defaults; ablations take the tuned mixup alpha
+        assert make_config(method=method, ratio=0.0, profile=profile,
+                           hparams="tuned").alpha == default_alpha(method, 0.0)
+    assert make_config(method="mixup_pick", ratio=0.5, profile=profile,
+                       hparams="tuned").alpha == TUNED[profile]["mixup"][0]
+    assert make_config(method="erm", ratio=0.5, profile=profile, hparams="tuned").alpha == 0.0
+
+
+def test_quick_uses_its_tuned_set_by_default_and_the_fast_profiles_the_papers():
+    from robustmix.training.methods import TUNED
+
+    assert make_config(method="mixup", ratio=0.5, profile="quick").alpha == TUNED["quick"]["mixup"][0]
+    for profile in ("fast", "fast-long", "paper"):
+        assert make_config(method="mixup", ratio=0.5, profile=profile).alpha == 32.0
+
+
+@pytest.mark.parametrize("profile, method", [("fast", "dropout"), ("fast", "mixup_dropout"),
+                                             ("fast-long", "mixup"), ("paper", "mixup")])
+def test_a_tuned_value_no_sweep_chose_is_refused_not_borrowed(profile, method):
+    """The fast sweep chose mixup's α only: its dropout p is not quick's, nor silently the
+    paper's, and a profile no sweep trained has no tuned set at all."""
+    from robustmix.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"no tuned α and p.*{profile} profile"):
+        make_config(method=method, ratio=0.5, profile=profile, hparams="tuned")
+    # explicit values need no tuned set
+    cfg = make_config(method=method, ratio=0.5, profile=profile, hparams="tuned", alpha=2.0,
+                      dropout=0.2)
+    assert (cfg.alpha, cfg.dropout) == (2.0, 0.2)
+
+
+def test_noise_cli_refuses_an_untuned_method_in_one_line(tmp_path, capsys):
+    rc = run_main(noise.main, ["--profile", "fast", "--hparams", "tuned", "--methods", "dropout",
+                               "--out", str(tmp_path / "runs"), "--data", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "no tuned α and p" in err
+    assert not (tmp_path / "runs").exists()

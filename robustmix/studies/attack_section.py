@@ -197,8 +197,8 @@ def _sources(table: dict, configs: Sequence[TrainConfig], hparams: str, allow_tw
             raise UsageError(f"key '{where}' holds a negative seed")
         cfg = dataclasses.replace(
             at[0], method=method, seed=src["seed"],
-            alpha=float(src.get("alpha", default_alpha(method, at[0].ratio, hp))),
-            dropout=float(src.get("dropout", default_dropout(method, at[0].ratio, hp))),
+            alpha=float(src.get("alpha", default_alpha(method, at[0].ratio, hp, at[0].profile))),
+            dropout=float(src.get("dropout", default_dropout(method, at[0].ratio, hp, at[0].profile))),
             noise_seed=src.get("noise_seed", at[0].noise_seed),
             method_params=resolve_params(spec, {}),
             method_path="" if spec.builtin else spec.factory)

@@ -227,8 +227,9 @@ def make_config(*, method: str, ratio: float, profile: str, alpha: float | None 
     p["milestones"] = [max(1, round(f * n_epochs)) for f in fractions]
     cfg = TrainConfig(
         method=method, ratio=ratio, profile=profile,
-        alpha=default_alpha(method, level, hparams_for(profile, hparams)) if alpha is None else alpha,
-        dropout=(default_dropout(method, level, hparams_for(profile, hparams)) if dropout is None
+        alpha=(default_alpha(method, level, hparams_for(profile, hparams), profile) if alpha is None
+               else alpha),
+        dropout=(default_dropout(method, level, hparams_for(profile, hparams), profile) if dropout is None
                  else dropout),
         method_params=params, method_path="" if spec.builtin else spec.factory, model=model,
         normalize=is_builtin_model(model) if normalize is None else normalize,

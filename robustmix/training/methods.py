@@ -127,37 +127,75 @@ def level(ratio: float) -> float:
 
 
 # Hyperparameter sets: "paper" = the table above (Table 2 and the clean-label values); "tuned" =
-# chosen at the quick scale by experiments/sweep_quick.toml (50 % symmetric noise, one seed, the
-# setting of highest noisy-validation accuracy at its selected epoch, never the test set; the
-# committed table is reports/sweep_quick/table_sweep.csv and tests/test_policy.py checks that
-# these values are its chosen rows). The paper's large α and p underfit a width-16 network
-# trained on 2,000 images. Tuned values apply at every noise level above 0; clean labels keep
-# the 0 % values; mixing ablations take mixup's α, as with the paper's values.
+# chosen per profile on the noisy validation set at 50 % symmetric noise, never the test set:
+# - quick: experiments/sweep_quick.toml (one seed, reports/sweep_quick/table_sweep.csv). The
+#   paper's large α and p underfit a width-16 network trained on 2,000 images.
+# - fast: experiments/fast_sweep.toml (three seeds, reports/fast_sweep/table_sweep.csv); only
+#   mixup's α has been swept there, so dropout and mixup + dropout have no tuned values at this
+#   profile and asking for them is an error rather than a silent fall-back to the paper's.
+# tests/test_policy.py checks that each profile's values are its table's chosen rows. Tuned
+# values apply at every noise level above 0; clean labels keep the 0 % values; mixing ablations
+# take mixup's α, as with the paper's values. A profile without an entry (paper, fast-long: a
+# schedule the fast sweep did not train) has no tuned set.
 HPARAMS = ("auto", "paper", "tuned")
-TUNED_QUICK: dict[str, tuple[float, float]] = {  # method: (alpha, dropout)
-    "mixup": (4.0, 0.0),
-    "dropout": (0.0, 0.1),
-    "mixup_dropout": (1.0, 0.1),
+TUNED: dict[str, dict[str, tuple[float, float]]] = {  # profile: {method: (alpha, dropout)}
+    "quick": {
+        "mixup": (4.0, 0.0),
+        "dropout": (0.0, 0.1),
+        "mixup_dropout": (1.0, 0.1),
+    },
+    "fast": {
+        "mixup": (1.0, 0.0),
+    },
 }
 
 
 def hparams_for(profile: str, hparams: str = "auto") -> str:
-    """The hyperparameter set a profile uses: auto = tuned for quick, paper for paper."""
+    """The hyperparameter set a profile uses: auto = tuned for quick (every paper method has
+    tuned values there), paper elsewhere (the fast profile's sweep covers mixup only)."""
     if hparams != "auto":
         return hparams
     return "tuned" if profile == "quick" else "paper"
 
 
-def default_alpha(method: str, ratio: float, hparams: str = "paper") -> float:
+def _tunable(spec: MethodSpec) -> bool:
+    """A paper method with an α or p of its own: one a tuned set must give, not borrow."""
+    return spec.paper and (spec.mixes or any(spec.dropout))
+
+
+def _tuned_table(method: str, profile: str) -> dict[str, tuple[float, float]]:
+    """The profile's tuned set, refused where it lacks the profile or a method that needs its own
+    values; a method not in it takes the paper's p (and a mixing ablation mixup's tuned α)."""
+    from ..errors import UsageError
+
+    table = TUNED.get(profile)
+    if table is None:
+        raise UsageError(f"no tuned α and p at the {profile} profile (profiles with a tuned set: "
+                         f"{', '.join(TUNED)}); use hparams 'paper' or give alpha and dropout")
+    if method not in table and _tunable(METHODS[method]):
+        raise UsageError(f"{method} has no tuned α and p at the {profile} profile (tuned there: "
+                         f"{', '.join(table)}); use hparams 'paper' or give alpha and dropout")
+    return table
+
+
+def default_alpha(method: str, ratio: float, hparams: str = "paper", profile: str = "quick"
+                  ) -> float:
     spec = METHODS[method]
-    if hparams == "tuned" and ratio > 0 and spec.mixes:
-        return TUNED_QUICK.get(method, TUNED_QUICK["mixup"])[0]
+    if hparams == "tuned" and ratio > 0:
+        table = _tuned_table(method, profile)
+        if method in table:
+            return table[method][0]
+        if spec.mixes:
+            return table["mixup"][0]
     return spec.alpha[LEVELS.index(level(ratio))]
 
 
-def default_dropout(method: str, ratio: float, hparams: str = "paper") -> float:
-    if hparams == "tuned" and ratio > 0 and method in TUNED_QUICK:
-        return TUNED_QUICK[method][1]
+def default_dropout(method: str, ratio: float, hparams: str = "paper", profile: str = "quick"
+                    ) -> float:
+    if hparams == "tuned" and ratio > 0:
+        table = _tuned_table(method, profile)
+        if method in table:
+            return table[method][1]
     return METHODS[method].dropout[LEVELS.index(level(ratio))]
 
 
