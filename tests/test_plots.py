@@ -64,6 +64,11 @@ def test_fig_noise_puts_the_paper_on_its_own_axis_and_shows_each_seed(caught, tm
     assert faded and all(set(np.round(ln.get_xdata())) <= {20} for ln in faded)
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert any(f"fewer than {S.MIN_SEEDS} seeds" in t for t in labels)
+    # our mixup runs use α = 4 (legend); the paper panel, in the same colour, says its own α
+    assert any("mixup (α = 4)" in t for t in labels)
+    (note,) = [t for t in paper.texts if t.get_gid() == "paper-settings"]
+    assert "mixup: α = 8 at 20%, 32 at 50/80%" in note.get_text()
+    assert "ERM:" not in note.get_text()  # nothing to set
 
 
 def test_fig_noise_has_no_paper_panel_for_other_noise(caught, tmp_path):

@@ -142,16 +142,26 @@ def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: 
 
 def _paper_panel(ax, methods: list[str]) -> None:
     """The paper's Table 2 (all four methods, its own settings) on an axis of its own, so that
-    its much higher accuracies never set the range of ours."""
+    its much higher accuracies never set the range of ours. The panel writes out Table 2's α and
+    p, since a method's colour there is the colour of our runs of it, whose settings the legend
+    gives and may differ (mixup at α = 1 here, α = 32 in Table 2 at 50 %)."""
     t = paper.table2()
+    notes = []
     for m in [m for m in methods if m in set(t["method"])] or list(dict.fromkeys(t["method"])):
         d = t[t["method"] == m].sort_values("ratio")
+        if setting := setting_text(d.rename(columns={"paper_alpha": "alpha",
+                                                     "paper_dropout": "dropout"})):
+            notes.append(f"{method_label(m)}: {setting}")
         x = 100 * d["ratio"].to_numpy()
         ax.plot(x, 100 - d["paper_last_error"].to_numpy(), color=method_color(m),
                 marker=method_marker(m), markersize=5, linestyle="-", linewidth=1.2)
         ax.plot(x, 100 - d["paper_best_error"].to_numpy(), color=method_color(m),
                 marker=method_marker(m), markersize=6, markerfacecolor="none", linestyle="--",
                 linewidth=0.9)
+    if notes:
+        ax.text(0.03, 0.03, "Table 2's own settings:\n" + "\n".join(notes), transform=ax.transAxes,
+                fontsize=6.5, va="bottom", ha="left", color="dimgrey", gid="paper-settings",
+                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5))
     ax.set_title("paper, Table 2 (own axis)\nPreAct ResNet-18, 200 epochs", fontsize=9)
     ax.set_xlabel("label noise ratio (%)")
     ax.set_xticks(sorted(100 * t["ratio"].unique()))
