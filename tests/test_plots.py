@@ -162,3 +162,35 @@ def test_fig_noise_at_one_ratio_keeps_the_seed_dots_inside(caught, tmp_path):
     dots = [x for ln in ax.get_lines() if str(ln.get_gid()).startswith("seeds:")
             for x in ln.get_xdata()]
     assert dots and lo < 50 - plots.SEED_DX and max(dots) < hi - plots.SEED_DX
+
+
+def test_fig_robust_draws_each_runs_robust_accuracy_beside_its_mean(caught, tmp_path):
+    """The per-run worst-case accuracies robust_summary averages are the dots beside each mean,
+    one per run and ε, only where that setting's mean is drawn."""
+    from robustmix.reporting import tables as T
+
+    runs = []
+    for m, base in (("erm", 0.0), ("mixup", 6.0)):
+        for s in range(3):
+            for eps in (1.0, 2.0, 8.0):
+                for n in (500, 1000):  # a run attacked twice: the larger image set counts
+                    runs.append({"condition": "fast", "ratio": 0.5, "method": m,
+                                 "alpha": 1.0 if m == "mixup" else 0.0, "dropout": 0.0,
+                                 "eps": eps, "path": f"{m}_s{s}", "seed": s, "noise_seed": 0,
+                                 "checkpoint": "last", "n": n, "names": "fgsm+pgd",
+                                 "worst": "pgd", "accuracy": max(base - eps, 0) + s
+                                 + (0.5 if n == 500 else 0.0)})
+    robust = pd.DataFrame(runs)
+    table = T.robust_summary(robust)
+    per_run = T.robust_per_run(robust)
+    assert len(per_run) == 2 * 3 * 3 and set(per_run["n"]) == {1000}
+    plots.plot_robust(table, tmp_path / "fig_robust", seeds=per_run)
+    ax = caught["fig"].axes[0]
+    dots = {ln.get_gid(): ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("seeds:")}
+    assert set(dots) == {"seeds:erm", "seeds:mixup"}
+    mix = dots["seeds:mixup"]
+    assert sorted(mix.get_ydata()) == sorted(per_run[per_run["method"] == "mixup"]["accuracy"])
+    assert np.allclose(sorted(set(mix.get_xdata())),
+                       np.arange(3) + plots.ATTACK_SEED_DX)  # right of ε slots 0, 1, 2
+    labels = [t.get_text() for leg in caught["fig"].legends for t in leg.get_texts()]
+    assert "dots: each seed" in labels

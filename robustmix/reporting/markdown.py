@@ -929,7 +929,8 @@ def _attacks(rep: Report) -> list[str]:
         rep.figure("fig_attack_relative", plots.plot_attack, attack_fig, value="relative",
                    seeds=seeds)
     if not robust.empty:
-        rep.figure("fig_robust", plots.plot_robust, robust)
+        rep.figure("fig_robust", plots.plot_robust, robust,
+                   seeds=R.robust_per_run(res.robust, checkpoint))
     md = ["## Adversarial attacks", ""]
     if attack.empty:
         kinds = sorted(set(res.attacks["checkpoint"])) if not res.attacks.empty else []

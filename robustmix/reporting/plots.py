@@ -455,14 +455,16 @@ def plot_attack(table: pd.DataFrame, stem: Path, value: str = "accuracy",
     return save(fig, stem)
 
 
-def plot_robust(table: pd.DataFrame, stem: Path) -> list[Path]:
+def plot_robust(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = None
+                ) -> list[Path]:
     """Robust accuracy (%: images no attack fooled) against ε, one panel per condition × noise
-    ratio, one line per method (mean over seeds with its 95 % interval)."""
+    ratio, one line per method (mean over seeds with its 95 % interval), each run's value as a
+    small dot right of its mean (seeds: tables.robust_per_run rows)."""
     cols = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(3.3 * len(cols) + 0.6, 4.0))
     axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
-    seen = {}
+    seen, dotted = {}, False
     for ax, (c, ratio) in zip(axes, cols, strict=True):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
         pos = eps_axis(ax, table["eps"])
@@ -472,6 +474,16 @@ def plot_robust(table: pd.DataFrame, stem: Path) -> list[Path]:
                 _at(pos, dm["eps"]), dm["robust_mean"], yerr=_yerr(dm, "robust_mean", "robust_lo", "robust_hi"),
                 color=method_color(m), marker=method_marker(m), markersize=4, capsize=2,
                 label=method_label(m)))
+            if seeds is not None and not seeds.empty:
+                ds = seeds.merge(dm[["condition", "ratio", "method", "alpha", "dropout"]]
+                                 .drop_duplicates(), on=["condition", "ratio", "method",
+                                                         "alpha", "dropout"])
+                ds = ds[ds["eps"].round(6).isin(dm["eps"].round(6))]
+                if not ds.empty:
+                    ax.plot(_at(pos, ds["eps"]) + ATTACK_SEED_DX, ds["accuracy"],
+                            linestyle="none", marker=".", markersize=3.5, color=method_color(m),
+                            alpha=0.8, gid=f"seeds:{m}")
+                    dotted = True
         attacks = "+".join(sorted({a for s in d["attacks"] for a in str(s).split("+")}))
         ax.set_title(f"{_pct_ratio(ratio)}" + (f", {c}" if len(conditions) > 1 else "")
                      + "\n" + textwrap.fill(f"worst case over {attacks.replace('+', ', ')}",
@@ -480,7 +492,11 @@ def plot_robust(table: pd.DataFrame, stem: Path) -> list[Path]:
         ax.set_xlabel("ε (/255)")
     axes[0].set_ylabel("robust accuracy (%)")
     methods = _methods(pd.DataFrame({"method": list(seen)}))
-    _legend_below(fig, [seen[m] for m in methods], 4)
+    legend = [seen[m] for m in methods]
+    if dotted:
+        legend.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
+                             label="dots: each seed"))
+    _legend_below(fig, legend, 5)
     fig.subplots_adjust(bottom=0.3, top=0.72)
     return save(fig, stem)
 

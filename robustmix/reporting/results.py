@@ -69,6 +69,7 @@ from .tables import (  # noqa: F401
     memorisation_table,
     noise_table,
     provenance,
+    robust_per_run,
     robust_summary,
     setting_table,
     sources_table,

@@ -390,6 +390,17 @@ def attack_table(attacks: pd.DataFrame, checkpoint: str = "last") -> pd.DataFram
     return t.drop(columns=["_order", "_atk", "_mode"]).reset_index(drop=True)[cols]
 
 
+def robust_per_run(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
+    """One row per attacked run × ε > 0 for one checkpoint: its robust accuracy (%) on the
+    largest image set it was attacked on, the rows robust_summary averages (fig_robust's dots)."""
+    keys = ["condition", "ratio", "method", *SETTING_KEYS, "eps", "path"]
+    if robust is None or robust.empty:
+        return pd.DataFrame(columns=[*keys, "accuracy", "n"])
+    r = robust[(robust["checkpoint"] == checkpoint_name(checkpoint)) & (robust["eps"] > 0)]
+    r = r.sort_values("n").groupby(keys, sort=False).tail(1)
+    return r[[*keys, "accuracy", "n"]].reset_index(drop=True)
+
+
 def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
     """Robust accuracy (%) per condition × ratio × method × setting × ε > 0 for one checkpoint:
     the share of test images that no stored attack at that ε fooled (per-image worst case over
