@@ -194,3 +194,23 @@ def test_fig_robust_draws_each_runs_robust_accuracy_beside_its_mean(caught, tmp_
                        np.arange(3) + plots.ATTACK_SEED_DX)  # right of ε slots 0, 1, 2
     labels = [t.get_text() for leg in caught["fig"].legends for t in leg.get_texts()]
     assert "dots: each seed" in labels
+
+
+def test_fig_noise_keeps_two_conditions_points_apart(caught, tmp_path):
+    """Two profiles in one panel: at each ratio, a condition's mean, then its seed dots, then
+    the next condition's mean, never interleaved; fills tell them apart beside the x offset."""
+    table = pd.concat([_noise_rows({0.0: 3, 0.5: 3}),
+                       _noise_rows({0.0: 3, 0.5: 3}).assign(condition="fast")], ignore_index=True)
+    plots.plot_noise(table, tmp_path / "fig_noise", seeds=_seeds(table))
+    ax = caught["fig"].axes[0]
+    for ratio in (0, 50):
+        for m in ("erm", "mixup"):
+            means = sorted(x for ln in ax.get_lines() if ln.get_label().startswith(
+                plots.method_label(m)) for x in ln.get_xdata() if abs(x - ratio) < 10)
+            dots = sorted(x for ln in ax.get_lines() if ln.get_gid() == f"seeds:{m}"
+                          for x in ln.get_xdata() if abs(x - ratio) < 10)
+            assert len(means) == 2 and len(dots) == 6
+            assert means[0] < dots[0] and dots[2] < means[1] < dots[3]
+    fills = {ln.get_fillstyle() for ln in ax.get_lines() if ln.get_marker() == "o"
+             and ln.get_gid() is None}
+    assert fills == {"full", "bottom"}

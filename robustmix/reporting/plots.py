@@ -37,9 +37,10 @@ VECTOR = "pdf"
 CONDITION_STYLES = ("-", "--", ":", "-.")
 # Where several conditions (profiles) share a panel, the points of one method keep its colour and
 # marker shape but differ in fill (never "none": open markers are the paper's numbers) and are
-# set slightly apart on x, so no two conditions' points look the same or hide each other.
+# set apart on x, so no two conditions' points look the same or hide each other: each
+# condition's per-seed dots sit between its own mean and the next condition's (test_plots).
 CONDITION_FILLS = ("full", "bottom", "left", "top", "right")  # the other half light grey
-CONDITION_DODGE = 0.8  # percentage points of noise ratio between conditions' points
+CONDITION_DODGE = 3.0  # percentage points of noise ratio between conditions' points
 
 
 def _fill(conditions: list[str], c: str) -> str:
@@ -121,7 +122,7 @@ def _legend_below(fig: Figure, handles: list, ncol: int) -> None:
 KIND_TITLES = CK.TITLES
 
 
-SEED_DX = 1.6  # percentage points of noise ratio between a mean and its per-seed points
+SEED_DX = 1.2  # percentage points of noise ratio between a mean and its per-seed points
 ONE_SEED_ALPHA = 0.45  # a one-seed mean is drawn faded, its bar dashed: described, not tested
 
 
@@ -214,7 +215,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
                 n = (d["n_seeds"].to_numpy() if "n_seeds" in d
                      else np.full(len(d), S.MIN_SEEDS))
                 single = n < S.MIN_SEEDS
-                size = 5 if len(conditions) == 1 else 6
+                size = 5 if len(conditions) == 1 else 7  # half fills need room
                 (h,) = ax.plot(x, y, color=method_color(m), marker=method_marker(m),
                                fillstyle=fill, markerfacecolor=method_color(m),
                                markerfacecoloralt="lightgrey", linestyle=_style(conditions, c),
