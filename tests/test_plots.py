@@ -214,3 +214,30 @@ def test_fig_noise_keeps_two_conditions_points_apart(caught, tmp_path):
     fills = {ln.get_fillstyle() for ln in ax.get_lines() if ln.get_marker() == "o"
              and ln.get_gid() is None}
     assert fills == {"full", "bottom"}
+
+
+def test_fig_ablation_puts_each_runs_error_on_its_bar(caught, tmp_path):
+    rows, runs = [], []
+    for k, m in enumerate(("erm", "mixup", "mixup_pick")):
+        alpha = 0.0 if m == "erm" else 4.0
+        row = {"condition": "quick", "ratio": 0.5, "method": m, "alpha": alpha, "dropout": 0.0,
+               "n_seeds": 3, "ablation": m != "erm"}
+        for kind in ("last", "selected", "test_selected"):
+            row.update({f"{kind}_error_mean": 60.0 - k, f"{kind}_error_lo": 58.0 - k,
+                        f"{kind}_error_hi": 62.0 - k})
+        rows.append(row)
+        for s in range(3):
+            runs.append({"condition": "quick", "ratio": 0.5, "method": m, "alpha": alpha,
+                         "dropout": 0.0, "seed": s, **{f"{kind}_error": 59.0 - k + s for kind
+                                                       in ("last", "selected", "test_selected")}})
+    # a run of another setting of mixup is not on mixup's bar
+    runs.append({**runs[3], "alpha": 32.0, "seed": 9, "last_error": 99.0})
+    plots.plot_ablation(pd.DataFrame(rows), tmp_path / "fig_ablation", seeds=pd.DataFrame(runs))
+    ax = caught["fig"].axes[0]
+    dots = {ln.get_gid(): ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("seeds:")}
+    assert set(dots) == {"seeds:erm", "seeds:mixup", "seeds:mixup_pick"}
+    assert sorted(dots["seeds:mixup"].get_ydata()) == [58.0, 59.0, 60.0]
+    bars = {round(b.get_height(), 6): b for b in ax.patches}
+    bar = bars[59.0]  # mixup's mean: its dots lie within its bar's width
+    xs = dots["seeds:mixup"].get_xdata()
+    assert bar.get_x() < min(xs) and max(xs) < bar.get_x() + bar.get_width()

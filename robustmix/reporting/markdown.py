@@ -838,7 +838,7 @@ def _test_error(rep: Report) -> list[str]:
                                           "ablation", "n_seeds",
                                           *[f"{k}_error_{s}" for k in R.KINDS
                                             for s in ("mean", "lo", "hi")]]])
-        rep.figure("fig_ablation", plots.plot_ablation, ablation)
+        rep.figure("fig_ablation", plots.plot_ablation, ablation, seeds=rep.res.runs)
     chosen_by = "; ".join(dict.fromkeys(noise["chosen_by"]))
     md = ["## Test error under label noise", "",
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",

@@ -634,9 +634,12 @@ def plot_curves(table: pd.DataFrame, stem: Path, milestones: dict | None = None,
     return save(fig, stem)
 
 
-def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
+def plot_ablation(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = None
+                  ) -> list[Path]:
     """Test error (%) of every method at the noise ratios with ablations, for each checkpoint
-    kind the runs have: grouped bars (mean over seeds, error bar = 95 % interval)."""
+    kind the runs have: grouped bars (mean over seeds, error bar = 95 % interval), each run's
+    error a small dot on its bar (seeds: one row per run with condition, ratio, method, alpha,
+    dropout and <kind>_error)."""
     groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     conditions = list(dict.fromkeys(table["condition"]))
     methods = _methods(table)
@@ -645,7 +648,7 @@ def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
     fig = Figure(figsize=(max(4.5, 1.0 + 0.45 * len(methods) * len(groups)) * len(kinds), 4.6))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     width = 0.8 / len(methods)
-    handles = []
+    handles, dotted = [], False
     for ax, kind in zip(axes, kinds, strict=True):
         for k, m in enumerate(methods):
             xs, ys, lo, hi = [], [], [], []
@@ -655,6 +658,15 @@ def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
                     continue
                 xs.append(g - 0.4 + width * (k + 0.5))
                 ys.append(float(d[f"{kind}_error_mean"].iloc[0]))
+                if seeds is not None and f"{kind}_error" in seeds:
+                    keys = ["condition", "ratio", "method", "alpha", "dropout"]
+                    ds = seeds.merge(d[keys].head(1), on=keys)[f"{kind}_error"].dropna()
+                    if len(ds):
+                        spread = np.linspace(-width / 4, width / 4, len(ds)) if len(ds) > 1 else [0.0]
+                        ax.plot(xs[-1] + np.asarray(spread), ds.to_numpy(dtype=float),
+                                linestyle="none", marker=".", markersize=3.5, color="black",
+                                alpha=0.7, zorder=3, gid=f"seeds:{m}")
+                        dotted = True
                 lo.append(float(d[f"{kind}_error_lo"].iloc[0]))
                 hi.append(float(d[f"{kind}_error_hi"].iloc[0]))
             y = np.asarray(ys, dtype=float)
@@ -672,6 +684,9 @@ def plot_ablation(table: pd.DataFrame, stem: Path) -> list[Path]:
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(labelleft=True)
     axes[0].set_ylabel("test error (%)")
+    if dotted:
+        handles.append(Line2D([], [], color="black", marker=".", linestyle="none", alpha=0.7,
+                              label="dots: each seed"))
     _legend_below(fig, handles, 3)
     fig.subplots_adjust(bottom=0.22 + 0.05 * ((len(handles) - 1) // 3), wspace=0.15)
     return save(fig, stem)
