@@ -241,3 +241,24 @@ def test_fig_ablation_puts_each_runs_error_on_its_bar(caught, tmp_path):
     bar = bars[59.0]  # mixup's mean: its dots lie within its bar's width
     xs = dots["seeds:mixup"].get_xdata()
     assert bar.get_x() < min(xs) and max(xs) < bar.get_x() + bar.get_width()
+
+
+def test_fig_sources_draws_each_runs_error_beside_its_mean(caught, tmp_path):
+    rows, runs = [], []
+    for g, (label, rate) in enumerate((("CIFAR-10N worst", 40.2), ("sym 50%", 45.2))):
+        for m in ("erm", "mixup"):
+            row = {"condition": label, "ratio": rate / 100, "source_label": label,
+                   "measured_rate": rate, "method": m, "alpha": 0.0 if m == "erm" else 4.0,
+                   "dropout": 0.0, "n_seeds": 3}
+            for kind in ("last", "selected", "test_selected"):
+                row.update({f"{kind}_error_mean": 40.0 + g, f"{kind}_error_lo": 39.0 + g,
+                            f"{kind}_error_hi": 41.0 + g})
+            rows.append(row)
+            runs += [{**{k: row[k] for k in ("condition", "ratio", "method", "alpha", "dropout")},
+                      "seed": s, **{f"{kind}_error": 39.0 + g + s for kind in
+                                    ("last", "selected", "test_selected")}} for s in range(3)]
+    plots.plot_sources(pd.DataFrame(rows), tmp_path / "fig_sources", seeds=pd.DataFrame(runs))
+    ax = caught["fig"].axes[0]
+    dots = [ln for ln in ax.get_lines() if ln.get_gid() == "seeds:mixup"]
+    assert sorted(y for ln in dots for y in ln.get_ydata()) == [39, 40, 40, 41, 41, 42]
+    assert sorted({round(x) for ln in dots for x in ln.get_xdata()}) == [0, 1]  # one per source

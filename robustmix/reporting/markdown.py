@@ -797,7 +797,7 @@ def _noise_sources(rep: Report) -> list[str]:
                                         "method", "alpha", "dropout", "n_seeds",
                                         *[f"{k}_error_{s}" for k in R.KINDS
                                           for s in ("mean", "lo", "hi")]]])
-        rep.figure("fig_sources", plots.plot_sources, sources)
+        rep.figure("fig_sources", plots.plot_sources, sources, seeds=runs)
     return noise_source_section(runs, transitions, sources, contrasts)
 
 

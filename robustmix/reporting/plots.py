@@ -739,10 +739,13 @@ def plot_transitions(table: pd.DataFrame, stem: Path, classes: list[str] | tuple
     return save(fig, stem)
 
 
-def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
+def plot_sources(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = None
+                 ) -> list[Path]:
     """Test error (%) of each method across noise sources, for each checkpoint kind the runs
     have: x = noise source, annotated with its measured rate of wrong training labels (sources
-    in order of that rate); points = mean over seeds, bars = 95 % interval."""
+    in order of that rate); points = mean over seeds, bars = 95 % interval, each run's error a
+    small dot right of its mean (seeds: one row per run with condition, ratio, method, alpha,
+    dropout and <kind>_error)."""
     groups = list(dict.fromkeys(zip(table["condition"], table["ratio"], strict=True)))
     methods = _methods(table)
     kinds = [k for k in CK.KINDS
@@ -750,7 +753,7 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
     fig = Figure(figsize=(max(4.8, 1.2 + 1.5 * len(groups)) * len(kinds), 4.8))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
     step = 0.7 / max(len(methods), 1)
-    handles = []
+    handles, dotted = [], False
     ticks = []
     for c, ratio in groups:
         r = table[(table["condition"] == c) & (table["ratio"] == ratio)].iloc[0]
@@ -778,6 +781,15 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
                             label=_label(m, "", [], table[table["method"] == m]))
             if kind == kinds[0]:
                 handles.append(h)
+            if seeds is not None and f"{kind}_error" in seeds:
+                keys = ["condition", "ratio", "method", "alpha", "dropout"]
+                for x, (_, r) in zip(xs, dm.iterrows(), strict=True):
+                    ds = seeds.merge(pd.DataFrame([r[keys]]), on=keys)[f"{kind}_error"].dropna()
+                    if len(ds):
+                        ax.plot(np.full(len(ds), x + 0.3 * step), ds.to_numpy(dtype=float),
+                                linestyle="none", marker=".", markersize=3.5,
+                                color=method_color(m), alpha=0.8, gid=f"seeds:{m}")
+                        dotted = True
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(ticks, fontsize=8)
         ax.set_xlim(-0.6, len(groups) - 0.4)
@@ -786,6 +798,9 @@ def plot_sources(table: pd.DataFrame, stem: Path) -> list[Path]:
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(labelleft=True)
     axes[0].set_ylabel("test error (%)")
+    if dotted:
+        handles.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
+                              label="dots: each seed"))
     _legend_below(fig, handles, 2)
     fig.subplots_adjust(bottom=0.26 + 0.05 * ((len(handles) - 1) // 2), wspace=0.15)
     return save(fig, stem)
