@@ -37,18 +37,30 @@ VECTOR = "pdf"
 CONDITION_STYLES = ("-", "--", ":", "-.")
 # Where several conditions (profiles) share a panel, the points of one method keep its colour and
 # marker shape but differ in fill (never "none": open markers are the paper's numbers) and are
-# set apart on x, so no two conditions' points look the same or hide each other: each
-# condition's per-seed dots sit between its own mean and the next condition's (test_plots).
+# set apart on x, so no two conditions' points look the same or hide each other. Every
+# (condition, method) pair at a ratio gets its own slot, so that neither two conditions nor two
+# methods with close accuracies draw their bars on one line; each slot's per-seed dots sit
+# between its own mean and the next slot's (test_plots).
 CONDITION_FILLS = ("full", "bottom", "left", "top", "right")  # the other half light grey
-CONDITION_DODGE = 3.0  # percentage points of noise ratio between conditions' points
+SLOT_WIDTH = 3.0  # percentage points of noise ratio between neighbouring slots, at most
+SLOT_SHARE = 0.75  # of the smallest gap between ratios that one ratio's slots may span
 
 
 def _fill(conditions: list[str], c: str) -> str:
     return CONDITION_FILLS[conditions.index(c) % len(CONDITION_FILLS)]
 
 
-def _dodge(conditions: list[str], c: str) -> float:
-    return CONDITION_DODGE * (conditions.index(c) - (len(conditions) - 1) / 2)
+def _slot_width(ratios: Sequence[float], n_slots: int) -> float:
+    """The x distance (percentage points) between slots: SLOT_WIDTH, or less where the ratios
+    lie so close that one ratio's slots would run into the next ratio's."""
+    gaps = np.diff(sorted(set(100 * np.asarray(ratios, dtype=float))))
+    if not len(gaps) or n_slots < 2:
+        return SLOT_WIDTH
+    return min(SLOT_WIDTH, SLOT_SHARE * float(gaps.min()) / n_slots)
+
+
+def _slot(pairs: list[tuple[str, str]], pair: tuple[str, str], width: float) -> float:
+    return width * (pairs.index(pair) - (len(pairs) - 1) / 2)
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
@@ -122,7 +134,8 @@ def _legend_below(fig: Figure, handles: list, ncol: int) -> None:
 KIND_TITLES = CK.TITLES
 
 
-SEED_DX = 1.2  # percentage points of noise ratio between a mean and its per-seed points
+SEED_SHARE = 0.4  # of the slot width between a mean and its per-seed dots
+SEED_DX = SEED_SHARE * SLOT_WIDTH  # percentage points, where slots have their full width
 ONE_SEED_ALPHA = 0.45  # a one-seed mean is drawn faded, its bar dashed: described, not tested
 
 
@@ -152,7 +165,8 @@ def _paper_panel(ax, methods: list[str]) -> None:
         d = t[t["method"] == m].sort_values("ratio")
         if setting := setting_text(d.rename(columns={"paper_alpha": "alpha",
                                                      "paper_dropout": "dropout"})):
-            notes.append(f"{method_label(m)}: {setting}")
+            # one line per hyperparameter, so the note stays inside the panel
+            notes.append(f"{method_label(m)}: " + "\n    ".join(setting.split("; ")))
         x = 100 * d["ratio"].to_numpy()
         ax.plot(x, 100 - d["paper_last_error"].to_numpy(), color=method_color(m),
                 marker=method_marker(m), markersize=5, linestyle="-", linewidth=1.2)
@@ -189,6 +203,8 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
                                     table.sort_values("ratio")["ratio"], strict=True)))
              if "noise" in table and table["noise"].nunique() > 1 else None)
     step = 0.8 / max(len(methods), 1)
+    pairs = [(c, m) for c in conditions for m in _methods(table[table["condition"] == c])]
+    width = _slot_width(table["ratio"], len(pairs))
     comparable = ("dataset" in table and "noise" in table
                   and ((table["dataset"] == "cifar10") & (table["noise"] == "sym")).any())
     n_panels = len(kinds) + (1 if comparable else 0)
@@ -206,7 +222,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
                 if d.empty:
                     continue
                 if slots is None:
-                    x = 100 * d["ratio"].to_numpy() + _dodge(conditions, c)
+                    x = 100 * d["ratio"].to_numpy() + _slot(pairs, (c, m), width)
                 else:
                     x = np.asarray([slots.index((c, r)) - 0.4 + step * methods.index(m)
                                     + 0.3 * step for r in d["ratio"]], dtype=float)
@@ -236,7 +252,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
                                      markersize=size, capsize=3, alpha=ONE_SEED_ALPHA)
                     for bar in eb[2]:
                         bar.set_linestyle((0, (2, 1.5)))
-                dx = SEED_DX if slots is None else 0.4 * step
+                dx = SEED_SHARE * (width if slots is None else step)
                 for xi, r in zip(x, d["ratio"], strict=True):
                     drawn_seeds |= _seed_points(ax, seeds, c, m, kind, float(xi), float(r), dx)
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
@@ -245,7 +261,8 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
             ticks = sorted(set(100 * table["ratio"]))
             ax.set_xticks(ticks)
             if len(ticks) == 1:  # one ratio: autoscaling would pin the seed dots to the edge
-                ax.set_xlim(ticks[0] - 4 * SEED_DX, ticks[0] + 4 * SEED_DX)
+                half = width * ((len(pairs) - 1) / 2 + 1.5)
+                ax.set_xlim(ticks[0] - half, ticks[0] + half)
         else:
             ax.set_xlabel("noise source")
             ax.set_xticks(range(len(slots)))
