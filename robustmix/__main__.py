@@ -23,6 +23,8 @@ COMMANDS = (
      "score trained runs on CIFAR-10-C-style common corruptions (extra: corruptions)"),
     ("python -m robustmix.report runs/ --out reports/NAME",
      "figures, tables and report.md with the paper's claims judged"),
+    ("python -m robustmix.compare reports/cpu reports/fast --names quick,fast",
+     "two reports' verdicts side by side: which claims hold, reverse, or are decided at one"),
     ("python -m robustmix.study experiments/cpu.toml",
      "a whole study from one TOML file, resumable (--check: validate only)"),
 )
