@@ -110,3 +110,14 @@ def test_bad_input_is_one_line_and_writes_nothing(reports, capsys, args, message
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_settings_name_each_alpha_with_the_ratios_it_ran_at(tmp_path):
+    runs = pd.DataFrame([{"method": "mixup", "alpha": a, "dropout": 0.0, "seed": s, "ratio": r,
+                          "model": "preact_resnet18", "width": 16, "train_images": 2000,
+                          "epochs": 80}
+                         for r, a in ((0.0, 1.0), (0.2, 4.0), (0.5, 4.0)) for s in range(3)])
+    study = C.Study("quick", tmp_path, pd.DataFrame(), runs)
+    text = C.settings(study)
+    assert "mixup (α = 1 at 0 %, 4 at 20/50 %): seeds 3 at 0 %, 3 at 20 %, 3 at 50 %" in text
+    assert "2,000 training images" in text

@@ -134,9 +134,18 @@ def settings(s: Study) -> str:
     for m, d in sorted(r.groupby("method"), key=lambda kv: method_rank(kv[0])):
         bits = []
         for col, sym in (("alpha", "α"), ("dropout", "p")):
-            vals = sorted({float(v) for v in d.get(col, pd.Series(dtype=float)).dropna()} - {0.0})
-            if vals:
-                bits.append(f"{sym} = " + "/".join(f"{v:g}" for v in vals))
+            if col not in d:
+                continue
+            at: dict[float, list[float]] = {}  # value -> the noise ratios it was run at
+            for v, q in sorted(zip(d[col].astype(float), d["ratio"].astype(float), strict=True)):
+                if v != 0 and q not in at.setdefault(v, []):
+                    at[v].append(q)
+            if len(at) == 1:
+                bits.append(f"{sym} = {next(iter(at)):g}")
+            elif at:
+                bits.append(f"{sym} = " + ", ".join(
+                    f"{v:g} at " + "/".join(f"{100 * q:g}" for q in qs) + " %"
+                    for v, qs in at.items()))
         seeds = d.groupby("ratio")["seed"].nunique() if "seed" in d else pd.Series(dtype=int)
         seed_text = ", ".join(f"{n} at {_fmt_ratio(q)}" for q, n in seeds.items())
         methods.append(f"{method_label(m)}" + (f" ({'; '.join(bits)})" if bits else "")
