@@ -129,7 +129,8 @@ def settings(s: Study) -> str:
     first = r.iloc[0]
     parts = [f"{first.get('model', '?')} width {first.get('width', '?')}",
              f"{int(first['train_images']):,} training images" if "train_images" in r else "",
-             f"{first.get('epochs', '?')} epochs"]
+             f"{first.get('epochs', '?')} epochs",
+             str(first["data"]) if isinstance(first.get("data"), str) else ""]
     methods = []
     for m, d in sorted(r.groupby("method"), key=lambda kv: method_rank(kv[0])):
         bits = []
