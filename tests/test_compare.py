@@ -121,3 +121,13 @@ def test_settings_name_each_alpha_with_the_ratios_it_ran_at(tmp_path):
     text = C.settings(study)
     assert "mixup (α = 1 at 0 %, 4 at 20/50 %): seeds 3 at 0 %, 3 at 20 %, 3 at 50 %" in text
     assert "2,000 training images" in text
+
+
+def test_setting_text_is_shared_and_names_a_zero_among_changing_values():
+    from robustmix.reporting.columns import setting_text
+    rows = pd.DataFrame({"ratio": [0.0, 0.5, 0.5, 0.8], "alpha": [1.0, 32.0, 32.0, 32.0],
+                         "dropout": [0.0, 0.1, 0.1, 0.1]})
+    assert setting_text(rows) == "α = 1 at 0 %, 32 at 50/80 %; p = 0 at 0 %, 0.1 at 50/80 %"
+    assert setting_text(rows, unit="%") == "α = 1 at 0%, 32 at 50/80%; p = 0 at 0%, 0.1 at 50/80%"
+    assert setting_text(rows.assign(alpha=0.0, dropout=0.0)) == ""
+    assert setting_text(rows.assign(alpha=4.0)).startswith("α = 4; p = 0 at 0 %")

@@ -63,3 +63,33 @@ def as_int(x, default: int = 0) -> int:
         return int(x)
     except (TypeError, ValueError):
         return default
+
+
+def ratios_text(ratios, unit: str = " %") -> str:
+    """Noise ratios as percentages joined by '/': [0.5, 0.8] -> '50/80 %'."""
+    return "/".join(f"{100 * float(r):g}" for r in ratios) + unit
+
+
+def setting_text(rows, unit: str = " %") -> str:
+    """A method's α and p over the noise ratios it ran at (rows with columns ratio, alpha,
+    dropout): 'α = 32' when one value serves every ratio, 'α = 8 at 20 %, 32 at 50/80 %' when it
+    changes with the ratio (a 0 among them is written, since it means the method ran without
+    it there); '' for a method with neither (ERM). Figures pass unit='%' to stay compact."""
+    parts = []
+    for col, sym in (("alpha", "α"), ("dropout", "p")):
+        if col not in rows:
+            continue
+        at: dict[float, list[float]] = {}  # value -> the noise ratios it was run at
+        for r, v in sorted(zip(rows["ratio"].astype(float), rows[col].astype(float),
+                               strict=True)):
+            if r not in at.setdefault(v, []):
+                at[v].append(r)
+        if not any(v != 0 for v in at):
+            continue
+        if len(at) == 1:
+            parts.append(f"{sym} = {next(iter(at)):g}")
+        else:
+            parts.append(f"{sym} = " + ", ".join(f"{v:g} at {ratios_text(rs, unit)}"
+                                                   for v, rs in sorted(at.items(),
+                                                                       key=lambda kv: kv[1][0])))
+    return "; ".join(parts)

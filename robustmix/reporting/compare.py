@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..training.methods import method_label, method_rank
+from .columns import ratios_text, setting_text
 from .verdicts import CONTRADICTED, SUPPORTED
 
 VERDICTS_CSV, RUNS_CSV = "table_verdicts.csv", "table_runs.csv"
@@ -117,10 +118,6 @@ def _cell(verdict: object, effect: float, lo: float, hi: float, n: float) -> str
     return f"{verdict} {effect:+.1f} [{lo:+.1f}, {hi:+.1f}]{seeds}"
 
 
-def _fmt_ratio(r: float) -> str:
-    return f"{100 * r:g} %"
-
-
 def settings(s: Study) -> str:
     """What a study trained, one line: network, data, schedule, each method's α/p, seeds."""
     r = s.runs
@@ -133,23 +130,10 @@ def settings(s: Study) -> str:
              str(first["data"]) if isinstance(first.get("data"), str) else ""]
     methods = []
     for m, d in sorted(r.groupby("method"), key=lambda kv: method_rank(kv[0])):
-        bits = []
-        for col, sym in (("alpha", "α"), ("dropout", "p")):
-            if col not in d:
-                continue
-            at: dict[float, list[float]] = {}  # value -> the noise ratios it was run at
-            for v, q in sorted(zip(d[col].astype(float), d["ratio"].astype(float), strict=True)):
-                if v != 0 and q not in at.setdefault(v, []):
-                    at[v].append(q)
-            if len(at) == 1:
-                bits.append(f"{sym} = {next(iter(at)):g}")
-            elif at:
-                bits.append(f"{sym} = " + ", ".join(
-                    f"{v:g} at " + "/".join(f"{100 * q:g}" for q in qs) + " %"
-                    for v, qs in at.items()))
+        setting = setting_text(d)
         seeds = d.groupby("ratio")["seed"].nunique() if "seed" in d else pd.Series(dtype=int)
-        seed_text = ", ".join(f"{n} at {_fmt_ratio(q)}" for q, n in seeds.items())
-        methods.append(f"{method_label(m)}" + (f" ({'; '.join(bits)})" if bits else "")
+        seed_text = ", ".join(f"{n} at {ratios_text([q])}" for q, n in seeds.items())
+        methods.append(f"{method_label(m)}" + (f" ({setting})" if setting else "")
                        + (f": seeds {seed_text}" if seed_text else ""))
     return f"**{s.name}**: " + ", ".join(p for p in parts if p) + "; " + "; ".join(methods)
 
@@ -183,13 +167,13 @@ def markdown(a: Study, b: Study, table: pd.DataFrame, *, everything: bool = Fals
     else:
         lines += [f"| family | claim | noise | checkpoint | {a.name} | {b.name} | outcome |",
                   "|---|---|---|---|---|---|---|"]
-        for _, r in shown.iterrows():
+        for i, r in shown.iterrows():
             ca = _cell(r["verdict_a"], r["effect_a"], r["lo_a"], r["hi_a"], r["n_seeds_a"])
             cb = _cell(r["verdict_b"], r["effect_b"], r["lo_b"], r["hi_b"], r["n_seeds_b"])
             bold = f"**{r['outcome']}**" if r["outcome"] in (HOLDS, REVERSES) else r["outcome"]
-            if r["outcome"] != REVERSES and np.sign(r["effect_a"]) * np.sign(r["effect_b"]) < 0:
+            if r["outcome"] != REVERSES and i in flips.index:
                 bold += "; point estimates of opposite sign"
-            lines.append(f"| {r['family']} | {r['claim']} | {_fmt_ratio(r['ratio'])} | "
+            lines.append(f"| {r['family']} | {r['claim']} | {ratios_text([r['ratio']])} | "
                          f"{r['checkpoint']} | {ca} | {cb} | {bold} |")
     if not everything and len(shown) < len(table):
         lines += ["", f"{len(table) - len(shown)} claim(s) in one report only are counted above, "

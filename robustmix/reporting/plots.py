@@ -30,6 +30,7 @@ from ..runs import checkpoint_names as CK  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
 from . import paper  # noqa: E402
 from . import statistics as S  # noqa: E402
+from .columns import setting_text  # noqa: E402
 
 DPI = 150
 VECTOR = "pdf"
@@ -71,34 +72,10 @@ def _style(conditions: list[str], c: str) -> str:
     return CONDITION_STYLES[conditions.index(c) % len(CONDITION_STYLES)]
 
 
-def _fmt_ratios(ratios: list[float]) -> str:
-    return "/".join(f"{100 * r:g}" for r in ratios) + "%"
-
-
-def setting_text(rows: pd.DataFrame) -> str:
-    """α and p of one method's line: 'α = 32' when constant, 'α = 8 at 20%, 32 at 50/80%' when
-    they change with the noise ratio; '' for a method with neither (ERM)."""
-    rows = rows.drop_duplicates(subset=["ratio", "alpha", "dropout"]).sort_values("ratio")
-    parts = []
-    for col, sym in (("alpha", "α"), ("dropout", "p")):
-        vals = rows[col].astype(float)
-        if not (vals != 0).any():
-            continue
-        if vals.nunique() == 1:
-            parts.append(f"{sym} = {vals.iloc[0]:g}")
-            continue
-        groups: dict[float, list[float]] = {}
-        for r, v in zip(rows["ratio"], vals, strict=True):
-            groups.setdefault(v, []).append(r)
-        parts.append(f"{sym} = " + ", ".join(f"{v:g} at {_fmt_ratios(rs)}"
-                                               for v, rs in groups.items()))
-    return "; ".join(parts)
-
-
 def _label(method: str, condition: str, conditions: list[str],
            rows: pd.DataFrame | None = None) -> str:
     text = method_label(method) + (f", {condition}" if len(conditions) > 1 else "")
-    setting = setting_text(rows) if rows is not None and not rows.empty else ""
+    setting = setting_text(rows, unit="%") if rows is not None and not rows.empty else ""
     return text + (f" ({setting})" if setting else "")
 
 
@@ -164,7 +141,7 @@ def _paper_panel(ax, methods: list[str]) -> None:
     for m in [m for m in methods if m in set(t["method"])] or list(dict.fromkeys(t["method"])):
         d = t[t["method"] == m].sort_values("ratio")
         if setting := setting_text(d.rename(columns={"paper_alpha": "alpha",
-                                                     "paper_dropout": "dropout"})):
+                                                     "paper_dropout": "dropout"}), unit="%"):
             # one line per hyperparameter, so the note stays inside the panel
             notes.append(f"{method_label(m)}: " + "\n    ".join(setting.split("; ")))
         x = 100 * d["ratio"].to_numpy()
