@@ -187,3 +187,17 @@ steps = 2
     assert done == [0]
     assert "put off" in capsys.readouterr().out
     assert all((t / "attack.csv").exists() for t in first)
+
+
+def test_study_report_counts_the_black_box_source_among_its_methods_runs(tmp_path, study_toml):
+    """The source run is trained by the study and is an ERM of another seed at the same noise:
+    the study's report counts it, as the report command does given the same folders."""
+    path = study_toml(attack=TINY_ATTACK.replace('source = { ratio = 0.5, method = "erm" }',
+                                                 '[attack.sources]\n"0.5" = { method = "erm", '
+                                                 'seed = 1 }'))
+    assert run_main(study.main, [str(path), "--quiet", "--skip-attacks"]) == 0
+    runs = pd.read_csv(tmp_path / "report" / "table_runs.csv")
+    source = [r for r in (tmp_path / "runs").iterdir() if r.name.endswith("_s1")]
+    assert len(source) == 1 and "_erm_" in source[0].name
+    assert sorted(runs.loc[runs["method"] == "erm", "seed"]) == [0, 1]
+    assert set(runs.loc[runs["method"] != "erm", "seed"]) == {0}

@@ -185,6 +185,6 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     if not skip_report and runs:
         from .tasks import write_study_report
 
-        write_study_report(study, runs)
+        write_study_report(study, runs + [p.run for p in sources if is_finished(p.run)])
     print(f"study {study.name} complete in {_fmt(time.perf_counter() - t0)}; "
           f"runs in {study.out}, report in {study.report}")

@@ -323,7 +323,8 @@ def _drive(ray, study: Study, *, skip_attacks: bool, skip_report: bool, wait: bo
     if not skip_report and runs:
         from .tasks import write_study_report
 
-        write_study_report(study, runs)
+        write_study_report(study, runs + [p.run for p in plans_all[len(plans):]
+                                          if is_finished(p.run)])
     print(f"study {study.name}: {n_train} run(s) to train, {len(jobs) - n_train} attack task(s); "
           f"{len(failures)} failed, {len(skipped)} skipped; {_fmt(time.perf_counter() - t0)}; "
           f"runs in {study.out}"

@@ -122,7 +122,11 @@ def attack(targets: list[Path], opts: dict, quiet: bool = False, wait: bool = Tr
 
 
 def write_study_report(study: Study, runs: list[Path]) -> None:
-    """The study's report over its finished runs, with the study's notes file if there is one."""
+    """The study's report over its finished runs, with the study's notes file if there is one.
+    runs holds the black-box source runs too: each is an ordinary run of the study's condition (an
+    ERM of another seed), so it counts among its method's seeds for the training statistics,
+    exactly as `python -m robustmix.report` counts it when given the study's run folders; it has
+    no white-box rows of its own, since a source is never attacked."""
     from ..errors import UsageError
     from ..reporting import results as R
     from ..reporting.markdown import remove_stale, write_report
