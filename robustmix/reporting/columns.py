@@ -89,7 +89,7 @@ def setting_text(rows, unit: str = " %") -> str:
         if len(at) == 1:
             parts.append(f"{sym} = {next(iter(at)):g}")
         else:
+            # at's keys are in order of their first ratio: the pairs were inserted sorted
             parts.append(f"{sym} = " + ", ".join(f"{v:g} at {ratios_text(rs, unit)}"
-                                                   for v, rs in sorted(at.items(),
-                                                                       key=lambda kv: kv[1][0])))
+                                                   for v, rs in at.items()))
     return "; ".join(parts)
