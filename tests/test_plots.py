@@ -77,6 +77,14 @@ def test_fig_noise_has_no_paper_panel_for_other_noise(caught, tmp_path):
     assert not any("Table 2" in ax.get_title() for ax in caught["fig"].axes)
 
 
+def test_fig_noise_has_no_paper_panel_for_clean_labels_only(caught, tmp_path):
+    """Table 2 has no 0 % row: a clean-label study gets no panel of 20-80 % numbers."""
+    plots.plot_noise(_noise_rows({0.0: 3}), tmp_path / "fig_noise")
+    assert not any("Table 2" in ax.get_title() for ax in caught.pop("fig").axes)
+    plots.plot_noise(_noise_rows({0.0: 3, 0.2: 3}), tmp_path / "fig_noise")
+    assert any("Table 2" in ax.get_title() for ax in caught["fig"].axes)
+
+
 def test_fig_noise_gives_each_noise_source_its_own_slot(caught, tmp_path):
     """Three sources × 4 methods: a categorical source axis and a legend of the 4 methods, not
     12 entries on two crowded ratios."""

@@ -844,8 +844,9 @@ def _test_error(rep: Report) -> list[str]:
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval, each "
           f"seed a dot beside it; a mean of fewer than {S.MIN_SEEDS} seeds is faded with a "
-          "dashed bar over the test images only (described, not tested). The paper's Table 2, where the runs are comparable with "
-          "it (symmetric CIFAR-10 noise), is in a panel of its own with its own axis.", "",
+          "dashed bar over the test images only (described, not tested). The paper's Table 2, where some runs are "
+          "comparable with it (symmetric CIFAR-10 noise at 20, 50 or 80 %), is in a panel of "
+          "its own with its own axis.", "",
           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
           "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "

@@ -29,6 +29,16 @@ def table2() -> pd.DataFrame:
                                          "paper_best_error", "paper_last_error"])
 
 
+def covers(table: pd.DataFrame) -> bool:
+    """Whether Table 2 has a number for any row of this table (columns dataset, noise, ratio):
+    symmetric CIFAR-10 noise at one of its three levels. Clean labels (0 %) are not in it."""
+    if not {"dataset", "noise", "ratio"} <= set(table.columns):
+        return False
+    sym = table[(table["dataset"] == "cifar10") & (table["noise"] == "sym")]
+    levels = {round(r, 9) for r, *_ in TABLE2}
+    return any(round(float(r), 9) in levels for r in sym["ratio"])
+
+
 def lookup(ratio: float, method: str, *, dataset: str = "cifar10", noise: str = "sym",
            alpha: float | None = None, dropout: float | None = None) -> tuple[float, float] | None:
     """Paper (best, last) test error in % for a run of this setting, or None when the paper has

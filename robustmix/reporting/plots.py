@@ -166,9 +166,9 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
     selected on noisy validation, test-selected): one line per method and condition, mean over
     seeds with its 95 % interval, its per-seed values as small dots beside it (seeds: one row
     per run with condition, ratio, method and <kind>_acc); a one-seed mean faded with a dashed
-    bar (its interval covers test images only). Where the runs are symmetric-noise CIFAR-10, the
-    paper's Table 2 for its four methods in a panel of its own (solid: last epoch; open,
-    dashed: its "best", test-selected), never on our axes."""
+    bar (its interval covers test images only). Where some runs are symmetric-noise CIFAR-10 at
+    a level of the paper's Table 2 (20, 50 or 80 %), Table 2 for its four methods in a panel of
+    its own (solid: last epoch; open, dashed: its "best", test-selected), never on our axes."""
     conditions = list(dict.fromkeys(table["condition"]))
     kinds = [k for k in CK.KINDS
              if table[f"{k}_acc_mean"].notna().any()]
@@ -182,8 +182,7 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
     step = 0.8 / max(len(methods), 1)
     pairs = [(c, m) for c in conditions for m in _methods(table[table["condition"] == c])]
     width = _slot_width(table["ratio"], len(pairs))
-    comparable = ("dataset" in table and "noise" in table
-                  and ((table["dataset"] == "cifar10") & (table["noise"] == "sym")).any())
+    comparable = paper.covers(table)  # a clean-label study has nothing to set beside Table 2
     n_panels = len(kinds) + (1 if comparable else 0)
     fig = Figure(figsize=(4.0 * n_panels + 0.6, 4.8))
     axes = np.atleast_1d(fig.subplots(1, n_panels))
