@@ -77,6 +77,22 @@ def test_fig_noise_has_no_paper_panel_for_other_noise(caught, tmp_path):
     assert not any("Table 2" in ax.get_title() for ax in caught["fig"].axes)
 
 
+def test_fig_noise_marks_which_noise_draw_each_seed_dot_comes_from(caught, tmp_path):
+    table = _noise_rows({0.5: 6})
+    seeds = _seeds(table)
+    seeds["noise_seed"] = seeds["seed"] % 2  # 3 training seeds on each of two draws
+    plots.plot_noise(table, tmp_path / "fig_noise", seeds=seeds)
+    fig = caught["fig"]
+    dots = {ln.get_gid(): ln for ln in fig.axes[0].get_lines()
+            if str(ln.get_gid()).startswith("seeds:")}
+    assert set(dots) == {f"seeds:{m}:noise{n}" for m in ("erm", "mixup") for n in (0, 1)}
+    assert dots["seeds:erm:noise0"].get_marker() != dots["seeds:erm:noise1"].get_marker()
+    assert len(dots["seeds:mixup:noise1"].get_ydata()) == 3
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert "each seed, noise seed 0" in labels and "each seed, noise seed 1" in labels
+    assert "dots: each seed" not in labels
+
+
 def test_fig_noise_has_no_paper_panel_for_clean_labels_only(caught, tmp_path):
     """Table 2 has no 0 % row: a clean-label study gets no panel of 20-80 % numbers."""
     plots.plot_noise(_noise_rows({0.0: 3}), tmp_path / "fig_noise")

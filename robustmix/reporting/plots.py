@@ -116,19 +116,36 @@ SEED_DX = SEED_SHARE * SLOT_WIDTH  # percentage points, where slots have their f
 ONE_SEED_ALPHA = 0.45  # a one-seed mean is drawn faded, its bar dashed: described, not tested
 
 
+# The per-seed dots of a figure whose runs come from several noise draws: one marker per noise
+# seed, so a reader sees whether a mean's spread is between draws or within one.
+DRAW_MARKERS = (".", "x", "+", "1", "2", "3")
+
+
+def _draw_marker(draws: Sequence[int], draw: int) -> str:
+    return DRAW_MARKERS[min(list(draws).index(draw), len(DRAW_MARKERS) - 1)]
+
+
 def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: float,
-                 ratio: float, dx: float = SEED_DX) -> bool:
-    """The per-seed accuracies of one mean, as small dots just right of it."""
+                 ratio: float, dx: float = SEED_DX, draws: Sequence[int] = ()) -> set[int]:
+    """The per-seed accuracies of one mean, as small dots just right of it; with several noise
+    draws in the figure (draws: their noise seeds, sorted), each draw's dots in its own marker.
+    Returns the noise seeds drawn ({-1} for dots of one undistinguished draw)."""
     if seeds is None or seeds.empty or f"{kind}_acc" not in seeds:
-        return False
+        return set()
     d = seeds[(seeds["condition"] == c) & (seeds["method"] == m)
               & ((seeds["ratio"] - ratio).abs() < 1e-9)]
-    y = d[f"{kind}_acc"].dropna().to_numpy(dtype=float)
-    if not len(y):
-        return False
-    ax.plot(np.full(len(y), x0 + dx), y, linestyle="none", marker=".", markersize=3.5,
-            color=method_color(m), alpha=0.8, gid=f"seeds:{m}")
-    return True
+    d = d[d[f"{kind}_acc"].notna()]
+    drawn = set()
+    for draw in (draws if len(draws) > 1 else [-1]):
+        y = (d if draw == -1 else d[d["noise_seed"] == draw])[f"{kind}_acc"].to_numpy(float)
+        if not len(y):
+            continue
+        marker = "." if draw == -1 else _draw_marker(draws, draw)
+        ax.plot(np.full(len(y), x0 + dx), y, linestyle="none", marker=marker,
+                markersize=3.5 if marker == "." else 4, color=method_color(m), alpha=0.8,
+                gid=f"seeds:{m}" if draw == -1 else f"seeds:{m}:noise{draw}")
+        drawn.add(int(draw))
+    return drawn
 
 
 def _paper_panel(ax, methods: list[str]) -> None:
@@ -165,7 +182,8 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
     """Test accuracy (%) against the noise ratio for each checkpoint kind the runs have (last,
     selected on noisy validation, test-selected): one line per method and condition, mean over
     seeds with its 95 % interval, its per-seed values as small dots beside it (seeds: one row
-    per run with condition, ratio, method and <kind>_acc); a one-seed mean faded with a dashed
+    per run with condition, ratio, method, noise_seed and <kind>_acc; one marker per noise seed
+    where there are several); a one-seed mean faded with a dashed
     bar (its interval covers test images only). Where some runs are symmetric-noise CIFAR-10 at
     a level of the paper's Table 2 (20, 50 or 80 %), Table 2 for its four methods in a panel of
     its own (solid: last epoch; open, dashed: its "best", test-selected), never on our axes."""
@@ -189,7 +207,9 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
     ours = axes[:len(kinds)]
     for ax in ours[1:]:
         ax.sharey(ours[0])
-    handles, drawn_seeds, one_seed = {}, False, False
+    handles, drawn_seeds, one_seed = {}, set(), False
+    draws = (sorted(int(n) for n in seeds["noise_seed"].dropna().unique())
+             if seeds is not None and "noise_seed" in seeds else [])
     for ax, kind in zip(ours, kinds, strict=True):
         for c in conditions:
             for m in _methods(table[table["condition"] == c]):
@@ -230,7 +250,8 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
                         bar.set_linestyle((0, (2, 1.5)))
                 dx = SEED_SHARE * (width if slots is None else step)
                 for xi, r in zip(x, d["ratio"], strict=True):
-                    drawn_seeds |= _seed_points(ax, seeds, c, m, kind, float(xi), float(r), dx)
+                    drawn_seeds |= _seed_points(ax, seeds, c, m, kind, float(xi), float(r), dx,
+                                                draws)
         ax.set_title(f"test accuracy, {KIND_TITLES[kind]}", fontsize=10)
         if slots is None:
             ax.set_xlabel("label noise ratio (%)")
@@ -265,9 +286,13 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
         legend += [Line2D([], [], color="dimgrey", marker="o", fillstyle=_fill(conditions, c),
                           markerfacecoloralt="lightgrey", linestyle=_style(conditions, c),
                           label=c) for c in conditions]
-    if drawn_seeds:
+    if drawn_seeds == {-1}:
         legend.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
                              label="dots: each seed"))
+    elif drawn_seeds:
+        legend += [Line2D([], [], color="dimgrey", marker=_draw_marker(draws, n),
+                          linestyle="none", label=f"each seed, noise seed {n}")
+                   for n in sorted(drawn_seeds)]
     if one_seed:
         legend.append(Line2D([], [], color="dimgrey", marker="o", alpha=ONE_SEED_ALPHA,
                              linestyle=(0, (2, 1.5)),
