@@ -141,7 +141,9 @@ def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: 
         if not len(y):
             continue
         marker = "." if draw == -1 else _draw_marker(draws, draw)
-        ax.plot(np.full(len(y), x0 + dx), y, linestyle="none", marker=marker,
+        # draws side by side within the dots' column (0.75-1.25 dx), so they never overlap
+        at = dx if draw == -1 else dx * (0.75 + 0.5 * list(draws).index(draw) / (len(draws) - 1))
+        ax.plot(np.full(len(y), x0 + at), y, linestyle="none", marker=marker,
                 markersize=3.5 if marker == "." else 4, color=method_color(m), alpha=0.8,
                 gid=f"seeds:{m}" if draw == -1 else f"seeds:{m}:noise{draw}")
         drawn.add(int(draw))
