@@ -212,6 +212,8 @@ def test_report_md_links_and_contents(built):
                  "all 5000 for the reported checkpoints", "500 noisy-label validation images",
                  "Report generated: 20", "FGSM (1 step), I-FGSM (10 steps", "superseded"):
         assert text in md, text
+    # every caption is formatted: no f-string placeholder left as written in the source
+    assert not re.findall(r"\{[A-Za-z_][\w.]*\}", md)
     # the verdicts, generated from the data: the fixture pairs one seed of each method, so a
     # separated pair and an overlapping one are both described, not tested (one seed is no
     # verdict), with intervals over the test images only
