@@ -843,11 +843,11 @@ def _test_error(rep: Report) -> list[str]:
     md = ["## Test error under label noise", "",
           _fig_md("fig_noise", "test accuracy against label noise ratio"), "",
           "Test accuracy (%) of each checkpoint, mean over seeds with its 95 % interval, each "
-          "seed a dot beside it (a marker per noise seed where the runs have several); "
-          f"a mean of fewer than {S.MIN_SEEDS} seeds is faded with a "
-          "dashed bar over the test images only (described, not tested). The paper's Table 2, where some runs are "
-          "comparable with it (symmetric CIFAR-10 noise at 20, 50 or 80 %), is in a panel of "
-          "its own with its own axis.", "",
+          "seed a dot beside it (a marker per noise seed where the runs have several); a mean "
+          f"of fewer than {S.MIN_SEEDS} seeds is faded with a dashed bar over the test images "
+          "only (described, not tested). The paper's Table 2, where some runs are comparable "
+          "with it (symmetric CIFAR-10 noise at 20, 50 or 80 %), is in a panel of its own with "
+          "its own axis.", "",
           f"Test error (%), mean [95 % interval]; {_interval_note(noise, kinds_cols)}. Each "
           f"method at its chosen (α, p), by {chosen_by}. Paper: Table 2 (PreAct ResNet-18, "
           "200 epochs, all data; symmetric CIFAR-10 noise, same α and p only). Table: "

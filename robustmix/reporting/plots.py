@@ -121,8 +121,9 @@ ONE_SEED_ALPHA = 0.45  # a one-seed mean is drawn faded, its bar dashed: describ
 DRAW_MARKERS = (".", "x", "+", "1", "2", "3")
 
 
-def _draw_marker(draws: Sequence[int], draw: int) -> str:
-    return DRAW_MARKERS[min(list(draws).index(draw), len(DRAW_MARKERS) - 1)]
+def _draw_marker(i: int) -> str:
+    """The marker of the i-th noise draw (by noise seed) of a figure."""
+    return DRAW_MARKERS[min(i, len(DRAW_MARKERS) - 1)]
 
 
 def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: float,
@@ -135,17 +136,18 @@ def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: 
     d = seeds[(seeds["condition"] == c) & (seeds["method"] == m)
               & ((seeds["ratio"] - ratio).abs() < 1e-9)]
     d = d[d[f"{kind}_acc"].notna()]
+    several = len(draws) > 1
     drawn = set()
-    for draw in (draws if len(draws) > 1 else [-1]):
-        y = (d if draw == -1 else d[d["noise_seed"] == draw])[f"{kind}_acc"].to_numpy(float)
+    for i, draw in enumerate(draws if several else [-1]):
+        y = (d[d["noise_seed"] == draw] if several else d)[f"{kind}_acc"].to_numpy(float)
         if not len(y):
             continue
-        marker = "." if draw == -1 else _draw_marker(draws, draw)
         # draws side by side within the dots' column (0.75-1.25 dx), so they never overlap
-        at = dx if draw == -1 else dx * (0.75 + 0.5 * list(draws).index(draw) / (len(draws) - 1))
-        ax.plot(np.full(len(y), x0 + at), y, linestyle="none", marker=marker,
-                markersize=3.5 if marker == "." else 4, color=method_color(m), alpha=0.8,
-                gid=f"seeds:{m}" if draw == -1 else f"seeds:{m}:noise{draw}")
+        at = dx * (0.75 + 0.5 * i / (len(draws) - 1)) if several else dx
+        ax.plot(np.full(len(y), x0 + at), y, linestyle="none",
+                marker=_draw_marker(i) if several else ".", markersize=4 if several else 3.5,
+                color=method_color(m), alpha=0.8,
+                gid=f"seeds:{m}:noise{draw}" if several else f"seeds:{m}")
         drawn.add(int(draw))
     return drawn
 
@@ -185,8 +187,8 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
     selected on noisy validation, test-selected): one line per method and condition, mean over
     seeds with its 95 % interval, its per-seed values as small dots beside it (seeds: one row
     per run with condition, ratio, method, noise_seed and <kind>_acc; one marker per noise seed
-    where there are several); a one-seed mean faded with a dashed
-    bar (its interval covers test images only). Where some runs are symmetric-noise CIFAR-10 at
+    where there are several); a one-seed mean faded with a dashed bar (its interval covers test
+    images only). Where some runs are symmetric-noise CIFAR-10 at
     a level of the paper's Table 2 (20, 50 or 80 %), Table 2 for its four methods in a panel of
     its own (solid: last epoch; open, dashed: its "best", test-selected), never on our axes."""
     conditions = list(dict.fromkeys(table["condition"]))
@@ -292,9 +294,9 @@ def plot_noise(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = Non
         legend.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
                              label="dots: each seed"))
     elif drawn_seeds:
-        legend += [Line2D([], [], color="dimgrey", marker=_draw_marker(draws, n),
-                          linestyle="none", label=f"each seed, noise seed {n}")
-                   for n in sorted(drawn_seeds)]
+        legend += [Line2D([], [], color="dimgrey", marker=_draw_marker(i), linestyle="none",
+                          label=f"each seed, noise seed {n}")
+                   for i, n in enumerate(draws) if n in drawn_seeds]
     if one_seed:
         legend.append(Line2D([], [], color="dimgrey", marker="o", alpha=ONE_SEED_ALPHA,
                              linestyle=(0, (2, 1.5)),
