@@ -144,9 +144,9 @@ def _seed_points(ax, seeds: pd.DataFrame | None, c: str, m: str, kind: str, x0: 
             continue
         # draws side by side within the dots' column (0.75-1.25 dx), so they never overlap
         at = dx * (0.75 + 0.5 * i / (len(draws) - 1)) if several else dx
-        ax.plot(np.full(len(y), x0 + at), y, linestyle="none",
-                marker=_draw_marker(i) if several else ".", markersize=4 if several else 3.5,
-                color=method_color(m), alpha=0.8,
+        marker = _draw_marker(i) if several else "."
+        ax.plot(np.full(len(y), x0 + at), y, linestyle="none", marker=marker,
+                markersize=3.5 if marker == "." else 4, color=method_color(m), alpha=0.8,
                 gid=f"seeds:{m}:noise{draw}" if several else f"seeds:{m}")
         drawn.add(int(draw))
     return drawn
