@@ -147,14 +147,14 @@ def test_quick_uses_its_tuned_set_by_default_and_the_fast_profiles_the_papers():
         assert make_config(method="mixup", ratio=0.5, profile=profile).alpha == 32.0
 
 
-@pytest.mark.parametrize("profile, method", [("fast", "dropout"), ("fast", "mixup_dropout"),
-                                             ("fast-long", "mixup"), ("paper", "mixup")])
-def test_a_tuned_value_no_sweep_chose_is_refused_not_borrowed(profile, method):
-    """The fast sweep chose mixup's α only: its dropout p is not quick's, nor silently the
-    paper's, and a profile no sweep trained has no tuned set at all."""
+@pytest.mark.parametrize("profile, method", [("fast-long", "mixup"), ("fast-long", "dropout"),
+                                             ("paper", "mixup")])
+def test_a_profile_no_sweep_trained_has_no_tuned_set(profile, method):
+    """A profile no sweep trained (fast-long's schedule, the paper profile) has no tuned set: its
+    values are neither the fast profile's nor silently the paper's."""
     from robustmix.errors import UsageError
 
-    with pytest.raises(UsageError, match=f"no tuned α and p.*{profile} profile"):
+    with pytest.raises(UsageError, match=f"no tuned α and p at the {profile} profile"):
         make_config(method=method, ratio=0.5, profile=profile, hparams="tuned")
     # explicit values need no tuned set
     cfg = make_config(method=method, ratio=0.5, profile=profile, hparams="tuned", alpha=2.0,
@@ -162,8 +162,21 @@ def test_a_tuned_value_no_sweep_chose_is_refused_not_borrowed(profile, method):
     assert (cfg.alpha, cfg.dropout) == (2.0, 0.2)
 
 
-def test_noise_cli_refuses_an_untuned_method_in_one_line(tmp_path, capsys):
-    rc = run_main(noise.main, ["--profile", "fast", "--hparams", "tuned", "--methods", "dropout",
+@pytest.mark.parametrize("method", ["dropout", "mixup_dropout"])
+def test_a_method_its_profiles_sweep_did_not_cover_is_refused_not_borrowed(monkeypatch, method):
+    """A tuned set that covers mixup only (as the fast profile's did before its dropout grids
+    finished) refuses the dropout methods rather than lending them quick's p or the paper's."""
+    from robustmix.errors import UsageError
+    from robustmix.training import methods
+
+    monkeypatch.setitem(methods.TUNED, "fast", {"mixup": (1.0, 0.0)})
+    with pytest.raises(UsageError, match=f"{method} has no tuned α and p at the fast profile"):
+        make_config(method=method, ratio=0.5, profile="fast", hparams="tuned")
+    assert make_config(method="mixup", ratio=0.5, profile="fast", hparams="tuned").alpha == 1.0
+
+
+def test_noise_cli_refuses_tuned_values_no_sweep_chose_in_one_line(tmp_path, capsys):
+    rc = run_main(noise.main, ["--profile", "fast-long", "--hparams", "tuned", "--methods", "dropout",
                                "--out", str(tmp_path / "runs"), "--data", str(tmp_path / "none")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "no tuned α and p" in err
