@@ -66,9 +66,8 @@ def build_parser() -> Parser:
     p.add_argument("--hparams", choices=["auto", "paper", "tuned"], default="auto",
                    help="default α and p: paper = Table 2's best per noise level (α = 1 for "
                         "clean labels); tuned = chosen per profile on noisy validation accuracy "
-                        "(quick: every method, reports/sweep_quick; fast: mixup α = 1 only, "
-                        "reports/fast_sweep; none elsewhere); auto = tuned for the quick "
-                        "profile, paper for the others")
+                        "(quick: reports/sweep_quick; fast: reports/fast_sweep; none elsewhere); "
+                        "auto = tuned for the quick profile, paper for the others")
     p.add_argument("--alpha", type=float, default=None,
                    help="mixup α for every mixing method (default: paper's best for the ratio)")
     p.add_argument("--dropout", type=float, default=None,
