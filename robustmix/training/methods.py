@@ -131,9 +131,8 @@ def level(ratio: float) -> float:
 # - quick: experiments/sweep_quick.toml (one seed, reports/sweep_quick/table_sweep.csv). The
 #   paper's large α and p underfit a width-16 network trained on 2,000 images.
 # - fast: experiments/fast_sweep.toml (three seeds, reports/fast_sweep/table_sweep.csv). Each
-#   grid's least regularising value won (α 1 of 1/4/32, p 0.1 of 0.1/0.3/0.8, α 1 / p 0.1 of
-#   1-8 × 0.1-0.3): the optimum lies at or below the grid's edge, so the set is the best of what
-#   was trained, not a bracketed optimum, and `auto` keeps the paper's values at this profile.
+#   grid's least regularising value won (experiments/fast_sweep.notes.md), so the set is the
+#   best of what was trained, not a bracketed optimum: `auto` keeps the paper's values there.
 # tests/test_policy.py checks that each profile's values are its table's chosen rows. Tuned
 # values apply at every noise level above 0; clean labels keep the 0 % values; mixing ablations
 # take mixup's α, as with the paper's values. A profile without an entry (paper, fast-long: a
