@@ -366,6 +366,34 @@ def test_robust_table_names_an_attack_run_at_some_eps_only():
     assert "fgsm, pgd (bb) |" in md_robust(t.iloc[:1]).splitlines()[-1]
 
 
+def test_robust_accuracy_never_averages_runs_over_unlike_attack_sets():
+    """Two seeds attacked by fgsm + pgd and a third also by AutoAttack: a mean over all three
+    would blend two worst cases, so the mean takes the two that share a set, the cell says
+    '2 of 3 runs', and the per-run dots are the same two."""
+    from robustmix.reporting import tables as T
+    from robustmix.reporting.markdown import md_robust
+
+    rows = [{"condition": "fast", "ratio": 0.5, "method": "mixup", "alpha": 1.0, "dropout": 0.0,
+             "eps": 1.0, "path": f"s{s}", "seed": s, "noise_seed": 0, "checkpoint": "last",
+             "n": 1000, "names": names, "worst": "pgd white-box", "accuracy": acc}
+            for s, names, acc in ((0, "autoattack+fgsm+pgd", 10.0), (1, "fgsm+pgd", 30.0),
+                                  (2, "pgd+fgsm", 32.0))]
+    robust = pd.DataFrame(rows)
+    t = T.robust_summary(robust)
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert _close(r["robust_mean"], 31.0) and r["n_runs"] == 2 and r["runs_left_out"] == 1
+    assert r["attacks"] == "fgsm+pgd"
+    assert sorted(T.robust_per_run(robust)["path"]) == ["s1", "s2"]
+    row = md_robust(t).splitlines()[-1]
+    assert "(2 of 3 runs)" in row and "| 3 |" in row and "autoattack" not in row
+    # once every seed has AutoAttack, all three are averaged and the cell carries no count
+    robust.loc[1:, "names"] = "autoattack+fgsm+pgd"
+    t = T.robust_summary(robust)
+    assert t.iloc[0]["n_runs"] == 3 and t.iloc[0]["runs_left_out"] == 0
+    assert "runs)" not in md_robust(t).splitlines()[-1]
+
+
 def test_attack_settings_name_each_attacks_rule():
     from robustmix.attacks.registry import settings
     from robustmix.reporting.markdown import attack_settings

@@ -391,3 +391,25 @@ def test_claims_of_absence_are_upper_bounds_against_the_margin():
     assert wide["verdict"] == V.INCONCLUSIVE and wide["upper_bound"] > V.MEMORISATION_MARGIN
     above = verdict([6.0, 6.5, 7.0])
     assert above["verdict"] == V.CONTRADICTED and above["equivalence"] == V.INCONCLUSIVE
+
+
+def test_robust_claim_compares_one_attack_set_across_both_methods():
+    """ERM's three seeds and mixup's seed 0 were attacked by AutoAttack too, mixup's seeds 1 and
+    2 were not: their worst case (30 %) is over fewer attacks, so the claim pairs seed 0 alone
+    over the one set all four runs share and says which attacks it covers."""
+    from types import SimpleNamespace
+
+    rows = []
+    for method, accs in (("erm", (5.0, 5.0, 5.0)), ("mixup", (6.0, 30.0, 30.0))):
+        for s, acc in enumerate(accs):
+            aa = method == "erm" or s == 0
+            rows.append({"condition": "fast", "ratio": 0.5, "method": method,
+                         "alpha": 1.0 if method == "mixup" else 0.0, "dropout": 0.0,
+                         "eps": 8.0, "path": f"{method}_s{s}", "seed": s, "noise_seed": 0,
+                         "checkpoint": "last", "n": 1000, "accuracy": acc,
+                         "names": "autoattack+pgd" if aa else "pgd", "worst": "pgd white-box"})
+    robust = pd.DataFrame(rows)
+    chosen = robust[["path"]].drop_duplicates()
+    (claim,) = V._robust_claims(SimpleNamespace(robust=robust), chosen, "last")
+    assert "worst case over autoattack, pgd" in claim["claim"]
+    assert claim["n_seeds"] == 1 and claim["effect"] == pytest.approx(1.0)

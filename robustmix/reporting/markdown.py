@@ -408,10 +408,14 @@ def md_robust(t: pd.DataFrame) -> str:
     keys = ["ratio", "method", "alpha", "dropout"]
     for key, g in t.groupby(keys, sort=False):
         r = dict(zip(keys, key, strict=True))
-        cells = {e: fmt_ci(a, lo, hi) for e, a, lo, hi in
-                 zip(g["eps"], g["robust_mean"], g["robust_lo"], g["robust_hi"], strict=True)}
+        left = g["runs_left_out"] if "runs_left_out" in g else pd.Series(0, index=g.index)
+        runs = int((g["n_runs"] + left).max())
+        # A cell averaging fewer runs (the others lack one of its attacks) says how many.
+        cells = {e: fmt_ci(a, lo, hi) + (f" ({k} of {runs} runs)" if k < runs else "")
+                 for e, a, lo, hi, k in zip(g["eps"], g["robust_mean"], g["robust_lo"],
+                                            g["robust_hi"], g["n_runs"], strict=True)}
         rows.append([fmt_ratio(r["ratio"]), name(r["method"]), f"{r['alpha']:g}",
-                     f"{r['dropout']:g}", int(g["n_runs"].max()), _combined(g),
+                     f"{r['dropout']:g}", runs, _combined(g),
                      *[cells.get(e, "–") for e in eps]])
     return md_table(["noise", "method", "α", "p", "runs", "worst case over",
                      *[f"ε={e:g}" for e in eps]], rows)
@@ -971,7 +975,9 @@ def _attacks(rep: Report) -> list[str]:
                "over every attack named, white-box and transferred; '(bb)': black-box), mean "
                f"[95 % interval]; {_interval_note(robust, ['robust_over'])}. It is never above "
                "any single attack's accuracy. Where AutoAttack is among the attacks this is "
-               "the number RobustBench reports; without it, a weaker upper bound. Table: "
+               "the number RobustBench reports; without it, a weaker upper bound. A mean "
+               "averages only runs attacked by every attack it names; '(k of n runs)' marks a "
+               "cell where the other runs lacked one of them (column runs_left_out). Table: "
                "[table_robust.csv](table_robust.csv)", "",
                _by_condition(robust, md_robust), ""]
     if not attack.empty:

@@ -71,6 +71,7 @@ from .tables import (  # noqa: F401
     provenance,
     robust_per_run,
     robust_summary,
+    same_attack_set,
     setting_table,
     sources_table,
     sweep_table,

@@ -398,7 +398,27 @@ def robust_per_run(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFra
         return pd.DataFrame(columns=[*keys, "accuracy", "n"])
     r = robust[(robust["checkpoint"] == checkpoint_name(checkpoint)) & (robust["eps"] > 0)]
     r = r.sort_values("n").groupby(keys, sort=False).tail(1)
+    if not r.empty:
+        r = pd.concat([same_attack_set(g)[0] for _, g in r.groupby(keys[:-1], sort=False)])
     return r[[*keys, "accuracy", "n"]].reset_index(drop=True)
+
+
+def _attack_set(names) -> frozenset:
+    return frozenset(str(names).split("+"))
+
+
+def same_attack_set(per_run: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The robust-accuracy rows (one per run, at one ε) that combine the same attacks: the set
+    most runs share, the larger set on a tie. A run whose worst case covers fewer attacks reads
+    higher, so a mean or a pairing over mixed sets would blend two quantities. Returns the kept
+    rows and how many runs were left out."""
+    if per_run.empty:
+        return per_run, 0
+    sets = per_run["names"].map(_attack_set)
+    counts = sets.value_counts()
+    best = max(counts.index, key=lambda s: (counts[s], len(s), sorted(s)))
+    keep = sets == best
+    return per_run[keep], int((~keep).sum())
 
 
 def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFrame:
@@ -406,11 +426,11 @@ def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFra
     the share of test images that no stored attack at that ε fooled (per-image worst case over
     every attack, white- and black-box), mean and 95 % interval over the attacked runs (seeds;
     the Student-t interval widened to the binomial one over the images, as for attacks).
-    `attacks` names the attacks combined (union over runs; a run that lacks one of them is
-    counted in `runs_without_all`)."""
+    `attacks` names the attacks combined; only runs attacked by all of them are averaged
+    (same_attack_set), and `runs_left_out` counts the runs whose worst case covers another set."""
     cols = ["condition", "ratio", "method", *SETTING_KEYS, "eps", "robust_mean", "robust_std",
             "robust_lo", "robust_hi", "robust_over", "n_runs", "images", "attacks",
-            "runs_without_all", "worst_attack"]
+            "runs_left_out", "worst_attack"]
     if robust is None or robust.empty:
         return pd.DataFrame(columns=cols)
     r = robust[(robust["checkpoint"] == checkpoint_name(checkpoint)) & (robust["eps"] > 0)]
@@ -421,15 +441,15 @@ def robust_summary(robust: pd.DataFrame, checkpoint: str = "last") -> pd.DataFra
     for key, g in r.groupby(keys, sort=False):
         # One image set per run: the largest one it was attacked on.
         g = g.sort_values("n").groupby("path", sort=False).tail(1)
+        g, left_out = same_attack_set(g)
         mean, std, _ = _mean_std(g["accuracy"])
         iv = _over_runs(S.estimate(list(g["accuracy"]), n_images=int(g["n"].min())), g)
-        names = sorted({a for s in g["names"] for a in str(s).split("+")})
         row = {**dict(zip(keys, key, strict=True)), "robust_mean": mean, "robust_std": std}
         _put(row, "robust", iv)
         worst = g["worst"].value_counts()
-        row.update({"n_runs": len(g), "images": int(g["n"].sum()), "attacks": "+".join(names),
-                    "runs_without_all": int(sum(set(str(s).split("+")) != set(names)
-                                                for s in g["names"])),
+        row.update({"n_runs": len(g), "images": int(g["n"].sum()),
+                    "attacks": "+".join(sorted(_attack_set(g["names"].iloc[0]))),
+                    "runs_left_out": left_out,
                     "worst_attack": worst.index[0] if len(worst) else ""})
         rows.append(row)
     t = pd.DataFrame(rows)

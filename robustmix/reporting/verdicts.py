@@ -728,8 +728,12 @@ def _robust_claims(res: R.Results, chosen: pd.DataFrame, ck: str) -> list[dict]:
             continue
         below = [x for x in eps if x <= ATTACK_EPS]
         x = max(below) if below else min(eps)
-        a, b = m[m["eps"] == x], e[e["eps"] == x]
-        names = sorted({n for s in pd.concat([a, b])["names"] for n in str(s).split("+")})
+        # Both methods' runs over one attack set, else the pairing compares unlike worst cases.
+        both, _ = R.same_attack_set(pd.concat([m[m["eps"] == x], e[e["eps"] == x]]))
+        a, b = both[both["method"] == "mixup"], both[both["method"] == "erm"]
+        if a.empty or b.empty:
+            continue
+        names = sorted(str(both["names"].iloc[0]).split("+"))
         out.append(_row("adversarial", "mixup keeps more test images robust than ERM (worst "
                         f"case over {', '.join(names)}) at ε = {x:g}/255", cond, ratio,
                         CK.kind_of(ck), accuracy_difference(a, b),
