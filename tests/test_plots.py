@@ -329,3 +329,26 @@ def test_fig_sources_draws_each_runs_error_beside_its_mean(caught, tmp_path):
     dots = [ln for ln in ax.get_lines() if ln.get_gid() == "seeds:mixup"]
     assert sorted(y for ln in dots for y in ln.get_ydata()) == [39, 40, 40, 41, 41, 42]
     assert sorted({round(x) for ln in dots for x in ln.get_xdata()}) == [0, 1]  # one per source
+
+
+def test_fig_robust_names_attacks_by_eps_and_opens_points_over_fewer_attacks(caught, tmp_path):
+    """Square at 8/255 only is named so in the title; mixup's point at 1/255, which lacks the
+    AutoAttack ERM's has, is drawn open and the legend says what open means."""
+    rows = []
+    for m in ("erm", "mixup"):
+        for eps in (1.0, 8.0):
+            names = ["fgsm", "pgd"] + (["autoattack"] if m == "erm" or eps == 8 else []) \
+                + (["square"] if eps == 8 else [])
+            rows.append({"condition": "fast", "ratio": 0.5, "method": m,
+                         "alpha": 1.0 if m == "mixup" else 0.0, "dropout": 0.0, "eps": eps,
+                         "robust_mean": 10.0 / eps, "robust_lo": 8.0 / eps,
+                         "robust_hi": 12.0 / eps, "attacks": "+".join(sorted(names))})
+    plots.plot_robust(pd.DataFrame(rows), tmp_path / "fig_robust")
+    ax = caught["fig"].axes[0]
+    title = ax.get_title().replace("\n", " ")
+    assert "autoattack, fgsm, pgd, square (ε=8 only)" in title
+    opened = {ln.get_gid(): ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("fewer:")}
+    assert set(opened) == {"fewer:mixup"}
+    assert list(opened["fewer:mixup"].get_ydata()) == [10.0]
+    labels = [t.get_text() for leg in caught["fig"].legends for t in leg.get_texts()]
+    assert "open: not every attack named" in labels

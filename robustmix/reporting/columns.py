@@ -70,6 +70,19 @@ def ratios_text(ratios, unit: str = " %") -> str:
     return "/".join(f"{100 * float(r):g}" for r in ratios) + unit
 
 
+def attacks_text(per_eps) -> str:
+    """The attacks a robust-accuracy curve or row combines (per_eps: ε -> the attack names
+    combined there), in first-seen order, each one run at some ε only named with those ε, so
+    that no point reads as covering an attack it does not: 'fgsm, pgd, square (ε=8 only)'."""
+    names = list(dict.fromkeys(x for a in per_eps.values() for x in a))
+    out = []
+    for x in names:
+        at = [e for e, a in per_eps.items() if x in a]
+        out.append(x if len(at) == len(per_eps)
+                   else f"{x} (ε={', '.join(f'{e:g}' for e in sorted(at))} only)")
+    return ", ".join(out)
+
+
 def setting_text(rows, unit: str = " %") -> str:
     """A method's α and p over the noise ratios it ran at (rows with columns ratio, alpha,
     dropout): 'α = 32' when one value serves every ratio, 'α = 8 at 20 %, 32 at 50/80 %' when it

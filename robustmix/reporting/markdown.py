@@ -43,6 +43,7 @@ from . import sources as SRC
 from . import statistics as S
 from . import verdicts as V
 from .attack_pairs import attack_differences
+from .columns import attacks_text
 
 # The files a report owns: derived from its sections (SECTIONS, owned) below.
 KIND_HEADERS = CK.LABELS
@@ -390,16 +391,8 @@ def md_attack(t: pd.DataFrame) -> str:
 
 
 def _combined(g: pd.DataFrame) -> str:
-    """The attacks a robust-accuracy row combines; one run at some ε only (a study's eps_of)
-    is named with those ε, so no cell reads as covering an attack it does not."""
-    per_eps = {e: a.split("+") for e, a in zip(g["eps"], g["attacks"], strict=True)}
-    names = list(dict.fromkeys(x for a in per_eps.values() for x in a))
-    out = []
-    for x in names:
-        at = [e for e, a in per_eps.items() if x in a]
-        out.append(x if len(at) == len(per_eps)
-                   else f"{x} (ε={', '.join(f'{e:g}' for e in sorted(at))} only)")
-    return ", ".join(out)
+    """The attacks a robust-accuracy row combines (a study's eps_of may run one at some ε only)."""
+    return attacks_text({e: a.split("+") for e, a in zip(g["eps"], g["attacks"], strict=True)})
 
 
 def md_robust(t: pd.DataFrame) -> str:

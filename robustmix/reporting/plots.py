@@ -30,7 +30,7 @@ from ..runs import checkpoint_names as CK  # noqa: E402
 from ..training.methods import method_color, method_label, method_marker, method_rank  # noqa: E402
 from . import paper  # noqa: E402
 from . import statistics as S  # noqa: E402
-from .columns import setting_text  # noqa: E402
+from .columns import attacks_text, setting_text  # noqa: E402
 
 DPI = 150
 VECTOR = "pdf"
@@ -487,16 +487,29 @@ def plot_robust(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = No
     conditions = list(dict.fromkeys(table["condition"]))
     fig = Figure(figsize=(3.3 * len(cols) + 0.6, 4.0))
     axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
-    seen, dotted = {}, False
+    seen, dotted, fewer = {}, False, False
     for ax, (c, ratio) in zip(axes, cols, strict=True):
         d = table[(table["condition"] == c) & (table["ratio"] == ratio)]
         pos = eps_axis(ax, table["eps"])
+        per_eps: dict[float, set[str]] = {}
+        for e, a in zip(d["eps"], d["attacks"], strict=True):
+            per_eps.setdefault(float(e), set()).update(str(a).split("+"))
         for m in _methods(d):
             dm = d[d["method"] == m].sort_values("eps")
             seen.setdefault(m, ax.errorbar(
                 _at(pos, dm["eps"]), dm["robust_mean"], yerr=_yerr(dm, "robust_mean", "robust_lo", "robust_hi"),
                 color=method_color(m), marker=method_marker(m), markersize=4, capsize=2,
                 label=method_label(m)))
+            # A point over fewer attacks than the panel names reads higher: drawn open.
+            short = [set(str(a).split("+")) != per_eps[float(e)]
+                     for e, a in zip(dm["eps"], dm["attacks"], strict=True)]
+            if any(short):
+                ds = dm[short]
+                ax.plot(_at(pos, ds["eps"]), ds["robust_mean"], linestyle="none",
+                        marker=method_marker(m), markersize=4, markerfacecolor="white",
+                        color=method_color(m), gid=f"fewer:{m}",
+                        zorder=2.2)  # above errorbar's own markers (2.1)
+                fewer = True
             if seeds is not None and not seeds.empty:
                 ds = seeds.merge(dm[["condition", "ratio", "method", "alpha", "dropout"]]
                                  .drop_duplicates(), on=["condition", "ratio", "method",
@@ -507,10 +520,9 @@ def plot_robust(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = No
                             linestyle="none", marker=".", markersize=3.5, color=method_color(m),
                             alpha=0.8, gid=f"seeds:{m}")
                     dotted = True
-        attacks = "+".join(sorted({a for s in d["attacks"] for a in str(s).split("+")}))
+        attacks = attacks_text({e: sorted(a) for e, a in sorted(per_eps.items())})
         ax.set_title(f"{_pct_ratio(ratio)}" + (f", {c}" if len(conditions) > 1 else "")
-                     + "\n" + textwrap.fill(f"worst case over {attacks.replace('+', ', ')}",
-                                             40), fontsize=8)
+                     + "\n" + textwrap.fill(f"worst case over {attacks}", 44), fontsize=8)
         ax.grid(alpha=0.3)
         ax.set_xlabel("ε (/255)")
     axes[0].set_ylabel("robust accuracy (%)")
@@ -519,6 +531,9 @@ def plot_robust(table: pd.DataFrame, stem: Path, seeds: pd.DataFrame | None = No
     if dotted:
         legend.append(Line2D([], [], color="dimgrey", marker=".", linestyle="none",
                              label="dots: each seed"))
+    if fewer:
+        legend.append(Line2D([], [], color="dimgrey", marker="o", markerfacecolor="white",
+                             linestyle="none", label="open: not every attack named"))
     _legend_below(fig, legend, 5)
     fig.subplots_adjust(bottom=0.3, top=0.72)
     return save(fig, stem)
