@@ -120,10 +120,13 @@ def test_paired_bootstrap_matches_the_paired_normal_approximation():
     assert unpaired.hi - unpaired.lo > 1.5 * (iv.hi - iv.lo)
 
 
-def test_paired_difference_of_identical_runs_is_exactly_zero():
+def test_paired_difference_of_identical_runs_is_zero_within_one_image():
+    """Identical outcomes: the estimate is exactly 0, the interval only the one-discordant-
+    image floor (test_no_discordant_image_is_not_a_point_interval)."""
     x = np.vstack([_bernoulli(2000, 700, s) for s in range(3)])
     iv = S.paired_difference(x, x)
-    assert (iv.estimate, iv.lo, iv.hi) == (0.0, 0.0, 0.0)
+    assert iv.estimate == 0.0 and iv.lo == -iv.hi
+    assert iv.hi == pytest.approx(stats_t_ppf(2) * 100 / 2002)
     with pytest.raises(ValueError):
         S.paired_difference(x, x[:2])
 
@@ -264,6 +267,25 @@ def test_seeds_that_agree_leave_the_image_variance_on_the_seeds_t_quantile():
     assert iv.df == 2 and iv.tested
     assert iv.lo == pytest.approx(30.0 - half, abs=0.01) and iv.hi == pytest.approx(30.0 + half,
                                                                                     abs=0.01)
+
+
+def test_no_discordant_image_is_not_a_point_interval():
+    """Two models that every attacked image fools (both at 0 %): every paired difference is 0,
+    yet 1,000 images cannot show the rate of disagreement is 0. The image part is that of one
+    discordant image in N + 2 (Agresti-Min's add-1/2), so the interval has width, and the
+    floor leaves a case with a few discordant images as it was."""
+    n = 1000
+    zero = np.zeros((3, n))
+    iv = S.paired_difference(zero, zero)
+    half = stats_t_ppf(2) * 100 / (n + 2)
+    assert iv.estimate == 0.0 and iv.tested
+    assert iv.lo == pytest.approx(-half) and iv.hi == pytest.approx(half)
+    assert S.image_variance(zero) == pytest.approx((100 / (n + 2)) ** 2)
+    a = zero.copy()
+    a[:, :5] = 1  # five images right under a, wrong under b, in every seed
+    v = S.image_variance(a - zero)
+    assert v == pytest.approx(100 ** 2 * (a - zero).mean(axis=0).var(ddof=1) / n)
+    assert v > (100 / (n + 2)) ** 2
 
 
 def test_fewer_than_three_seeds_describe_and_do_not_test():

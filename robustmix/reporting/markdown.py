@@ -212,7 +212,9 @@ def method_text(t: pd.DataFrame) -> str:
         "its 95 % interval from the combined variance: the variance over seeds of the per-seed "
         "paired differences divided by the number of seeds, plus the test-image sampling "
         "variance of the seed-mean difference ("
-        + ("closed form over the per-image outcomes of every run"
+        + ("closed form over the per-image outcomes of every run, never below that of one "
+           "discordant image in N + 2, so that models agreeing on every image get an interval "
+           "of some width (Agresti & Min's matched-pairs adjustment)"
            if "paired image variance" in methods else "")
         + ("; " if "paired image variance" in methods and "binomial" in methods else "")
         + ("for runs or quantities without per-image outcomes, the variance their Wilson / "

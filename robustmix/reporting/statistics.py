@@ -417,12 +417,19 @@ def hierarchical_bootstrap(values: np.ndarray, scale: float = 100.0, level: floa
 
 def image_variance(values: np.ndarray, scale: float = 100.0) -> float:
     """scale² × var(d) / N of a (seeds × images) array, d the per-image mean over seeds: the
-    test-image sampling variance of the seed-mean (closed form); NaN for fewer than 2 images."""
+    test-image sampling variance of the seed-mean (closed form); NaN for fewer than 2 images.
+
+    Never below scale² / (N + 2)², the variance of a mean over N images of which one differs:
+    where no image differs (two models at the attack floor: every paired difference 0; a rate
+    of 0 or 100 %) the plain estimate is 0 and the interval would be a point, but no
+    discordant image in N is no evidence that the rate is 0. This is Agresti & Min's (2005)
+    add-½-per-cell interval for matched pairs at zero discordant pairs; it binds only below
+    about one discordant image (tests/test_statistics.py)."""
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
     n = x.shape[1]
     if n < 2:
         return NAN
-    return float(scale * scale * x.mean(axis=0).var(ddof=1) / n)
+    return float(scale * scale * max(x.mean(axis=0).var(ddof=1) / n, 1.0 / (n + 2) ** 2))
 
 
 def binomial_variance(iv: Interval, level: float = LEVEL) -> float:
