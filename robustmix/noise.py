@@ -279,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write_matrix is not None:
         return write_matrix(args, cfgs[0])
     check_writable(args.out)
-    plans = [Planned(cfg, *plan_run(args.out, cfg, args.force)) for cfg in cfgs]
+    plans = [Planned(cfg, *plan_run(args.out, cfg, args.force, args.precision == "auto"))
+             for cfg in cfgs]
     todo = [p.cfg for p in plans if p.action != "done"]
     print(f"robustmix.noise: profile {cfgs[0].profile}, device {device} ({device_name(device)}, "
           f"{precision}: {why}), {len(todo)} of {len(cfgs)} runs to train, "

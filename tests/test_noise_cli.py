@@ -203,6 +203,39 @@ def test_existing_run_made_with_another_config(tiny, place, capsys):
     d.assert_unchanged()
 
 
+def test_auto_precision_finds_a_run_another_machine_made_in_bf16(tiny, place, monkeypatch):
+    """precision 'auto' means whatever the machine chooses: a finished bf16 run (made where auto
+    chose bf16) is that run on a machine where auto chooses fp32, not 'another config'; an
+    unfinished one is refused, since resuming in fp32 would splice two trainings."""
+    cwd, out, disk = place
+    args = base_args(tiny.pickles, out)
+    bf16 = list(args)
+    bf16[bf16.index("--precision") + 1] = "bf16"
+    assert cli(bf16, cwd, real=False).returncode == 0
+    (run,) = out.iterdir()
+    import robustmix.evaluation.device as device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    auto = list(args)
+    auto[auto.index("--precision") + 1] = "auto"
+    d = disk()
+    r = cli(auto, cwd, real=False)
+    assert r.returncode == 0, r.stderr
+    assert f"{run}: finished earlier" in r.stdout and "0 of 1 runs to train" in r.stdout
+    d.assert_unchanged()
+    # asked for explicitly, fp32 is another run
+    assert_usage_error(cli(args, cwd, real=False), "another config", "precision 'bf16' on disk")
+    # and under auto a difference besides the precision still is one
+    longer = list(auto)
+    longer[longer.index("--epochs") + 1] = "2"
+    assert_usage_error(cli(longer, cwd, real=False), "another config", "epochs 1 on disk vs 2 now")
+    (run / "summary.json").unlink()
+    d = disk()
+    assert_usage_error(cli(auto, cwd, real=False), str(run), "was started in bf16",
+                       "chooses fp32 on this machine")
+    d.assert_unchanged()
+
+
 def test_good_command_trains(tiny, place):
     """The real entry point end to end: exit 0, no progress bars with --quiet, a finished run."""
     cwd, out, _ = place

@@ -76,8 +76,14 @@ def _identity(train: dict) -> dict:
     return train
 
 
-def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
-    """Decide what to do with a run: 'done', 'resume', 'new' or 'force'. Changes nothing on disk."""
+def plan_run(out: Path, cfg: TrainConfig, force: bool,
+             auto_precision: bool = False) -> tuple[Path, str]:
+    """Decide what to do with a run: 'done', 'resume', 'new' or 'force'. Changes nothing on disk.
+
+    auto_precision: cfg.precision was resolved from "auto" on this machine. A finished run that
+    differs from cfg only in its precision is then that run (another machine chose bf16 where
+    this one chooses fp32, say), and cfg takes the precision it was made in; an unfinished one
+    is refused, since resuming in another precision would splice two trainings."""
     run = out / cfg.run_name
     if run.exists() and not run.is_dir():
         raise UsageError(f"{run} is a file, not a run directory; move it away")
@@ -95,6 +101,16 @@ def plan_run(out: Path, cfg: TrainConfig, force: bool) -> tuple[Path, str]:
     except (TypeError, UsageError):
         pass  # keys this version does not know: reported as a difference below
     old, now = _identity(stored), _identity(cfg.to_dict())
+    if (auto_precision and old != now and old.get("precision") != now["precision"]
+            and {**old, "precision": now["precision"]} == now):
+        if not is_finished(run):
+            raise UsageError(
+                f"run directory {run} was started in {old['precision']}, and precision 'auto' "
+                f"chooses {now['precision']} on this machine; resume it with precision "
+                f"{old['precision']} asked for (--precision, or precision in the study's [train]), "
+                "or use another --out")
+        cfg.precision = old["precision"]
+        return run, "done"
     if old != now:
         raise UsageError(f"run directory {run} was made with another config "
                          f"({describe_difference(old, now)}); "

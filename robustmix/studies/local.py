@@ -15,7 +15,7 @@ import torch
 from ..data.datasets import Dataset
 from ..runs.checkpoint_names import error_line
 from ..runs.lock import RunBusy
-from .tasks import Planned, check_data, plan_runs, resolve_study_device, train_one
+from .tasks import Planned, check_data, plan_runs, precision_text, resolve_study_device, train_one
 
 __all__ = ["Planned", "train_planned", "plan_study", "check_study", "run_study"]
 
@@ -73,7 +73,7 @@ def check_study(study) -> None:
     check_writable(study.report)
     device, plans, why = plan_study(study)
     todo = [p.cfg for p in plans if p.action != "done"]
-    where = (f"device {device}, precision {study.configs[0].precision} ({why}); "
+    where = (f"device {device}, {precision_text(study, device, why, plans)}; "
              f"{estimate_text(todo, device, study.out)}" if device is not None else
              f"device {study.device} (not available on this machine: precision resolved there)")
     print(f"study {study.name} ({study.path}): valid. {len(plans)} runs "
@@ -144,8 +144,8 @@ def run_study(study, *, skip_attacks: bool = False, skip_report: bool = False, w
     done = sum(p.action == "done" for p in plans)
     print(f"study {study.name}: {len(plans)} runs ({done} finished)"
           + (f" and {len(sources)} black-box source run(s)" if sources else "") + ", "
-          f"profile {study.configs[0].profile}, device {device}, precision "
-          f"{study.configs[0].precision} ({why}); "
+          f"profile {study.configs[0].profile}, device {device}, "
+          f"{precision_text(study, device, why, plans + sources)}; "
           f"{estimate_text([p.cfg for p in todo], device, study.out)}", flush=True)
     t0 = time.perf_counter()
 

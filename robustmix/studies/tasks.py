@@ -52,9 +52,23 @@ def resolve_study_device(study: Study) -> tuple[torch.device, str]:
     return device, why
 
 
+def precision_text(study: Study, device: torch.device, why: str, plans: list[Planned]) -> str:
+    """'precision X (why)', and which finished runs were made in another precision: under
+    'auto' a run another machine made in bf16 is the same run here (runs.rundir.plan_run)."""
+    from ..evaluation.device import choose_precision
+
+    chosen = choose_precision(study.precision, device)[0]
+    other = sorted({p.cfg.precision for p in plans if p.cfg.precision != chosen})
+    n = sum(p.cfg.precision != chosen for p in plans)
+    return (f"precision {chosen} ({why})"
+            + (f"; {n} finished run(s) made in {', '.join(other)} where 'auto' chose it"
+               if other else ""))
+
+
 def plan_runs(study: Study, configs: list[TrainConfig] | None = None) -> list[Planned]:
     """What to do with each run (the study's, or configs): changes nothing on disk."""
-    return [Planned(c, *plan_run(study.out, c, force=False))
+    auto = study.precision == "auto"
+    return [Planned(c, *plan_run(study.out, c, force=False, auto_precision=auto))
             for c in (study.configs if configs is None else configs)]
 
 
