@@ -51,7 +51,9 @@ def test_fast_profile_benchmark_runs_tiny_and_writes_its_report(tiny, tmp_path, 
     out = tmp_path / "bench"
     assert bench_fast.main(["--device", "cpu", "--quick", "--data", str(tiny.pickles),
                             "--widths", "4", "--batches", "16", "--out", str(out)]) == 0
-    df = pd.read_csv(out / "fast.csv")
+    (csv,) = out.glob("fast-*.csv")  # named by the device: each machine keeps its own file
+    assert csv.name == f"fast-{bench_fast.device_slug(torch.device('cpu'))}.csv"
+    df = pd.read_csv(csv)
     steps = df[df["part"] == "step"]
     assert set(steps["model"]) == {"preact_resnet18", "fastnet"}
     assert (steps["images_per_s"] > 0).all() and (steps["gflop_per_image"] > 0).all()
@@ -59,5 +61,6 @@ def test_fast_profile_benchmark_runs_tiny_and_writes_its_report(tiny, tmp_path, 
     assert steps.set_index("model")["gflop_per_image"].idxmax() == "preact_resnet18"
     run = df[df["part"] == "run"].iloc[0]
     assert run["epochs"] == 1 and 0 <= run["last_full_test_acc"] <= 1
-    md = (out / "fast.md").read_text()
+    md = csv.with_suffix(".md").read_text()
     assert "matmul peak" in md and "H100" in md and "--quick" in md
+    assert "of amx_bf16, avx512_bf16, avx512f, avx2" in md  # the ISA its bf16 kernels ran on

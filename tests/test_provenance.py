@@ -43,3 +43,19 @@ def test_entry_points_pin_before_their_work(checkout, monkeypatch):
         cli.entry(main)
     assert stop.value.code == 0
     assert seen["recorded"] == "a" * 40
+
+
+def test_cpu_features_read_the_flags_line(monkeypatch, tmp_path):
+    """The ISA a bf16 run's numerics depend on: matched as whole flags, in CPU_FEATURES order."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16 avx512f avx512_bf16x\n")
+    real = provenance.Path
+
+    def fake(p="", *a):
+        return info if str(p) == "/proc/cpuinfo" else real(p, *a)
+
+    monkeypatch.setattr(provenance, "Path", fake)
+    # avx512_bf16x is not avx512_bf16: a substring match would have said so
+    assert provenance.cpu_features() == ["amx_bf16", "avx512f", "avx2"]
+    info.unlink()
+    assert provenance.cpu_features() == []

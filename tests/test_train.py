@@ -272,6 +272,7 @@ def test_run_directory_is_complete(finished, tiny):
                 "started"):
         assert env[key]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    assert isinstance(env["cpu_features"], list)  # which bf16 kernels ran: the ISA
     assert re.fullmatch(r"unknown|[0-9a-f]{40}(-dirty)?", env["git_commit"])
     data = config["data"]
     assert {k: data[k] for k in ("source", "description")} == {
